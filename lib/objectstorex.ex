@@ -1,0 +1,777 @@
+defmodule ObjectStoreX do
+  @moduledoc """
+  One interface to object storage: Amazon S3 and S3-compatible services, Google Cloud Storage,
+  Azure Blob Storage, HTTP/WebDAV servers, the local filesystem and memory.
+
+      {:ok, store} = ObjectStoreX.new(:local, root: "/tmp/objects")
+      :ok = ObjectStoreX.put(store, "small.txt", "hello")
+      {:ok, data, meta} = ObjectStoreX.get(store, "small.txt", range: {0, 3})
+      # data == "hell", meta.size == 5
+
+  ## How calls run
+
+  Every operation is carried out by a native library (Rust's `object_store` crate) on its own
+  Tokio runtime. The calling process never blocks a BEAM scheduler: the native call returns in
+  microseconds and the process waits in a plain `receive` for the result. Object bytes returned
+  to Elixir are not copied (they are binaries backed by the native buffer); bytes written are
+  not copied either.
+
+  ## Return values and errors
+
+  Each function has one return shape: `:ok`, `{:ok, value}` (or `{:ok, data, meta}` for
+  `get/3`, `{:ok, deleted, failed}` for `delete_many/3`) on success and
+  `{:error, %ObjectStoreX.Error{}}` on failure. Each has a bang variant that returns the value
+  and raises the same `ObjectStoreX.Error` on failure. Bad arguments give
+  `reason: :invalid_argument` (or `:invalid_path`) with a message naming the argument.
+
+  ## Paths and ranges
+
+  Paths are strings such as `"data/2025/file.bin"`, relative to the store's `:prefix`. Byte
+  ranges are inclusive, as in HTTP: `{0, 999}` is the first 1000 bytes; a range running past the
+  end of the object is clamped to it. `{:offset, n}` reads from byte `n` to the end and
+  `{:suffix, n}` reads the last `n` bytes.
+
+  ## Common options
+
+  Every operation accepts `:timeout` (milliseconds or `:infinity`, the default): when it
+  expires, the request is cancelled and `{:error, %ObjectStoreX.Error{reason: :timeout}}` is
+  returned. Network requests are also bounded by the store's own `:timeout`, `:read_timeout`
+  and `:retry` settings (see `new/2`).
+  """
+
+  alias ObjectStoreX.{Args, Error, ListResult, Meta, Native, PutResult, Store}
+
+  @type store :: Store.t()
+  @type path :: String.t()
+  @type range ::
+          {non_neg_integer(), non_neg_integer()}
+          | {:offset, non_neg_integer()}
+          | {:suffix, non_neg_integer()}
+  @type error :: {:error, Error.t()}
+
+  # ---------------------------------------------------------------------------------------------
+  # Stores
+
+  @doc """
+  Builds a store for `provider`.
+
+  Building a store does no network I/O; credentials are checked by the first request.
+
+  ## Providers and their options
+
+    * `:memory` - an in-process store, for tests and caches.
+    * `:local` - files under `:root` (required; created if missing).
+    * `:s3` - Amazon S3 or any S3-compatible service: `:bucket` (required), `:region`,
+      `:endpoint` (e.g. `"http://127.0.0.1:9000"` for a compatible service), `:access_key_id`,
+      `:secret_access_key`, `:session_token`, `:virtual_hosted_style_request` (boolean, default
+      path style), `:skip_signature` (boolean, for public buckets), `:conditional_put`
+      (`"etag"`, the default, or `"disabled"`), `:copy_if_not_exists` (e.g. `"multipart"`, or
+      `"header:NAME:VALUE"` for services that support it), `:checksum_algorithm` (`"sha256"`).
+      Missing settings are read from the standard `AWS_*` environment variables.
+    * `:gcs` - Google Cloud Storage: `:bucket`, `:service_account_path`,
+      `:service_account_key` (the JSON key as a string), `:application_credentials`.
+      Missing settings are read from the `GOOGLE_*` environment variables.
+    * `:azure` - Azure Blob Storage: `:account`, `:container`, `:access_key`, `:sas_token`,
+      `:bearer_token`, `:client_id`, `:client_secret`, `:tenant_id`, `:endpoint`,
+      `:use_emulator` (boolean; Azurite's well-known account, at `AZURITE_BLOB_STORAGE_URL` or
+      `http://127.0.0.1:10000`). Missing settings are read from the `AZURE_*` variables.
+    * `:http` - a plain HTTP or WebDAV server: `:url` (required).
+
+  ## Options for every provider
+
+    * `:prefix` - scope the store under this path: every path is relative to it.
+
+  ## Options for the network providers (`:s3`, `:gcs`, `:azure`, `:http`)
+
+    * `:timeout` - whole-request timeout in ms (object_store's default is 30 s)
+    * `:connect_timeout` - connection timeout in ms
+    * `:read_timeout` - fails a request when no data arrives for this many ms
+    * `:pool_idle_timeout` - how long an idle connection is kept, in ms
+    * `:proxy_url` - an HTTP(S) proxy
+    * `:allow_http` - permit plain `http://` endpoints (default `false`)
+    * `:retry` - keyword list: `:max_retries` (default 10), `:retry_timeout` (ms, default
+      180_000), `:init_backoff` (ms, default 100), `:max_backoff` (ms, default 15_000), `:base`
+      (default 2.0)
+    * `:from_env` - read the provider's standard environment variables first (default `true`)
+
+  Unknown options are rejected by name.
+  """
+  @spec new(Store.backend(), keyword()) :: {:ok, store()} | error()
+  def new(provider, opts \\ []), do: Store.new(provider, opts)
+
+  @doc """
+  Like `new/2`, but returns the store or raises `ObjectStoreX.Error`.
+
+  ## Options
+
+  The same as `new/2`.
+  """
+  @spec new!(Store.backend(), keyword()) :: store()
+  def new!(provider, opts \\ []), do: unwrap!(new(provider, opts))
+
+  @doc """
+  Builds a store from a URL.
+
+    * `memory://`
+    * `file:///absolute/dir`
+    * `s3://bucket/optional/prefix` (also `s3a://`)
+    * `gs://bucket/optional/prefix`
+    * `az://container/optional/prefix`, `abfs://container@account.dfs.core.windows.net/prefix`
+    * `http://host:port/path`, `https://...`
+
+  ## Options
+
+  Any option of `new/2` for the provider; they override what the URL says.
+  """
+  @spec from_url(String.t(), keyword()) :: {:ok, store()} | error()
+  def from_url(url, opts \\ []), do: Store.from_url(url, opts)
+
+  @doc """
+  Like `from_url/2`, but returns the store or raises `ObjectStoreX.Error`.
+
+  ## Options
+
+  The same as `from_url/2`.
+  """
+  @spec from_url!(String.t(), keyword()) :: store()
+  def from_url!(url, opts \\ []), do: unwrap!(from_url(url, opts))
+
+  # ---------------------------------------------------------------------------------------------
+  # Writes
+
+  @put_opts [
+    :mode,
+    :content_type,
+    :content_encoding,
+    :content_disposition,
+    :content_language,
+    :cache_control,
+    :metadata,
+    :tags,
+    :timeout
+  ]
+  @attribute_opts [
+    :content_type,
+    :content_encoding,
+    :content_disposition,
+    :content_language,
+    :cache_control
+  ]
+
+  @doc """
+  Writes `data` (a binary or iodata) to `path` in one request.
+
+  Returns `:ok`. Use `put_with_result/4` when you need the new ETag or version, e.g. for a
+  compare-and-swap loop. For large objects, stream them with multipart uploads instead.
+
+  ## Options
+
+    * `:mode` - `:overwrite` (default); `:create` to fail with `:already_exists` when the object
+      exists; `{:update, version}` to write only if the object is still at `version` (a
+      `%ObjectStoreX.PutResult{}`, an ETag string, or `%{etag: _, version: _}`), else
+      `:precondition_failed`. Backends without conditional writes return `:not_supported`.
+    * `:content_type`, `:content_encoding`, `:content_disposition`, `:content_language`,
+      `:cache_control` - stored with the object where the backend supports attributes
+    * `:metadata` - a map of user metadata, string keys and values
+    * `:tags` - a map of object tags, string keys and values (S3, Azure)
+    * `:timeout` - see "Common options" in the module doc
+  """
+  @spec put(store(), path(), iodata(), keyword()) :: :ok | error()
+  def put(store, path, data, opts \\ []) do
+    with {:ok, _result} <- put_with_result(store, path, data, opts), do: :ok
+  end
+
+  @doc """
+  Like `put/4`, but returns `:ok` or raises `ObjectStoreX.Error`.
+
+  ## Options
+
+  The same as `put/4`.
+  """
+  @spec put!(store(), path(), iodata(), keyword()) :: :ok
+  def put!(store, path, data, opts \\ []), do: unwrap!(put(store, path, data, opts))
+
+  @doc """
+  Writes like `put/4` and returns `{:ok, %ObjectStoreX.PutResult{etag: _, version: _}}`.
+
+      {:ok, v1} = ObjectStoreX.put_with_result(store, "counter", "1")
+      {:ok, _v2} = ObjectStoreX.put_with_result(store, "counter", "2", mode: {:update, v1})
+      {:error, %ObjectStoreX.Error{reason: :precondition_failed}} =
+        ObjectStoreX.put_with_result(store, "counter", "3", mode: {:update, v1})
+
+  ## Options
+
+  The same as `put/4`.
+  """
+  @spec put_with_result(store(), path(), iodata(), keyword()) :: {:ok, PutResult.t()} | error()
+  def put_with_result(store, path, data, opts \\ []) do
+    with {:ok, resource} <- Args.store(store),
+         {:ok, path} <- Args.path("path", path),
+         {:ok, iovec} <- iovec(data),
+         {:ok, opts} <- Args.opts(opts, @put_opts),
+         {:ok, timeout} <- Args.timeout(opts),
+         {:ok, native_opts} <- put_options(opts) do
+      call(&Native.object_put(&1, resource, path, iovec, native_opts), timeout, fn {etag, version} ->
+        %PutResult{etag: etag, version: version}
+      end)
+    end
+  end
+
+  @doc """
+  Like `put_with_result/4`, but returns the `%ObjectStoreX.PutResult{}` or raises.
+
+  ## Options
+
+  The same as `put/4`.
+  """
+  @spec put_with_result!(store(), path(), iodata(), keyword()) :: PutResult.t()
+  def put_with_result!(store, path, data, opts \\ []),
+    do: unwrap!(put_with_result(store, path, data, opts))
+
+  defp iovec(data) when is_binary(data), do: {:ok, [data]}
+
+  defp iovec(data) when is_list(data) do
+    {:ok, :erlang.iolist_to_iovec(data)}
+  rescue
+    ArgumentError -> Error.invalid("data must be a binary or iodata")
+  end
+
+  defp iovec(other),
+    do: Error.invalid("data must be a binary or iodata, got: #{Args.brief(other)}")
+
+  defp put_options(opts) do
+    with {:ok, {mode, etag, version}} <- put_mode(Map.get(opts, :mode, :overwrite)),
+         {:ok, attributes} <- string_pairs(Map.take(opts, @attribute_opts), "attribute"),
+         {:ok, metadata} <- string_map(opts, :metadata),
+         {:ok, tags} <- string_map(opts, :tags) do
+      {:ok,
+       %{
+         mode: mode,
+         etag: etag,
+         version: version,
+         attributes: attributes,
+         metadata: metadata,
+         tags: tags
+       }}
+    end
+  end
+
+  defp put_mode(mode) when mode in [:overwrite, :create], do: {:ok, {mode, nil, nil}}
+  defp put_mode({:update, %PutResult{etag: e, version: v}}), do: update_mode(e, v)
+  defp put_mode({:update, %{etag: e} = m}), do: update_mode(e, Map.get(m, :version))
+  defp put_mode({:update, etag}) when is_binary(etag), do: update_mode(etag, nil)
+
+  defp put_mode(other),
+    do:
+      Error.invalid(
+        ":mode must be :overwrite, :create or {:update, %PutResult{} | etag}, got: #{Args.brief(other)}"
+      )
+
+  defp update_mode(etag, version) do
+    if (is_binary(etag) or is_nil(etag)) and (is_binary(version) or is_nil(version)) and
+         not (is_nil(etag) and is_nil(version)),
+       do: {:ok, {:update, etag, version}},
+       else: Error.invalid(":mode {:update, _} needs a string etag or version")
+  end
+
+  defp string_pairs(map, what) do
+    Args.map_all(Enum.sort(map), fn
+      {k, v} when is_binary(v) -> {:ok, {k, v}}
+      {k, v} -> Error.invalid("#{what} #{inspect(k)} must be a string, got: #{Args.brief(v)}")
+    end)
+  end
+
+  defp string_map(opts, key) do
+    case Map.get(opts, key, %{}) do
+      map when is_map(map) ->
+        Args.map_all(Enum.sort(map), fn
+          {k, v} when is_binary(k) and is_binary(v) -> {:ok, {k, v}}
+          _ -> Error.invalid("#{inspect(key)} must map strings to strings")
+        end)
+
+      other ->
+        Error.invalid("#{inspect(key)} must be a map of strings, got: #{Args.brief(other)}")
+    end
+  end
+
+  # ---------------------------------------------------------------------------------------------
+  # Reads
+
+  @get_opts [
+    :range,
+    :if_match,
+    :if_none_match,
+    :if_modified_since,
+    :if_unmodified_since,
+    :version,
+    :head,
+    :timeout
+  ]
+
+  @doc """
+  Reads an object, or part of it, into memory. Returns `{:ok, data, %ObjectStoreX.Meta{}}`,
+  where the metadata describes the whole object.
+
+      {:ok, data, meta} = ObjectStoreX.get(store, "file.bin", range: {0, 999})
+
+  ## Options
+
+    * `:range` - `{first, last}` (inclusive), `{:offset, n}` or `{:suffix, n}`; a range that
+      starts past the end gives `:invalid_range`
+    * `:if_match` - read only if the ETag matches, else `:precondition_failed`
+    * `:if_none_match` - fail with `:not_modified` if the ETag matches
+    * `:if_modified_since` - a `DateTime`; `:not_modified` if not changed since
+    * `:if_unmodified_since` - a `DateTime`; `:precondition_failed` if changed since
+    * `:version` - read this version of the object
+    * `:head` - `true` to fetch only the metadata (data is `""`)
+    * `:timeout` - see "Common options" in the module doc
+  """
+  @spec get(store(), path(), keyword()) :: {:ok, binary(), Meta.t()} | error()
+  def get(store, path, opts \\ []) do
+    with {:ok, resource} <- Args.store(store),
+         {:ok, path} <- Args.path("path", path),
+         {:ok, opts} <- Args.opts(opts, @get_opts),
+         {:ok, timeout} <- Args.timeout(opts),
+         {:ok, native_opts} <- get_options(opts) do
+      case call(&Native.object_get(&1, resource, path, native_opts), timeout, & &1) do
+        {:ok, {data, meta}} -> {:ok, data, Meta.from_native(meta)}
+        error -> error
+      end
+    end
+  end
+
+  @doc """
+  Like `get/3`, but returns the data or raises `ObjectStoreX.Error`.
+
+  ## Options
+
+  The same as `get/3`.
+  """
+  @spec get!(store(), path(), keyword()) :: binary()
+  def get!(store, path, opts \\ []) do
+    case get(store, path, opts) do
+      {:ok, data, _meta} -> data
+      {:error, error} -> raise error
+    end
+  end
+
+  defp get_options(opts) do
+    with {:ok, range} <- Args.range(":range", opts[:range]),
+         {:ok, if_match} <- Args.optional_string(":if_match", opts[:if_match]),
+         {:ok, if_none_match} <- Args.optional_string(":if_none_match", opts[:if_none_match]),
+         {:ok, modified} <-
+           Args.optional_datetime(":if_modified_since", opts[:if_modified_since]),
+         {:ok, unmodified} <-
+           Args.optional_datetime(":if_unmodified_since", opts[:if_unmodified_since]),
+         {:ok, version} <- Args.optional_string(":version", opts[:version]),
+         {:ok, head} <- Args.boolean(":head", Map.get(opts, :head, false)) do
+      {:ok,
+       %{
+         range: range,
+         if_match: if_match,
+         if_none_match: if_none_match,
+         if_modified_since: modified,
+         if_unmodified_since: unmodified,
+         version: version,
+         head: head
+       }}
+    end
+  end
+
+  @doc """
+  Returns an object's metadata without its data.
+
+  ## Options
+
+    * `:timeout` - see "Common options" in the module doc
+  """
+  @spec head(store(), path(), keyword()) :: {:ok, Meta.t()} | error()
+  def head(store, path, opts \\ []) do
+    with {:ok, resource} <- Args.store(store),
+         {:ok, path} <- Args.path("path", path),
+         {:ok, opts} <- Args.opts(opts, [:timeout]),
+         {:ok, timeout} <- Args.timeout(opts) do
+      call(&Native.object_head(&1, resource, path), timeout, &Meta.from_native/1)
+    end
+  end
+
+  @doc """
+  Like `head/3`, but returns the metadata or raises `ObjectStoreX.Error`.
+
+  ## Options
+
+  The same as `head/3`.
+  """
+  @spec head!(store(), path(), keyword()) :: Meta.t()
+  def head!(store, path, opts \\ []), do: unwrap!(head(store, path, opts))
+
+  @doc """
+  Reads several byte ranges of one object, concurrently, and returns them in the order given.
+
+      {:ok, [header, footer]} =
+        ObjectStoreX.get_ranges(store, "data.parquet", [{0, 1000}, {9_999_000, 10_000_000}])
+
+  Ranges are inclusive `{first, last}` pairs; one running past the end is clamped.
+
+  ## Options
+
+    * `:timeout` - see "Common options" in the module doc
+  """
+  @spec get_ranges(store(), path(), [{non_neg_integer(), non_neg_integer()}], keyword()) ::
+          {:ok, [binary()]} | error()
+  def get_ranges(store, path, ranges, opts \\ []) do
+    with {:ok, resource} <- Args.store(store),
+         {:ok, path} <- Args.path("path", path),
+         {:ok, ranges} <- bounded_ranges(ranges),
+         {:ok, opts} <- Args.opts(opts, [:timeout]),
+         {:ok, timeout} <- Args.timeout(opts) do
+      call(&Native.object_get_ranges(&1, resource, path, ranges), timeout, & &1)
+    end
+  end
+
+  @doc """
+  Like `get_ranges/4`, but returns the list of binaries or raises `ObjectStoreX.Error`.
+
+  ## Options
+
+  The same as `get_ranges/4`.
+  """
+  @spec get_ranges!(store(), path(), [{non_neg_integer(), non_neg_integer()}], keyword()) :: [
+          binary()
+        ]
+  def get_ranges!(store, path, ranges, opts \\ []),
+    do: unwrap!(get_ranges(store, path, ranges, opts))
+
+  defp bounded_ranges(ranges) when is_list(ranges) do
+    Args.map_all(ranges, fn range ->
+      case Args.range("ranges", range) do
+        {:ok, {:bounded, first, stop}} -> {:ok, {first, stop}}
+        {:ok, _} -> Error.invalid("ranges must be {first, last} pairs, got: #{Args.brief(range)}")
+        error -> error
+      end
+    end)
+  end
+
+  defp bounded_ranges(other),
+    do: Error.invalid("ranges must be a list of {first, last} pairs, got: #{Args.brief(other)}")
+
+  # ---------------------------------------------------------------------------------------------
+  # Deletes, copies, renames
+
+  @doc """
+  Deletes an object. Deleting an object that does not exist succeeds, on every backend.
+
+  ## Options
+
+    * `:timeout` - see "Common options" in the module doc
+  """
+  @spec delete(store(), path(), keyword()) :: :ok | error()
+  def delete(store, path, opts \\ []) do
+    with {:ok, resource} <- Args.store(store),
+         {:ok, path} <- Args.path("path", path),
+         {:ok, opts} <- Args.opts(opts, [:timeout]),
+         {:ok, timeout} <- Args.timeout(opts) do
+      call_ok(&Native.object_delete(&1, resource, path), timeout)
+    end
+  end
+
+  @doc """
+  Like `delete/3`, but returns `:ok` or raises `ObjectStoreX.Error`.
+
+  ## Options
+
+  The same as `delete/3`.
+  """
+  @spec delete!(store(), path(), keyword()) :: :ok
+  def delete!(store, path, opts \\ []), do: unwrap!(delete(store, path, opts))
+
+  @doc """
+  Deletes many objects, in bulk requests where the backend has them (S3 deletes up to 1000 per
+  request). Returns `{:ok, deleted_count, failed}` where `failed` lists `{path, error}` for each
+  object that could not be deleted; missing objects count as deleted.
+
+      {:ok, deleted, _failed} = ObjectStoreX.delete_many(store, batch)
+
+  ## Options
+
+    * `:timeout` - see "Common options" in the module doc
+  """
+  @spec delete_many(store(), [path()], keyword()) ::
+          {:ok, non_neg_integer(), [{path(), Error.t()}]} | error()
+  def delete_many(store, paths, opts \\ []) do
+    with {:ok, resource} <- Args.store(store),
+         {:ok, paths} <- path_list(paths),
+         {:ok, opts} <- Args.opts(opts, [:timeout]),
+         {:ok, timeout} <- Args.timeout(opts) do
+      case call(&Native.object_delete_many(&1, resource, paths), timeout, & &1) do
+        {:ok, {deleted, failed}} ->
+          {:ok, deleted, Enum.map(failed, fn {path, e} -> {path, Error.from_native(e)} end)}
+
+        error ->
+          error
+      end
+    end
+  end
+
+  @doc """
+  Like `delete_many/3`, but returns `{deleted_count, failed}` or raises `ObjectStoreX.Error`.
+
+  ## Options
+
+  The same as `delete_many/3`.
+  """
+  @spec delete_many!(store(), [path()], keyword()) :: {non_neg_integer(), [{path(), Error.t()}]}
+  def delete_many!(store, paths, opts \\ []) do
+    case delete_many(store, paths, opts) do
+      {:ok, deleted, failed} -> {deleted, failed}
+      {:error, error} -> raise error
+    end
+  end
+
+  defp path_list(paths) when is_list(paths), do: Args.map_all(paths, &Args.path("paths", &1))
+
+  defp path_list(other),
+    do: Error.invalid("paths must be a list of strings, got: #{Args.brief(other)}")
+
+  @doc """
+  Copies an object within the store, replacing any object at `to`.
+
+  ## Options
+
+    * `:timeout` - see "Common options" in the module doc
+  """
+  @spec copy(store(), path(), path(), keyword()) :: :ok | error()
+  def copy(store, from, to, opts \\ []), do: transfer(:object_copy, store, from, to, true, opts)
+
+  @doc """
+  Like `copy/4`, but returns `:ok` or raises `ObjectStoreX.Error`.
+
+  ## Options
+
+  The same as `copy/4`.
+  """
+  @spec copy!(store(), path(), path(), keyword()) :: :ok
+  def copy!(store, from, to, opts \\ []), do: unwrap!(copy(store, from, to, opts))
+
+  @doc """
+  Copies an object only if nothing exists at `to`; otherwise returns `:already_exists`.
+  On S3 this needs the store option `copy_if_not_exists: "multipart"` (or a header mode).
+
+  ## Options
+
+    * `:timeout` - see "Common options" in the module doc
+  """
+  @spec copy_if_not_exists(store(), path(), path(), keyword()) :: :ok | error()
+  def copy_if_not_exists(store, from, to, opts \\ []),
+    do: transfer(:object_copy, store, from, to, false, opts)
+
+  @doc """
+  Like `copy_if_not_exists/4`, but returns `:ok` or raises `ObjectStoreX.Error`.
+
+  ## Options
+
+  The same as `copy_if_not_exists/4`.
+  """
+  @spec copy_if_not_exists!(store(), path(), path(), keyword()) :: :ok
+  def copy_if_not_exists!(store, from, to, opts \\ []),
+    do: unwrap!(copy_if_not_exists(store, from, to, opts))
+
+  @doc """
+  Moves an object within the store, replacing any object at `to`. On object stores without a
+  native rename this is a copy followed by a delete.
+
+  ## Options
+
+    * `:timeout` - see "Common options" in the module doc
+  """
+  @spec rename(store(), path(), path(), keyword()) :: :ok | error()
+  def rename(store, from, to, opts \\ []),
+    do: transfer(:object_rename, store, from, to, true, opts)
+
+  @doc """
+  Like `rename/4`, but returns `:ok` or raises `ObjectStoreX.Error`.
+
+  ## Options
+
+  The same as `rename/4`.
+  """
+  @spec rename!(store(), path(), path(), keyword()) :: :ok
+  def rename!(store, from, to, opts \\ []), do: unwrap!(rename(store, from, to, opts))
+
+  @doc """
+  Moves an object only if nothing exists at `to`; otherwise returns `:already_exists`.
+
+  ## Options
+
+    * `:timeout` - see "Common options" in the module doc
+  """
+  @spec rename_if_not_exists(store(), path(), path(), keyword()) :: :ok | error()
+  def rename_if_not_exists(store, from, to, opts \\ []),
+    do: transfer(:object_rename, store, from, to, false, opts)
+
+  @doc """
+  Like `rename_if_not_exists/4`, but returns `:ok` or raises `ObjectStoreX.Error`.
+
+  ## Options
+
+  The same as `rename_if_not_exists/4`.
+  """
+  @spec rename_if_not_exists!(store(), path(), path(), keyword()) :: :ok
+  def rename_if_not_exists!(store, from, to, opts \\ []),
+    do: unwrap!(rename_if_not_exists(store, from, to, opts))
+
+  defp transfer(nif, store, from, to, overwrite, opts) do
+    with {:ok, resource} <- Args.store(store),
+         {:ok, from} <- Args.path("from", from),
+         {:ok, to} <- Args.path("to", to),
+         {:ok, opts} <- Args.opts(opts, [:timeout]),
+         {:ok, timeout} <- Args.timeout(opts) do
+      call_ok(&apply(Native, nif, [&1, resource, from, to, overwrite]), timeout)
+    end
+  end
+
+  # ---------------------------------------------------------------------------------------------
+  # Listings
+
+  @doc """
+  Lists one level below a prefix: the objects directly under it and the common prefixes
+  ("directories") below it. Returns `{:ok, %ObjectStoreX.ListResult{}}`.
+
+  ## Options
+
+    * `:prefix` - list under this path (default: the store's root)
+    * `:offset` - only entries whose path sorts after this one
+    * `:timeout` - see "Common options" in the module doc
+  """
+  @spec list_with_delimiter(store(), keyword()) :: {:ok, ListResult.t()} | error()
+  def list_with_delimiter(store, opts \\ []) do
+    with {:ok, resource, prefix, offset, timeout} <- list_args(store, opts) do
+      call(&Native.object_list_with_delimiter(&1, resource, prefix, offset), timeout, fn {objects,
+                                                                                          prefixes} ->
+        %ListResult{objects: Enum.map(objects, &Meta.from_native/1), common_prefixes: prefixes}
+      end)
+    end
+  end
+
+  @doc """
+  Like `list_with_delimiter/2`, but returns the `%ObjectStoreX.ListResult{}` or raises.
+
+  ## Options
+
+  The same as `list_with_delimiter/2`.
+  """
+  @spec list_with_delimiter!(store(), keyword()) :: ListResult.t()
+  def list_with_delimiter!(store, opts \\ []), do: unwrap!(list_with_delimiter(store, opts))
+
+  @doc """
+  Lists every object under a prefix, recursively, into one list of `%ObjectStoreX.Meta{}`.
+  The order is not guaranteed. For large buckets, prefer a streaming listing.
+
+  ## Options
+
+    * `:prefix` - list under this path (default: the store's root)
+    * `:offset` - only objects whose path sorts after this one
+    * `:timeout` - see "Common options" in the module doc
+  """
+  @spec list(store(), keyword()) :: {:ok, [Meta.t()]} | error()
+  def list(store, opts \\ []) do
+    with {:ok, resource, prefix, offset, timeout} <- list_args(store, opts) do
+      call(&Native.object_list(&1, resource, prefix, offset), timeout, fn metas ->
+        Enum.map(metas, &Meta.from_native/1)
+      end)
+    end
+  end
+
+  @doc """
+  Like `list/2`, but returns the list or raises `ObjectStoreX.Error`.
+
+  ## Options
+
+  The same as `list/2`.
+  """
+  @spec list!(store(), keyword()) :: [Meta.t()]
+  def list!(store, opts \\ []), do: unwrap!(list(store, opts))
+
+  defp list_args(store, opts) do
+    with {:ok, resource} <- Args.store(store),
+         {:ok, opts} <- Args.opts(opts, [:prefix, :offset, :timeout]),
+         {:ok, prefix} <- Args.optional_string(":prefix", opts[:prefix]),
+         {:ok, offset} <- Args.optional_string(":offset", opts[:offset]),
+         {:ok, timeout} <- Args.timeout(opts) do
+      {:ok, resource, prefix && String.trim(prefix, "/"), offset, timeout}
+    end
+  end
+
+  # ---------------------------------------------------------------------------------------------
+  # Presigned URLs
+
+  @methods %{get: "GET", put: "PUT", delete: "DELETE", head: "HEAD", post: "POST"}
+
+  @doc """
+  Returns a presigned URL that lets anyone holding it perform `method` (`:get`, `:put`,
+  `:delete`, `:head`, `:post`) on `path` for `expires_in` seconds, without credentials.
+
+  Supported by S3, GCS and Azure stores; others return `:not_supported`. On GCS without a
+  private key, signing asks Google's signing service.
+
+  ## Options
+
+  None; the signature takes no options.
+  """
+  @spec sign_url(store(), atom(), path(), pos_integer()) :: {:ok, String.t()} | error()
+  def sign_url(store, method, path, expires_in) do
+    with {:ok, resource} <- Args.store(store),
+         {:ok, method} <- method(method),
+         {:ok, path} <- Args.path("path", path),
+         {:ok, expires_in} <- expires(expires_in) do
+      call(&Native.object_sign_url(&1, resource, method, path, expires_in), :infinity, & &1)
+    end
+  end
+
+  @doc """
+  Like `sign_url/4`, but returns the URL or raises `ObjectStoreX.Error`.
+
+  ## Options
+
+  None.
+  """
+  @spec sign_url!(store(), atom(), path(), pos_integer()) :: String.t()
+  def sign_url!(store, method, path, expires_in),
+    do: unwrap!(sign_url(store, method, path, expires_in))
+
+  defp method(method) do
+    case Map.fetch(@methods, method) do
+      {:ok, name} ->
+        {:ok, name}
+
+      :error ->
+        Error.invalid(
+          "method must be one of #{inspect(Map.keys(@methods))}, got: #{Args.brief(method)}"
+        )
+    end
+  end
+
+  defp expires(seconds) when is_integer(seconds) and seconds > 0, do: {:ok, seconds}
+
+  defp expires(other),
+    do:
+      Error.invalid("expires_in must be a positive integer of seconds, got: #{Args.brief(other)}")
+
+  # ---------------------------------------------------------------------------------------------
+  # Plumbing
+
+  defp call(start, timeout, on_ok) do
+    case Native.await(start, timeout) do
+      {:ok, value} -> {:ok, on_ok.(value)}
+      {:error, native} -> {:error, Error.from_native(native)}
+    end
+  end
+
+  defp call_ok(start, timeout) do
+    with {:ok, _} <- call(start, timeout, & &1), do: :ok
+  end
+
+  defp unwrap!(:ok), do: :ok
+  defp unwrap!({:ok, value}), do: value
+  defp unwrap!({:error, %Error{} = error}), do: raise(error)
+end

@@ -1,0 +1,116 @@
+defmodule ObjectStoreX.Args do
+  @moduledoc false
+  # Argument validation shared by the public modules. Every check returns `{:ok, value}` or
+  # `{:error, %ObjectStoreX.Error{reason: :invalid_argument}}` with a message naming the argument.
+
+  alias ObjectStoreX.{Error, Store}
+
+  def store(%Store{resource: resource}) when is_reference(resource), do: {:ok, resource}
+
+  def store(other),
+    do:
+      Error.invalid(
+        "expected an %ObjectStoreX.Store{} as the store argument, got: #{brief(other)}"
+      )
+
+  def path(name, path) when is_binary(path) do
+    cond do
+      path == "" -> {:error, %Error{reason: :invalid_path, message: "#{name} must not be empty"}}
+      not String.valid?(path) -> Error.invalid("#{name} must be valid UTF-8")
+      true -> {:ok, path}
+    end
+  end
+
+  def path(name, other), do: Error.invalid("#{name} must be a string, got: #{brief(other)}")
+
+  @doc "Validates a keyword list against `allowed` (a list of keys) and returns it as a map."
+  def opts(opts, allowed, defaults \\ [])
+
+  def opts(opts, allowed, defaults) when is_list(opts) do
+    if Keyword.keyword?(opts) do
+      case Enum.reject(Keyword.keys(opts), &(&1 in allowed)) do
+        [] ->
+          {:ok, Map.merge(Map.new(defaults), Map.new(opts))}
+
+        unknown ->
+          Error.invalid(
+            "unknown option#{if length(unknown) > 1, do: "s"} #{Enum.map_join(unknown, ", ", &inspect/1)}; " <>
+              "valid options are: #{Enum.map_join(allowed, ", ", &inspect/1)}"
+          )
+      end
+    else
+      Error.invalid("options must be a keyword list, got: #{brief(opts)}")
+    end
+  end
+
+  def opts(other, _allowed, _defaults),
+    do: Error.invalid("options must be a keyword list, got: #{brief(other)}")
+
+  def timeout(%{timeout: t}) when t == :infinity or (is_integer(t) and t >= 0), do: {:ok, t}
+
+  def timeout(%{timeout: t}),
+    do:
+      Error.invalid(":timeout must be a non-negative integer (ms) or :infinity, got: #{brief(t)}")
+
+  def timeout(_), do: {:ok, :infinity}
+
+  def optional_string(_name, nil), do: {:ok, nil}
+  def optional_string(_name, value) when is_binary(value), do: {:ok, value}
+
+  def optional_string(name, other),
+    do: Error.invalid("#{name} must be a string, got: #{brief(other)}")
+
+  def optional_datetime(_name, nil), do: {:ok, nil}
+  def optional_datetime(_name, %DateTime{} = dt), do: {:ok, DateTime.to_unix(dt, :microsecond)}
+
+  def optional_datetime(name, other),
+    do: Error.invalid("#{name} must be a DateTime, got: #{brief(other)}")
+
+  def boolean(_name, value) when is_boolean(value), do: {:ok, value}
+  def boolean(name, other), do: Error.invalid("#{name} must be a boolean, got: #{brief(other)}")
+
+  @doc """
+  Normalises a range to the native form `{:bounded, first, last + 1}`, `{:offset, n, 0}` or
+  `{:suffix, n, 0}`. Ranges are inclusive, as in HTTP: `{0, 999}` is the first 1000 bytes.
+  """
+  def range(_name, nil), do: {:ok, nil}
+
+  def range(name, {first, last}) when is_integer(first) and is_integer(last) do
+    cond do
+      first < 0 or last < 0 ->
+        Error.invalid("#{name} must not be negative, got: #{inspect({first, last})}")
+
+      last < first ->
+        Error.invalid("#{name} is inverted (last < first), got: #{inspect({first, last})}")
+
+      true ->
+        {:ok, {:bounded, first, last + 1}}
+    end
+  end
+
+  def range(_name, {kind, n}) when kind in [:offset, :suffix] and is_integer(n) and n >= 0,
+    do: {:ok, {kind, n, 0}}
+
+  def range(name, other),
+    do:
+      Error.invalid(
+        "#{name} must be {first, last} (inclusive), {:offset, n} or {:suffix, n} with non-negative integers, got: #{brief(other)}"
+      )
+
+  @doc "Runs `fun` over `list`, stopping at the first error."
+  def map_all(list, fun) do
+    Enum.reduce_while(list, {:ok, []}, fn item, {:ok, acc} ->
+      case fun.(item) do
+        {:ok, value} -> {:cont, {:ok, [value | acc]}}
+        error -> {:halt, error}
+      end
+    end)
+    |> case do
+      {:ok, acc} -> {:ok, Enum.reverse(acc)}
+      error -> error
+    end
+  end
+
+  @doc "A short rendering of a bad value for error messages."
+  def brief(value), do: inspect(value, limit: 5, printable_limit: 40)
+end

@@ -1,0 +1,80 @@
+defmodule ObjectStoreX.Native do
+  @moduledoc false
+  # NIF stubs and the `{ref, result}` protocol. Every NIF that does I/O returns a task handle at
+  # once; its result arrives later as `{ref, {:ok, value} | {:error, {reason, message, retryable}}}`.
+
+  @on_load :load_nif
+
+  def load_nif do
+    case :code.priv_dir(:objectstorex) do
+      {:error, reason} ->
+        record_load_error("priv directory of :objectstorex not found (#{inspect(reason)})")
+
+      priv ->
+        path = :filename.join(priv, ~c"native/libobjectstorex")
+
+        case :erlang.load_nif(path, 0) do
+          :ok -> :ok
+          {:error, {reason, text}} -> record_load_error("#{reason}: #{text}")
+        end
+    end
+  end
+
+  # Returning :ok keeps this module loaded, so callers get this explanation instead of an
+  # UndefinedFunctionError.
+  defp record_load_error(why) do
+    message =
+      "the ObjectStoreX native library could not be loaded (#{why}); " <>
+        "run `mix compile` with Rust's cargo installed"
+
+    :persistent_term.put({__MODULE__, :load_error}, message)
+    :logger.error(message)
+    :ok
+  end
+
+  @doc false
+  def await(start, timeout) do
+    ref = make_ref()
+    handle = start.(ref)
+
+    receive do
+      {^ref, result} -> result
+    after
+      timeout ->
+        task_cancel(handle)
+        # The task always answers, with its result or with :cancelled once it is dropped, so
+        # this cannot hang and leaves no stray message behind.
+        receive do
+          {^ref, {:error, {:cancelled, _, _}}} ->
+            {:error, {:timeout, "the operation did not complete within #{timeout} ms", true}}
+
+          {^ref, result} ->
+            result
+        end
+    end
+  end
+
+  def task_cancel(_handle), do: not_loaded()
+  def store_new(_ref, _provider, _config), do: not_loaded()
+  def object_put(_ref, _store, _path, _iovec, _opts), do: not_loaded()
+  def object_get(_ref, _store, _path, _opts), do: not_loaded()
+  def object_head(_ref, _store, _path), do: not_loaded()
+  def object_delete(_ref, _store, _path), do: not_loaded()
+  def object_copy(_ref, _store, _from, _to, _overwrite), do: not_loaded()
+  def object_rename(_ref, _store, _from, _to, _overwrite), do: not_loaded()
+  def object_get_ranges(_ref, _store, _path, _ranges), do: not_loaded()
+  def object_delete_many(_ref, _store, _paths), do: not_loaded()
+  def object_list_with_delimiter(_ref, _store, _prefix, _offset), do: not_loaded()
+  def object_list(_ref, _store, _prefix, _offset), do: not_loaded()
+  def object_sign_url(_ref, _store, _method, _path, _expires_in), do: not_loaded()
+
+  defp not_loaded do
+    message =
+      :persistent_term.get(
+        {__MODULE__, :load_error},
+        "the ObjectStoreX native library is not loaded"
+      )
+
+    raise ObjectStoreX.Error, reason: :nif_not_loaded, message: message
+  end
+end

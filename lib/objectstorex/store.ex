@@ -1,0 +1,344 @@
+defmodule ObjectStoreX.Store do
+  @moduledoc """
+  A configured object store, built by `ObjectStoreX.new/2` or `ObjectStoreX.from_url/2`.
+
+  The struct carries only what identifies the store (`:backend`, `:bucket`, `:root`, `:prefix`)
+  and a reference to the native store; credentials stay in native memory and never appear in
+  `inspect/2`. A store is safe to share between processes and to keep for the life of the
+  application.
+  """
+
+  alias ObjectStoreX.{Args, Error, Native}
+
+  @enforce_keys [:backend, :resource]
+  defstruct [:backend, :bucket, :root, :prefix, :resource]
+
+  @type backend :: :s3 | :gcs | :azure | :http | :local | :memory
+  @type t :: %__MODULE__{
+          backend: backend(),
+          bucket: String.t() | nil,
+          root: String.t() | nil,
+          prefix: String.t() | nil,
+          resource: reference()
+        }
+
+  @network_opts [
+    :timeout,
+    :connect_timeout,
+    :read_timeout,
+    :pool_idle_timeout,
+    :proxy_url,
+    :allow_http,
+    :retry,
+    :from_env
+  ]
+
+  # Elixir option => object_store configuration key.
+  @provider_keys %{
+    s3: %{
+      bucket: "aws_bucket",
+      region: "aws_region",
+      endpoint: "aws_endpoint",
+      access_key_id: "aws_access_key_id",
+      secret_access_key: "aws_secret_access_key",
+      session_token: "aws_session_token",
+      virtual_hosted_style_request: "aws_virtual_hosted_style_request",
+      skip_signature: "aws_skip_signature",
+      conditional_put: "aws_conditional_put",
+      copy_if_not_exists: "aws_copy_if_not_exists",
+      checksum_algorithm: "aws_checksum_algorithm"
+    },
+    gcs: %{
+      bucket: "google_bucket",
+      service_account_path: "google_service_account",
+      service_account_key: "google_service_account_key",
+      application_credentials: "google_application_credentials"
+    },
+    azure: %{
+      account: "azure_storage_account_name",
+      container: "azure_container_name",
+      access_key: "azure_storage_account_key",
+      sas_token: "azure_storage_sas_key",
+      bearer_token: "azure_storage_token",
+      client_id: "azure_storage_client_id",
+      client_secret: "azure_storage_client_secret",
+      tenant_id: "azure_storage_tenant_id",
+      use_emulator: "azure_storage_use_emulator",
+      endpoint: "azure_storage_endpoint"
+    },
+    http: %{}
+  }
+
+  @client_keys %{
+    timeout: "timeout",
+    connect_timeout: "connect_timeout",
+    read_timeout: "read_timeout",
+    pool_idle_timeout: "pool_idle_timeout",
+    proxy_url: "proxy_url",
+    allow_http: "allow_http"
+  }
+
+  @retry_defaults [
+    max_retries: 10,
+    retry_timeout: 180_000,
+    init_backoff: 100,
+    max_backoff: 15_000,
+    base: 2.0
+  ]
+
+  @providers [:s3, :gcs, :azure, :http, :local, :memory]
+
+  @doc false
+  @spec allowed_options(backend()) :: [atom()]
+  def allowed_options(:memory), do: [:prefix]
+  def allowed_options(:local), do: [:prefix, :root]
+  def allowed_options(:http), do: [:prefix, :url | @network_opts]
+
+  def allowed_options(provider),
+    do: [:prefix | Map.keys(@provider_keys[provider])] ++ @network_opts
+
+  @doc false
+  @spec new(atom(), keyword()) :: {:ok, t()} | {:error, Error.t()}
+  def new(provider, opts) when provider in @providers do
+    with {:ok, opts} <- Args.opts(opts, allowed_options(provider)),
+         {:ok, config} <- native_config(provider, opts),
+         {:ok, resource} <- open(provider, config) do
+      {:ok,
+       %__MODULE__{
+         backend: provider,
+         bucket: opts[:bucket] || opts[:container],
+         root: root(provider, opts),
+         prefix: normalize_prefix(opts[:prefix]),
+         resource: resource
+       }}
+    end
+  end
+
+  def new(provider, _opts),
+    do:
+      Error.invalid(
+        "unknown provider #{Args.brief(provider)}; expected one of #{Enum.map_join(@providers, ", ", &inspect/1)}"
+      )
+
+  defp open(provider, config) do
+    case Native.await(&Native.store_new(&1, provider, config), :infinity) do
+      {:ok, resource} -> {:ok, resource}
+      {:error, native} -> {:error, Error.from_native(native)}
+    end
+  end
+
+  defp root(:local, opts), do: opts[:root] && Path.expand(opts[:root])
+  defp root(:http, opts), do: opts[:url] && strip_userinfo(opts[:url])
+  defp root(:azure, opts), do: opts[:account]
+  defp root(_, _), do: nil
+
+  defp strip_userinfo(url) do
+    case URI.parse(url) do
+      %URI{} = uri -> URI.to_string(%URI{uri | userinfo: nil, query: nil})
+    end
+  end
+
+  defp normalize_prefix(nil), do: nil
+
+  defp normalize_prefix(prefix) do
+    case String.trim(prefix, "/") do
+      "" -> nil
+      p -> p
+    end
+  end
+
+  defp native_config(provider, opts) do
+    with {:ok, prefix} <- Args.optional_string(":prefix", opts[:prefix]),
+         {:ok, retry} <- retry(opts[:retry]),
+         {:ok, from_env} <- Args.boolean(":from_env", Map.get(opts, :from_env, true)),
+         {:ok, pairs} <- pairs(provider, opts),
+         :ok <- check_required(provider, opts) do
+      {:ok,
+       %{
+         pairs: pairs,
+         retry: retry,
+         prefix: normalize_prefix(prefix),
+         root: opts[:root] && Path.expand(opts[:root]),
+         url: opts[:url],
+         from_env: from_env
+       }}
+    end
+  end
+
+  defp check_required(:local, opts), do: require_string(opts, :root)
+  defp check_required(:http, opts), do: require_string(opts, :url)
+
+  defp check_required(:azure, %{use_emulator: true, endpoint: _}) do
+    Error.invalid(
+      ":endpoint cannot be combined with use_emulator: true; the emulator address comes from " <>
+        "AZURITE_BLOB_STORAGE_URL (default http://127.0.0.1:10000)"
+    )
+  end
+
+  defp check_required(_provider, _opts), do: :ok
+
+  defp require_string(opts, key) do
+    case opts[key] do
+      value when is_binary(value) and value != "" ->
+        :ok
+
+      nil ->
+        Error.invalid("option #{inspect(key)} is required")
+
+      other ->
+        Error.invalid(
+          "option #{inspect(key)} must be a non-empty string, got: #{Args.brief(other)}"
+        )
+    end
+  end
+
+  defp pairs(provider, opts) do
+    keys = Map.merge(Map.get(@provider_keys, provider, %{}), @client_keys)
+
+    opts
+    |> Enum.filter(fn {key, _} -> Map.has_key?(keys, key) end)
+    |> Enum.sort()
+    |> Args.map_all(fn {key, value} ->
+      with {:ok, string} <- config_value(key, value), do: {:ok, {keys[key], string}}
+    end)
+  end
+
+  @duration_opts [:timeout, :connect_timeout, :read_timeout, :pool_idle_timeout]
+  @boolean_opts [:allow_http, :virtual_hosted_style_request, :skip_signature, :use_emulator]
+
+  defp config_value(key, ms) when key in @duration_opts do
+    if is_integer(ms) and ms > 0,
+      do: {:ok, "#{ms}ms"},
+      else:
+        Error.invalid(
+          "option #{inspect(key)} must be a positive integer of milliseconds, got: #{Args.brief(ms)}"
+        )
+  end
+
+  defp config_value(key, value) when key in @boolean_opts do
+    with {:ok, bool} <- Args.boolean("option #{inspect(key)}", value), do: {:ok, to_string(bool)}
+  end
+
+  defp config_value(_key, value) when is_binary(value), do: {:ok, value}
+
+  defp config_value(key, value),
+    do: Error.invalid("option #{inspect(key)} must be a string, got: #{Args.brief(value)}")
+
+  defp retry(nil), do: {:ok, nil}
+
+  defp retry(opts) do
+    with {:ok, r} <- Args.opts(opts, Keyword.keys(@retry_defaults), @retry_defaults),
+         :ok <-
+           non_negative_integers(r, [:max_retries, :retry_timeout, :init_backoff, :max_backoff]),
+         :ok <- positive_number(r.base) do
+      {:ok,
+       %{
+         max_retries: r.max_retries,
+         retry_timeout_ms: r.retry_timeout,
+         init_backoff_ms: r.init_backoff,
+         max_backoff_ms: r.max_backoff,
+         base: r.base * 1.0
+       }}
+    else
+      {:error, %Error{message: message} = e} ->
+        {:error, %Error{e | message: ":retry " <> message}}
+    end
+  end
+
+  defp non_negative_integers(map, keys) do
+    case Enum.find(keys, fn k -> not (is_integer(map[k]) and map[k] >= 0) end) do
+      nil ->
+        :ok
+
+      key ->
+        Error.invalid(
+          "#{inspect(key)} must be a non-negative integer, got: #{Args.brief(map[key])}"
+        )
+    end
+  end
+
+  defp positive_number(n) when is_number(n) and n > 0, do: :ok
+
+  defp positive_number(n),
+    do: Error.invalid(":base must be a positive number, got: #{Args.brief(n)}")
+
+  @doc false
+  @spec from_url(String.t(), keyword()) :: {:ok, t()} | {:error, Error.t()}
+  def from_url(url, opts) when is_binary(url) and is_list(opts) do
+    with {:ok, provider, parsed} <- parse_url(url) do
+      new(provider, Keyword.merge(parsed, opts))
+    end
+  end
+
+  def from_url(url, opts) when is_binary(url),
+    do: Error.invalid("options must be a keyword list, got: #{Args.brief(opts)}")
+
+  def from_url(other, _opts), do: Error.invalid("url must be a string, got: #{Args.brief(other)}")
+
+  defp parse_url(url) do
+    uri = URI.parse(url)
+    path = String.trim(uri.path || "", "/")
+    with_prefix = fn opts -> if path == "", do: opts, else: [{:prefix, path} | opts] end
+
+    case uri.scheme do
+      "memory" ->
+        {:ok, :memory, []}
+
+      "file" ->
+        if uri.path in [nil, ""],
+          do: Error.invalid("file URL #{inspect(url)} has no path"),
+          else: {:ok, :local, root: URI.decode(uri.path)}
+
+      scheme when scheme in ["s3", "s3a"] ->
+        bucket_url(:s3, url, uri, with_prefix)
+
+      "gs" ->
+        bucket_url(:gcs, url, uri, with_prefix)
+
+      scheme when scheme in ["az", "azure"] ->
+        with {:ok, _, [bucket: container]} <- bucket_url(:azure, url, uri, & &1),
+             do: {:ok, :azure, with_prefix.(container: container)}
+
+      scheme when scheme in ["abfs", "abfss"] ->
+        case String.split(uri.userinfo || "", "@") do
+          [container] when container != "" ->
+            account = uri.host |> to_string() |> String.split(".") |> hd()
+            {:ok, :azure, with_prefix.(container: container, account: account)}
+
+          _ ->
+            Error.invalid(
+              "expected abfs://CONTAINER@ACCOUNT.dfs.core.windows.net/PATH, got: #{inspect(url)}"
+            )
+        end
+
+      scheme when scheme in ["http", "https"] ->
+        {:ok, :http, url: url}
+
+      _ ->
+        Error.invalid(
+          "unsupported URL #{inspect(url)}; expected memory://, file://, s3://, gs://, az://, abfs:// or http(s)://"
+        )
+    end
+  end
+
+  defp bucket_url(provider, url, uri, with_prefix) do
+    case uri.host do
+      host when is_binary(host) and host != "" -> {:ok, provider, with_prefix.(bucket: host)}
+      _ -> Error.invalid("URL #{inspect(url)} names no bucket")
+    end
+  end
+
+  defimpl Inspect do
+    import Inspect.Algebra
+
+    def inspect(store, opts) do
+      fields =
+        [backend: store.backend, bucket: store.bucket, root: store.root, prefix: store.prefix]
+        |> Enum.reject(fn {_, v} -> is_nil(v) end)
+
+      container_doc("#ObjectStoreX.Store<", fields, ">", opts, fn {key, value}, opts ->
+        concat([Atom.to_string(key), ": ", to_doc(value, opts)])
+      end)
+    end
+  end
+end

@@ -1,0 +1,440 @@
+//! Serves `ObjectStoreX`: the one-shot object operations. Each NIF validates what it cheaply
+//! can, then runs the request on Tokio and replies `{ref, {:ok, value} | {:error, error}}`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::signer::Method;
+use object_store::{
+    Attribute, Attributes, CopyMode, CopyOptions, GetOptions, GetRange, ObjectStoreExt, PutMode,
+    PutOptions, RenameOptions, RenameTargetMode, TagSet, UpdateVersion,
+};
+use rustler::{Atom, Env, NifMap, ResourceArc, Term};
+
+use crate::error::{self, NifError, Reason};
+use crate::meta::Meta;
+use crate::payload::{self, Blob};
+use crate::runtime::{self, TaskHandle};
+use crate::store::StoreResource;
+
+mod atoms {
+    rustler::atoms! {
+        ok, overwrite, create, update, bounded, offset, suffix,
+        content_type, content_encoding, content_disposition, content_language, cache_control,
+    }
+}
+
+/// How many range requests of one `get_ranges` call run at once.
+const RANGE_CONCURRENCY: usize = 8;
+
+type Store = ResourceArc<StoreResource>;
+
+pub fn parse_path(arg: &str, path: &str) -> Result<Path, NifError> {
+    if path.is_empty() {
+        return Err(NifError::new(
+            Reason::InvalidPath,
+            format!("{arg} is empty"),
+        ));
+    }
+    Path::parse(path)
+        .map_err(|e| NifError::new(Reason::InvalidPath, format!("invalid {arg} {path:?}: {e}")))
+}
+
+fn parse_prefix(prefix: Option<String>) -> Result<Option<Path>, NifError> {
+    prefix
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            Path::parse(&p).map_err(|e| {
+                NifError::new(Reason::InvalidPath, format!("invalid :prefix {p:?}: {e}"))
+            })
+        })
+        .transpose()
+}
+
+fn datetime(micros: Option<i64>) -> Option<DateTime<Utc>> {
+    micros.and_then(DateTime::from_timestamp_micros)
+}
+
+#[derive(NifMap)]
+pub struct PutOpts {
+    mode: Atom,
+    etag: Option<String>,
+    version: Option<String>,
+    attributes: Vec<(Atom, String)>,
+    metadata: Vec<(String, String)>,
+    tags: Vec<(String, String)>,
+}
+
+fn put_options(opts: PutOpts) -> Result<PutOptions, NifError> {
+    let mode = if opts.mode == atoms::overwrite() {
+        PutMode::Overwrite
+    } else if opts.mode == atoms::create() {
+        PutMode::Create
+    } else if opts.mode == atoms::update() {
+        PutMode::Update(UpdateVersion {
+            e_tag: opts.etag,
+            version: opts.version,
+        })
+    } else {
+        return Err(NifError::invalid_argument("invalid :mode"));
+    };
+    let mut attributes = Attributes::new();
+    for (key, value) in opts.attributes {
+        let attribute = if key == atoms::content_type() {
+            Attribute::ContentType
+        } else if key == atoms::content_encoding() {
+            Attribute::ContentEncoding
+        } else if key == atoms::content_disposition() {
+            Attribute::ContentDisposition
+        } else if key == atoms::content_language() {
+            Attribute::ContentLanguage
+        } else if key == atoms::cache_control() {
+            Attribute::CacheControl
+        } else {
+            return Err(NifError::invalid_argument("unknown attribute"));
+        };
+        attributes.insert(attribute, value.into());
+    }
+    for (key, value) in opts.metadata {
+        attributes.insert(Attribute::Metadata(key.into()), value.into());
+    }
+    let mut tags = TagSet::default();
+    for (key, value) in opts.tags {
+        tags.push(&key, &value);
+    }
+    Ok(PutOptions {
+        mode,
+        tags,
+        attributes,
+        ..Default::default()
+    })
+}
+
+#[rustler::nif]
+fn object_put<'a>(
+    env: Env<'a>,
+    reference: Term<'a>,
+    store: Store,
+    path: String,
+    data: Term<'a>,
+    opts: PutOpts,
+) -> ResourceArc<TaskHandle> {
+    let prepared = parse_path("path", &path).and_then(|p| {
+        let payload = payload::from_iovec(data)
+            .map_err(|_| NifError::invalid_argument("data must be a binary or iodata"))?;
+        Ok((p, payload, put_options(opts)?))
+    });
+    runtime::spawn(env, reference, async move {
+        let (path, payload, opts) = prepared?;
+        let result = store
+            .store
+            .put_opts(&path, payload, opts)
+            .await
+            .map_err(|e| store.error(e))?;
+        Ok((result.e_tag, result.version))
+    })
+}
+
+#[derive(NifMap)]
+pub struct GetOpts {
+    range: Option<(Atom, u64, u64)>,
+    if_match: Option<String>,
+    if_none_match: Option<String>,
+    if_modified_since: Option<i64>,
+    if_unmodified_since: Option<i64>,
+    version: Option<String>,
+    head: bool,
+}
+
+/// Ranges arrive as `{:bounded, start, end_exclusive}`, `{:offset, n, _}` or `{:suffix, n, _}`.
+fn get_range((kind, a, b): (Atom, u64, u64)) -> Result<GetRange, NifError> {
+    if kind == atoms::bounded() {
+        Ok(GetRange::Bounded(a..b))
+    } else if kind == atoms::offset() {
+        Ok(GetRange::Offset(a))
+    } else if kind == atoms::suffix() {
+        Ok(GetRange::Suffix(a))
+    } else {
+        Err(NifError::invalid_argument("invalid :range"))
+    }
+}
+
+fn get_options(opts: GetOpts) -> Result<GetOptions, NifError> {
+    Ok(GetOptions {
+        range: opts.range.map(get_range).transpose()?,
+        if_match: opts.if_match,
+        if_none_match: opts.if_none_match,
+        if_modified_since: datetime(opts.if_modified_since),
+        if_unmodified_since: datetime(opts.if_unmodified_since),
+        version: opts.version,
+        head: opts.head,
+        ..Default::default()
+    })
+}
+
+#[rustler::nif]
+fn object_get(
+    env: Env,
+    reference: Term,
+    store: Store,
+    path: String,
+    opts: GetOpts,
+) -> ResourceArc<TaskHandle> {
+    let prepared = parse_path("path", &path).and_then(|p| Ok((p, get_options(opts)?)));
+    runtime::spawn(env, reference, async move {
+        let (path, opts) = prepared?;
+        let result = store
+            .store
+            .get_opts(&path, opts)
+            .await
+            .map_err(|e| store.error(e))?;
+        let meta = Meta(result.meta.clone());
+        let bytes = result.bytes().await.map_err(|e| store.error(e))?;
+        Ok((Blob(bytes), meta))
+    })
+}
+
+#[rustler::nif]
+fn object_head(env: Env, reference: Term, store: Store, path: String) -> ResourceArc<TaskHandle> {
+    let path = parse_path("path", &path);
+    runtime::spawn(env, reference, async move {
+        let path = path?;
+        let opts = GetOptions {
+            head: true,
+            ..Default::default()
+        };
+        let result = store
+            .store
+            .get_opts(&path, opts)
+            .await
+            .map_err(|e| store.error(e))?;
+        Ok(Meta(result.meta))
+    })
+}
+
+#[rustler::nif]
+fn object_delete(env: Env, reference: Term, store: Store, path: String) -> ResourceArc<TaskHandle> {
+    let path = parse_path("path", &path);
+    runtime::spawn(env, reference, async move {
+        let path = path?;
+        match store.store.delete(&path).await {
+            // Deleting what is not there is a success, as it is on S3, on every backend.
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(atoms::ok()),
+            Err(e) => Err(store.error(e)),
+        }
+    })
+}
+
+#[rustler::nif]
+fn object_copy(
+    env: Env,
+    reference: Term,
+    store: Store,
+    from: String,
+    to: String,
+    overwrite: bool,
+) -> ResourceArc<TaskHandle> {
+    let paths = parse_path("from", &from).and_then(|f| Ok((f, parse_path("to", &to)?)));
+    runtime::spawn(env, reference, async move {
+        let (from, to) = paths?;
+        let mode = if overwrite {
+            CopyMode::Overwrite
+        } else {
+            CopyMode::Create
+        };
+        let opts = CopyOptions::new().with_mode(mode);
+        store
+            .store
+            .copy_opts(&from, &to, opts)
+            .await
+            .map_err(|e| store.error(e))?;
+        Ok(atoms::ok())
+    })
+}
+
+#[rustler::nif]
+fn object_rename(
+    env: Env,
+    reference: Term,
+    store: Store,
+    from: String,
+    to: String,
+    overwrite: bool,
+) -> ResourceArc<TaskHandle> {
+    let paths = parse_path("from", &from).and_then(|f| Ok((f, parse_path("to", &to)?)));
+    runtime::spawn(env, reference, async move {
+        let (from, to) = paths?;
+        let mode = if overwrite {
+            RenameTargetMode::Overwrite
+        } else {
+            RenameTargetMode::Create
+        };
+        let opts = RenameOptions::new().with_target_mode(mode);
+        store
+            .store
+            .rename_opts(&from, &to, opts)
+            .await
+            .map_err(|e| store.error(e))?;
+        Ok(atoms::ok())
+    })
+}
+
+/// Each range is fetched on its own so that, as with `get`, a range running past the end of
+/// the object is clamped on every backend instead of failing on some.
+#[rustler::nif]
+fn object_get_ranges(
+    env: Env,
+    reference: Term,
+    store: Store,
+    path: String,
+    ranges: Vec<(u64, u64)>,
+) -> ResourceArc<TaskHandle> {
+    let path = parse_path("path", &path);
+    runtime::spawn(env, reference, async move {
+        let path = Arc::new(path?);
+        let blobs: Vec<Blob> = futures::stream::iter(ranges)
+            .map(|(start, end)| {
+                let (store, path) = (store.clone(), path.clone());
+                async move {
+                    let opts = GetOptions {
+                        range: Some(GetRange::Bounded(start..end)),
+                        ..Default::default()
+                    };
+                    let result = store.store.get_opts(&path, opts).await?;
+                    Ok::<_, object_store::Error>(Blob(result.bytes().await?))
+                }
+            })
+            .buffered(RANGE_CONCURRENCY)
+            .try_collect()
+            .await
+            .map_err(|e| store.error(e))?;
+        Ok(blobs)
+    })
+}
+
+/// Replies `{deleted_count, [{path, error}]}`. Missing objects count as deleted.
+#[rustler::nif]
+fn object_delete_many(
+    env: Env,
+    reference: Term,
+    store: Store,
+    paths: Vec<String>,
+) -> ResourceArc<TaskHandle> {
+    runtime::spawn(env, reference, async move {
+        let mut failed: Vec<(String, NifError)> = Vec::new();
+        let mut valid: Vec<(String, Path)> = Vec::with_capacity(paths.len());
+        for raw in paths {
+            match parse_path("path", &raw) {
+                Ok(p) => valid.push((raw, p)),
+                Err(e) => failed.push((raw, e)),
+            }
+        }
+        let locations =
+            futures::stream::iter(valid.iter().map(|(_, p)| Ok(p.clone())).collect::<Vec<_>>());
+        let results: Vec<_> = store.store.delete_stream(locations.boxed()).collect().await;
+        let mut deleted = 0usize;
+        // delete_stream answers in input order, one result per location.
+        for ((raw, _), result) in valid.into_iter().zip(results) {
+            match result {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
+                Err(e) => failed.push((raw, store.error(e))),
+            }
+        }
+        let failed: Vec<_> = failed.into_iter().map(|(p, e)| (p, error::term(&e))).collect();
+        Ok((deleted, failed))
+    })
+}
+
+#[rustler::nif]
+fn object_list_with_delimiter(
+    env: Env,
+    reference: Term,
+    store: Store,
+    prefix: Option<String>,
+    offset: Option<String>,
+) -> ResourceArc<TaskHandle> {
+    let prefix = parse_prefix(prefix);
+    runtime::spawn(env, reference, async move {
+        let prefix = prefix?;
+        let result = store
+            .store
+            .list_with_delimiter(prefix.as_ref())
+            .await
+            .map_err(|e| store.error(e))?;
+        let after = |location: &str| offset.as_deref().is_none_or(|o| location > o);
+        let objects: Vec<Meta> = result
+            .objects
+            .into_iter()
+            .filter(|m| after(m.location.as_ref()))
+            .map(Meta)
+            .collect();
+        let prefixes: Vec<String> = result
+            .common_prefixes
+            .into_iter()
+            .map(String::from)
+            .filter(|p| after(p))
+            .collect();
+        Ok((objects, prefixes))
+    })
+}
+
+#[rustler::nif]
+fn object_list(
+    env: Env,
+    reference: Term,
+    store: Store,
+    prefix: Option<String>,
+    offset: Option<String>,
+) -> ResourceArc<TaskHandle> {
+    let prefix = parse_prefix(prefix);
+    runtime::spawn(env, reference, async move {
+        let prefix = prefix?;
+        let listing = match offset {
+            Some(o) => store
+                .store
+                .list_with_offset(prefix.as_ref(), &Path::from(o)),
+            None => store.store.list(prefix.as_ref()),
+        };
+        let metas: Vec<Meta> = listing
+            .map_ok(Meta)
+            .try_collect()
+            .await
+            .map_err(|e| store.error(e))?;
+        Ok(metas)
+    })
+}
+
+#[rustler::nif]
+fn object_sign_url(
+    env: Env,
+    reference: Term,
+    store: Store,
+    method: String,
+    path: String,
+    expires_in_secs: u64,
+) -> ResourceArc<TaskHandle> {
+    let path = parse_path("path", &path);
+    runtime::spawn(env, reference, async move {
+        let path = path?;
+        let signer = store.signer.clone().ok_or_else(|| {
+            NifError::new(
+                Reason::NotSupported,
+                "presigned URLs are supported for S3, GCS and Azure stores only",
+            )
+        })?;
+        let method = Method::from_bytes(method.as_bytes())
+            .map_err(|_| NifError::invalid_argument(format!("invalid method {method:?}")))?;
+        let url = signer
+            .signed_url(
+                method,
+                &store.full_path(&path),
+                Duration::from_secs(expires_in_secs),
+            )
+            .await
+            .map_err(|e| store.error(e))?;
+        Ok(url.to_string())
+    })
+}

@@ -1,0 +1,87 @@
+//! Moves object bytes across the boundary without copying them.
+//!
+//! Into Rust: the caller's binaries are kept alive in an `OwnedEnv` (copying a refc binary term
+//! copies only its header) and exposed as `Bytes` that borrow them. Out of Rust: a `Bytes` is
+//! wrapped in a resource and handed to the BEAM as a resource binary.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::PutPayload;
+use rustler::{
+    Binary, Encoder, Env, NifResult, OwnedBinary, OwnedEnv, Resource, ResourceArc, Term,
+};
+
+/// Below this size a plain copy is cheaper than a resource allocation.
+const COPY_THRESHOLD: usize = 4096;
+
+/// Keeps the BEAM binaries that `Bytes` slices point into alive.
+struct KeptTerms {
+    _env: OwnedEnv,
+}
+
+// The env is written once (in `from_iovec`) and only read afterwards; freeing it from any thread
+// is allowed by the NIF API.
+unsafe impl Sync for KeptTerms {}
+unsafe impl Send for KeptTerms {}
+
+struct BorrowedSlice {
+    _keep: Arc<KeptTerms>,
+    ptr: *const u8,
+    len: usize,
+}
+
+unsafe impl Send for BorrowedSlice {}
+
+impl AsRef<[u8]> for BorrowedSlice {
+    fn as_ref(&self) -> &[u8] {
+        // Safe: the binary lives in `_keep`'s env, which is never cleared while we exist.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// Builds a payload from a list of binaries (what `:erlang.iolist_to_iovec/1` returns).
+pub fn from_iovec(iovec: Term) -> NifResult<PutPayload> {
+    let kept = OwnedEnv::new();
+    let saved = kept.save(iovec);
+    let slices: Vec<(usize, usize)> = kept.run(|env| -> NifResult<Vec<(usize, usize)>> {
+        let list: Vec<Binary> = saved.load(env).decode()?;
+        Ok(list
+            .iter()
+            .filter(|b| !b.is_empty())
+            .map(|b| (b.as_slice().as_ptr() as usize, b.len()))
+            .collect())
+    })?;
+    let keep = Arc::new(KeptTerms { _env: kept });
+    Ok(slices
+        .into_iter()
+        .map(|(ptr, len)| {
+            Bytes::from_owner(BorrowedSlice {
+                _keep: keep.clone(),
+                ptr: ptr as *const u8,
+                len,
+            })
+        })
+        .collect())
+}
+
+/// Owns the bytes behind a resource binary handed to the BEAM.
+pub struct BytesResource(Bytes);
+
+#[rustler::resource_impl]
+impl Resource for BytesResource {}
+
+/// Object bytes on their way to Elixir.
+pub struct Blob(pub Bytes);
+
+impl Encoder for Blob {
+    fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
+        if self.0.len() <= COPY_THRESHOLD {
+            let mut bin = OwnedBinary::new(self.0.len());
+            bin.as_mut_slice().copy_from_slice(&self.0);
+            return bin.release(env).encode(env);
+        }
+        let resource = ResourceArc::new(BytesResource(self.0.clone()));
+        resource.make_binary(env, |r| r.0.as_ref()).encode(env)
+    }
+}

@@ -1,0 +1,222 @@
+//! Serves `ObjectStoreX.Store`: builds a store from its provider and configuration pairs.
+//!
+//! The Elixir side validates option names and maps them onto `object_store` configuration keys,
+//! so this module only has to hand the pairs to the right builder.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::http::HttpBuilder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::signer::Signer;
+use object_store::{BackoffConfig, ClientConfigKey, ClientOptions, ObjectStore, RetryConfig};
+use rustler::{Atom, Env, NifMap, Resource, ResourceArc, Term};
+
+use crate::error::{NifError, Reason};
+use crate::runtime::{self, TaskHandle};
+use objectstorex_core::error::is_secret_key;
+
+mod atoms {
+    rustler::atoms! { memory, local, s3, gcs, azure, http }
+}
+
+/// A configured store, shared by every operation that names it.
+pub struct StoreResource {
+    pub store: Arc<dyn ObjectStore>,
+    pub signer: Option<Arc<dyn Signer>>,
+    pub prefix: Option<Path>,
+    /// Values that must never appear in an error message.
+    pub secrets: Vec<String>,
+}
+
+#[rustler::resource_impl]
+impl Resource for StoreResource {}
+
+impl StoreResource {
+    /// The full path of `path` as the backend sees it, for APIs that bypass the prefix adapter.
+    pub fn full_path(&self, path: &Path) -> Path {
+        match &self.prefix {
+            Some(prefix) => prefix.parts().chain(path.parts()).collect(),
+            None => path.clone(),
+        }
+    }
+
+    pub fn error(&self, err: impl Into<NifError>) -> NifError {
+        err.into().redact(&self.secrets)
+    }
+}
+
+#[derive(NifMap)]
+pub struct RetryOpts {
+    max_retries: usize,
+    retry_timeout_ms: u64,
+    init_backoff_ms: u64,
+    max_backoff_ms: u64,
+    base: f64,
+}
+
+impl From<&RetryOpts> for RetryConfig {
+    fn from(r: &RetryOpts) -> Self {
+        RetryConfig {
+            max_retries: r.max_retries,
+            retry_timeout: Duration::from_millis(r.retry_timeout_ms),
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(r.init_backoff_ms),
+                max_backoff: Duration::from_millis(r.max_backoff_ms),
+                base: r.base,
+            },
+        }
+    }
+}
+
+#[derive(NifMap)]
+pub struct StoreConfig {
+    /// `object_store` configuration keys and values, e.g. `{"aws_region", "eu-west-1"}`.
+    pairs: Vec<(String, String)>,
+    retry: Option<RetryOpts>,
+    prefix: Option<String>,
+    /// Local root directory.
+    root: Option<String>,
+    /// HTTP base URL.
+    url: Option<String>,
+    /// Read the provider's standard environment variables first.
+    from_env: bool,
+}
+
+fn parse_key<K: FromStr>(key: &str) -> Result<K, NifError> {
+    K::from_str(key).map_err(|_| {
+        NifError::new(
+            Reason::InvalidArgument,
+            format!("unknown configuration key {key:?}"),
+        )
+    })
+}
+
+type Built = (Arc<dyn ObjectStore>, Option<Arc<dyn Signer>>);
+
+async fn build(provider: Atom, cfg: &StoreConfig) -> Result<Built, NifError> {
+    let retry = cfg.retry.as_ref().map(RetryConfig::from);
+    if provider == atoms::memory() {
+        Ok((Arc::new(InMemory::new()), None))
+    } else if provider == atoms::local() {
+        let root = cfg
+            .root
+            .as_deref()
+            .ok_or_else(|| NifError::invalid_argument("option :root is required"))?;
+        tokio::fs::create_dir_all(root).await.map_err(|e| {
+            NifError::new(
+                Reason::InvalidArgument,
+                format!("cannot create local root {root:?}: {e}"),
+            )
+        })?;
+        let fs = LocalFileSystem::new_with_prefix(root)?;
+        Ok((Arc::new(fs), None))
+    } else if provider == atoms::s3() {
+        let mut b = if cfg.from_env {
+            AmazonS3Builder::from_env()
+        } else {
+            AmazonS3Builder::new()
+        };
+        for (k, v) in &cfg.pairs {
+            b = b.with_config(parse_key::<AmazonS3ConfigKey>(k)?, v);
+        }
+        if let Some(r) = retry {
+            b = b.with_retry(r);
+        }
+        let s = Arc::new(b.build()?);
+        Ok((s.clone(), Some(s)))
+    } else if provider == atoms::gcs() {
+        let mut b = if cfg.from_env {
+            GoogleCloudStorageBuilder::from_env()
+        } else {
+            GoogleCloudStorageBuilder::new()
+        };
+        for (k, v) in &cfg.pairs {
+            b = b.with_config(parse_key::<GoogleConfigKey>(k)?, v);
+        }
+        if let Some(r) = retry {
+            b = b.with_retry(r);
+        }
+        let s = Arc::new(b.build()?);
+        Ok((s.clone(), Some(s)))
+    } else if provider == atoms::azure() {
+        let mut b = if cfg.from_env {
+            MicrosoftAzureBuilder::from_env()
+        } else {
+            MicrosoftAzureBuilder::new()
+        };
+        for (k, v) in &cfg.pairs {
+            b = b.with_config(parse_key::<AzureConfigKey>(k)?, v);
+        }
+        if let Some(r) = retry {
+            b = b.with_retry(r);
+        }
+        let s = Arc::new(b.build()?);
+        Ok((s.clone(), Some(s)))
+    } else if provider == atoms::http() {
+        let url = cfg
+            .url
+            .as_deref()
+            .ok_or_else(|| NifError::invalid_argument("option :url is required"))?;
+        let mut client = ClientOptions::new();
+        for (k, v) in &cfg.pairs {
+            client = client.with_config(parse_key::<ClientConfigKey>(k)?, v);
+        }
+        let mut b = HttpBuilder::new().with_url(url).with_client_options(client);
+        if let Some(r) = retry {
+            b = b.with_retry(r);
+        }
+        Ok((Arc::new(b.build()?), None))
+    } else {
+        Err(NifError::invalid_argument(format!(
+            "unknown provider {provider:?}"
+        )))
+    }
+}
+
+async fn open(provider: Atom, cfg: StoreConfig) -> Result<ResourceArc<StoreResource>, NifError> {
+    let secrets: Vec<String> = cfg
+        .pairs
+        .iter()
+        .filter(|(k, _)| is_secret_key(k))
+        .map(|(_, v)| v.clone())
+        .collect();
+    let (store, signer) = build(provider, &cfg)
+        .await
+        .map_err(|e| e.redact(&secrets))?;
+    let prefix = match cfg.prefix.as_deref() {
+        Some(p) => Some(Path::parse(p).map_err(|e| {
+            NifError::new(Reason::InvalidPath, format!("invalid :prefix {p:?}: {e}"))
+        })?),
+        None => None,
+    }
+    .filter(|p| p.parts().count() > 0);
+    let store: Arc<dyn ObjectStore> = match &prefix {
+        Some(p) => Arc::new(PrefixStore::new(store, p.clone())),
+        None => store,
+    };
+    Ok(ResourceArc::new(StoreResource {
+        store,
+        signer,
+        prefix,
+        secrets,
+    }))
+}
+
+/// Builds a store on Tokio (building a local store touches the disk).
+#[rustler::nif]
+fn store_new(
+    env: Env,
+    reference: Term,
+    provider: Atom,
+    config: StoreConfig,
+) -> ResourceArc<TaskHandle> {
+    runtime::spawn(env, reference, open(provider, config))
+}

@@ -1,0 +1,5 @@
+//! The parts of ObjectStoreX that do not touch the Erlang VM, so that `cargo test` can check
+//! them without loading a NIF.
+
+pub mod config;
+pub mod error;
