@@ -9,6 +9,7 @@ mod object;
 mod payload;
 mod runtime;
 mod store;
+mod stream;
 
 fn load(_env: rustler::Env, _info: rustler::Term) -> bool {
     runtime::start().is_ok()

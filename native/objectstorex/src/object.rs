@@ -343,7 +343,10 @@ fn object_delete_many(
                 Err(e) => failed.push((raw, store.error(e))),
             }
         }
-        let failed: Vec<_> = failed.into_iter().map(|(p, e)| (p, error::term(&e))).collect();
+        let failed: Vec<_> = failed
+            .into_iter()
+            .map(|(p, e)| (p, error::term(&e)))
+            .collect();
         Ok((deleted, failed))
     })
 }

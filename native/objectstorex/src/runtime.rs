@@ -38,46 +38,65 @@ pub fn runtime() -> &'static Runtime {
         .expect("runtime is started in the NIF load callback")
 }
 
-/// Sends exactly one `{ref, result}` message to the caller. If the task is dropped before it
-/// replies (aborted, cancelled, runtime gone), `Drop` sends `{:error, :cancelled}` instead, so a
-/// caller waiting on the ref never hangs.
-pub struct Replier {
+/// Sends `{ref, message}` messages to one process: any number of intermediate ones, then exactly
+/// one terminal message. If it is dropped before the terminal message (task aborted, cancelled,
+/// runtime gone), `Drop` sends `{ref, {:error, cancelled}}`, so a caller waiting for the end
+/// never hangs and knows when nothing more will arrive.
+pub struct Emitter {
     pid: LocalPid,
-    env: OwnedEnv,
+    /// Holds the saved reference; never cleared.
+    keep: OwnedEnv,
     reference: Option<SavedTerm>,
+    /// Reused for every message and cleared after each send.
+    msg: OwnedEnv,
 }
 
-impl Replier {
+impl Emitter {
     pub fn new(env: Env, reference: Term) -> Self {
-        let owned = OwnedEnv::new();
-        let saved = owned.save(reference);
-        Replier {
+        let keep = OwnedEnv::new();
+        let saved = keep.save(reference);
+        Emitter {
             pid: env.pid(),
-            env: owned,
+            keep,
             reference: Some(saved),
+            msg: OwnedEnv::new(),
         }
     }
 
-    pub fn reply<T: Encoder>(mut self, result: Result<T, NifError>) {
-        self.send(result);
+    /// Sends `{ref, message}`; returns false once the terminal message has gone out.
+    pub fn send<T: Encoder>(&mut self, message: T) -> bool {
+        let Some(reference) = self.reference.as_ref() else {
+            return false;
+        };
+        let (pid, msg) = (&self.pid, &mut self.msg);
+        self.keep.run(|keep| {
+            let reference = reference.load(keep);
+            // The caller may have exited; a failed send is not an error for us.
+            let _ = msg.send_and_clear(pid, |env| (reference.in_env(env), message).encode(env));
+        });
+        true
     }
 
-    fn send<T: Encoder>(&mut self, result: Result<T, NifError>) {
-        let Some(reference) = self.reference.take() else {
-            return;
+    /// Sends the terminal `{ref, {:ok, value}}` or `{ref, {:error, error}}`.
+    pub fn finish<T: Encoder>(mut self, result: Result<T, NifError>) {
+        self.send_terminal(result.map(|value| (atoms::ok(), value)));
+    }
+
+    /// Sends the terminal `{ref, {tag, value}}` or `{ref, {:error, error}}`.
+    pub fn finish_tagged<T: Encoder>(mut self, tag: rustler::Atom, result: Result<T, NifError>) {
+        self.send_terminal(result.map(|value| (tag, value)));
+    }
+
+    fn send_terminal<T: Encoder>(&mut self, result: Result<T, NifError>) {
+        match result {
+            Ok(tagged) => self.send(tagged),
+            Err(err) => self.send((atoms::error(), error::term(&err))),
         };
-        // The caller may have exited; a failed send is not an error for us.
-        let _ = self.env.send_and_clear(&self.pid, |env| {
-            let payload = match result {
-                Ok(value) => (atoms::ok(), value).encode(env),
-                Err(err) => (atoms::error(), error::term(&err)).encode(env),
-            };
-            (reference.load(env), payload)
-        });
+        self.reference = None;
     }
 }
 
-impl Drop for Replier {
+impl Drop for Emitter {
     fn drop(&mut self) {
         if self.reference.is_none() {
             return;
@@ -87,20 +106,16 @@ impl Drop for Replier {
             "the operation was cancelled before it completed",
         ));
         if rustler::thread::is_scheduler_thread() {
-            // OwnedEnv cannot send from a scheduler thread: hand the reply to Tokio.
-            let pid = self.pid;
-            let env = std::mem::replace(&mut self.env, OwnedEnv::new());
-            let reference = self.reference.take();
-            runtime().spawn(async move {
-                let mut replier = Replier {
-                    pid,
-                    env,
-                    reference,
-                };
-                replier.send(err);
-            });
+            // OwnedEnv cannot send from a scheduler thread: hand the message to Tokio.
+            let moved = Emitter {
+                pid: self.pid,
+                keep: std::mem::replace(&mut self.keep, OwnedEnv::new()),
+                reference: self.reference.take(),
+                msg: OwnedEnv::new(),
+            };
+            runtime().spawn(async move { moved.finish(err) });
         } else {
-            self.send(err);
+            self.send_terminal(err);
         }
     }
 }
@@ -135,13 +150,13 @@ where
     T: Encoder + Send + 'static,
     F: Future<Output = Result<T, NifError>> + Send + 'static,
 {
-    let replier = Replier::new(env, reference);
+    let emitter = Emitter::new(env, reference);
     let join = runtime().spawn(async move {
         let result = match AssertUnwindSafe(fut).catch_unwind().await {
             Ok(result) => result,
             Err(panic) => Err(NifError::from_panic(panic)),
         };
-        replier.reply(result);
+        emitter.finish(result);
     });
     let handle = ResourceArc::new(TaskHandle {
         abort: Mutex::new(Some(join.abort_handle())),

@@ -3,3 +3,5 @@
 
 pub mod config;
 pub mod error;
+pub mod hash;
+pub mod rechunk;

@@ -1,0 +1,443 @@
+defmodule ObjectStoreX.Stream do
+  @moduledoc """
+  Lazy, demand-driven streams over objects and listings.
+
+      ObjectStoreX.Stream.download(store, "large-file.bin")
+      |> Stream.into(File.stream!("local-file.bin"))
+      |> Stream.run()
+
+  ## Memory and flow control
+
+  Nothing is requested until the stream is enumerated, and each enumeration starts afresh, in
+  the process that enumerates it. The native side reads ahead by at most `:prefetch` chunks:
+  it takes one credit before reading each chunk and the consumer gives one back for each chunk
+  it takes. So, whatever the object size and however slow the consumer, one download holds at
+  most
+
+      (prefetch + 1) * chunk_size            # single request (default 3 * 2 MiB = 6 MiB)
+      (prefetch + concurrency + 1) * chunk_size   # with concurrency > 1
+
+  plus a small constant. Chunk binaries are handed over without copying.
+
+  ## Cancellation
+
+  Halting early (`Enum.take/2`, `Stream.take_while/2`), an exception in the consumer, or the
+  consumer process exiting stops the native work promptly: the producer is aborted and its
+  pending requests dropped. The stream removes every message it was sent from the consumer's
+  mailbox before it returns.
+
+  ## Errors
+
+  Failures raise `ObjectStoreX.Error` during enumeration. A download is never assembled from two
+  versions of an object: a resumed request must match the ETag of the first, and parallel
+  ranged requests are pinned to it, so a change mid-download raises
+  `%ObjectStoreX.Error{reason: :precondition_failed}`.
+  """
+
+  alias ObjectStoreX.{Args, Error, Meta, Native, Telemetry}
+
+  @mib 1_048_576
+  @download_defaults [
+    chunk_size: 2 * @mib,
+    prefetch: 2,
+    concurrency: 1,
+    timeout: 30_000,
+    range: nil,
+    hash: nil,
+    verify: nil,
+    on_progress: nil,
+    on_complete: nil
+  ]
+  @hashes [:sha256, :sha1, :md5, :crc32c]
+
+  @doc """
+  Streams an object as binary chunks.
+
+  ## Options
+
+    * `:chunk_size` - bytes per chunk, default 2 MiB; every chunk but the last has exactly
+      this size
+    * `:prefetch` - chunks read ahead of the consumer, default 2 (see "Memory and flow
+      control")
+    * `:concurrency` - ranged GETs in flight for one object, default 1; above 1, chunks are
+      fetched in parallel and delivered in order (needs an ETag or version on the object)
+    * `:range` - stream part of the object: `{first, last}` (inclusive), `{:offset, n}` or
+      `{:suffix, n}`
+    * `:timeout` - ms to wait for each chunk, default 30_000; on expiry the download is
+      cancelled and `%ObjectStoreX.Error{reason: :timeout}` raised. Network stalls are
+      detected separately by the store's `:read_timeout`.
+    * `:hash` - `:sha256`, `:sha1`, `:md5` or `:crc32c`, computed natively as the bytes flow;
+      the hex digest is in the summary given to `:on_complete`
+    * `:verify` - an expected hex digest (needs `:hash`); a mismatch raises
+      `%ObjectStoreX.Error{reason: :checksum_mismatch}` after the last chunk
+    * `:on_progress` - `fn %{bytes: done, total: total} -> any end`, called in the consuming
+      process at most every 100 ms and once at the end
+    * `:on_complete` - `fn summary -> any end`, called with `%{bytes: _, chunks: _,
+      duration_us: _, throughput_mb_s: _, digest: hex | nil}` after the last chunk
+  """
+  @spec download(ObjectStoreX.Store.t(), String.t(), keyword()) :: Enumerable.t()
+  def download(store, path, opts \\ []) do
+    {resource, opts} = validate_download!(store, path, opts)
+
+    native = %{
+      range: opts.range,
+      chunk_size: opts.chunk_size,
+      prefetch: opts.prefetch,
+      concurrency: opts.concurrency,
+      hash: opts.hash && Atom.to_string(opts.hash)
+    }
+
+    meta = %{path: path, backend: store.backend}
+
+    consume(
+      fn ref -> Native.stream_download(ref, resource, path, native) end,
+      opts.timeout,
+      %{opts: opts, meta: meta, bytes: 0, total: nil, last_report: 0, started: nil},
+      &download_event/2
+    )
+  end
+
+  defp validate_download!(store, path, opts) do
+    result =
+      with {:ok, resource} <- Args.store(store),
+           {:ok, path} <- Args.path("path", path),
+           {:ok, opts} <- Args.opts(opts, Keyword.keys(@download_defaults), @download_defaults),
+           :ok <- positive(opts, [:chunk_size, :prefetch, :concurrency]),
+           {:ok, _} <- Args.timeout(opts),
+           {:ok, range} <- Args.range(":range", opts.range),
+           :ok <- check_hash(opts),
+           :ok <- check_fun(opts, :on_progress, 1),
+           :ok <- check_fun(opts, :on_complete, 1) do
+        {:ok, resource, path, %{opts | range: range}}
+      end
+
+    case result do
+      {:ok, resource, _path, opts} -> {resource, opts}
+      {:error, error} -> raise error
+    end
+  end
+
+  defp download_event({:start, meta, total}, state) do
+    Telemetry.execute(
+      [:objectstorex, :download, :start],
+      %{system_time: System.system_time()},
+      state.meta
+    )
+
+    _ = meta
+    {[], %{state | total: total, started: System.monotonic_time()}}
+  end
+
+  defp download_event({:data, chunk}, state) do
+    state = %{state | bytes: state.bytes + byte_size(chunk)}
+    {[chunk], maybe_report(state, false)}
+  end
+
+  defp download_event({:done, {bytes, chunks, micros, digest}}, state) do
+    maybe_report(state, true)
+
+    summary = %{
+      bytes: bytes,
+      chunks: chunks,
+      duration_us: micros,
+      throughput_mb_s: rate(bytes, micros),
+      digest: digest
+    }
+
+    if state.opts.verify && String.downcase(state.opts.verify) != digest do
+      error = %Error{
+        reason: :checksum_mismatch,
+        message:
+          "#{state.opts.hash} digest #{digest} does not match the expected #{state.opts.verify}"
+      }
+
+      exception(state, error)
+    end
+
+    duration = System.monotonic_time() - (state.started || System.monotonic_time())
+
+    Telemetry.execute(
+      [:objectstorex, :download, :stop],
+      %{duration: duration, bytes: bytes, chunks: chunks},
+      Map.put(state.meta, :digest, digest)
+    )
+
+    if state.opts.on_complete, do: state.opts.on_complete.(summary)
+    {[], state}
+  end
+
+  defp download_event({:error, error}, state), do: exception(state, error)
+
+  defp exception(state, error) do
+    duration = System.monotonic_time() - (state.started || System.monotonic_time())
+
+    Telemetry.execute(
+      [:objectstorex, :download, :exception],
+      %{duration: duration},
+      Map.put(state.meta, :reason, error.reason)
+    )
+
+    raise error
+  end
+
+  defp maybe_report(%{opts: %{on_progress: nil}} = state, _final?), do: state
+
+  defp maybe_report(state, final?) do
+    now = System.monotonic_time(:millisecond)
+
+    if final? or now - state.last_report >= 100 do
+      state.opts.on_progress.(%{bytes: state.bytes, total: state.total})
+      %{state | last_report: now}
+    else
+      state
+    end
+  end
+
+  defp rate(_bytes, 0), do: nil
+  defp rate(bytes, micros), do: Float.round(bytes / micros, 1)
+
+  defp positive(opts, keys) do
+    case Enum.find(keys, fn k -> not (is_integer(opts[k]) and opts[k] > 0) end) do
+      nil ->
+        :ok
+
+      key ->
+        Error.invalid("#{inspect(key)} must be a positive integer, got: #{Args.brief(opts[key])}")
+    end
+  end
+
+  defp check_hash(%{hash: nil, verify: nil}), do: :ok
+
+  defp check_hash(%{hash: nil}),
+    do: Error.invalid(":verify needs :hash to say which digest to compute")
+
+  defp check_hash(%{hash: h, verify: v}) when h in @hashes and (is_nil(v) or is_binary(v)),
+    do: :ok
+
+  defp check_hash(%{hash: h}) when h in @hashes,
+    do: Error.invalid(":verify must be a hex digest string")
+
+  defp check_hash(%{hash: h}),
+    do: Error.invalid(":hash must be one of #{inspect(@hashes)}, got: #{Args.brief(h)}")
+
+  defp check_fun(opts, key, arity) do
+    case opts[key] do
+      nil ->
+        :ok
+
+      fun when is_function(fun, arity) ->
+        :ok
+
+      other ->
+        Error.invalid(
+          "#{inspect(key)} must be a function of arity #{arity}, got: #{Args.brief(other)}"
+        )
+    end
+  end
+
+  @list_defaults [prefix: nil, offset: nil, page_size: 1000, prefetch: 2, timeout: 30_000]
+
+  @doc """
+  Streams the metadata (`%ObjectStoreX.Meta{}`) of every object under a prefix, recursively.
+  Pages are fetched lazily: `Stream.take(10)` stops the listing after the first page, and memory
+  does not grow with the number of objects. The order is not guaranteed.
+
+  ## Options
+
+    * `:prefix` - list under this path
+    * `:offset` - only objects whose path sorts after this one
+    * `:page_size` - objects per message from the native side, default 1000
+    * `:prefetch` - pages read ahead of the consumer, default 2
+    * `:timeout` - ms to wait for each page, default 30_000
+  """
+  @spec list_stream(ObjectStoreX.Store.t(), keyword()) :: Enumerable.t()
+  def list_stream(store, opts \\ []) do
+    result =
+      with {:ok, resource} <- Args.store(store),
+           {:ok, opts} <- Args.opts(opts, Keyword.keys(@list_defaults), @list_defaults),
+           {:ok, prefix} <- Args.optional_string(":prefix", opts.prefix),
+           {:ok, offset} <- Args.optional_string(":offset", opts.offset),
+           :ok <- positive(opts, [:page_size, :prefetch]),
+           {:ok, timeout} <- Args.timeout(opts) do
+        {:ok, resource, prefix && String.trim(prefix, "/"), offset, opts, timeout}
+      end
+
+    case result do
+      {:ok, resource, prefix, offset, opts, timeout} ->
+        consume(
+          fn ref ->
+            Native.stream_list(ref, resource, prefix, offset, opts.page_size, opts.prefetch)
+          end,
+          timeout,
+          nil,
+          fn
+            {:data, page}, state -> {Enum.map(page, &Meta.from_native/1), state}
+            {:done, _count}, state -> {[], state}
+            {:error, error}, _state -> raise error
+          end
+        )
+
+      {:error, error} ->
+        raise error
+    end
+  end
+
+  @lines_defaults [decompress: nil, max_line_length: 1_048_576]
+
+  @doc """
+  Streams the lines of a text object, without their line terminators (`"\\n"` or `"\\r\\n"`).
+  Lines that straddle two chunks are joined correctly; a final line without a newline is
+  emitted too.
+
+  ## Options
+
+    * `:decompress` - `:gzip` to inflate a gzip-compressed object as it streams
+    * `:max_line_length` - bytes, default 1 MiB; a longer line raises
+      `%ObjectStoreX.Error{reason: :line_too_long}` instead of growing memory without bound
+    * every option of `download/3` (`:chunk_size`, `:prefetch`, `:timeout`, `:range`, ...)
+  """
+  @spec lines(ObjectStoreX.Store.t(), String.t(), keyword()) :: Enumerable.t()
+  def lines(store, path, opts \\ []) do
+    {line_opts, download_opts} = Keyword.split(opts, Keyword.keys(@lines_defaults))
+    line_opts = Keyword.merge(@lines_defaults, line_opts)
+    max = line_opts[:max_line_length]
+
+    unless is_integer(max) and max > 0,
+      do:
+        raise(%Error{
+          reason: :invalid_argument,
+          message: ":max_line_length must be a positive integer"
+        })
+
+    unless line_opts[:decompress] in [nil, :gzip],
+      do: raise(%Error{reason: :invalid_argument, message: ":decompress must be :gzip or nil"})
+
+    chunks = download(store, path, download_opts)
+    chunks = if line_opts[:decompress] == :gzip, do: gunzip(chunks), else: chunks
+
+    Elixir.Stream.transform(
+      chunks,
+      fn -> "" end,
+      fn chunk, carry -> split_lines(carry <> chunk, max) end,
+      fn
+        "" -> {[], ""}
+        carry -> {[strip_cr(carry)], ""}
+      end,
+      fn _ -> :ok end
+    )
+  end
+
+  defp split_lines(data, max) do
+    [carry | lines] = data |> :binary.split("\n", [:global]) |> Enum.reverse()
+
+    if byte_size(carry) > max do
+      raise %Error{
+        reason: :line_too_long,
+        message: "a line is longer than :max_line_length (#{max} bytes)"
+      }
+    end
+
+    {lines |> Enum.reverse() |> Enum.map(&strip_cr/1), carry}
+  end
+
+  defp strip_cr(line) do
+    size = byte_size(line) - 1
+
+    case line do
+      <<body::binary-size(size), "\r">> -> body
+      _ -> line
+    end
+  end
+
+  # safeInflate returns bounded pieces, so a small, highly compressed object cannot inflate
+  # into one huge binary.
+  defp gunzip(chunks) do
+    Elixir.Stream.transform(
+      chunks,
+      fn ->
+        z = :zlib.open()
+        :ok = :zlib.inflateInit(z, 31)
+        z
+      end,
+      fn chunk, z -> {inflate(z, :zlib.safeInflate(z, chunk), []), z} end,
+      fn z -> :zlib.close(z) end
+    )
+  end
+
+  defp inflate(z, {:continue, out}, acc), do: inflate(z, :zlib.safeInflate(z, []), [acc | out])
+  defp inflate(_z, {:finished, out}, acc), do: [IO.iodata_to_binary([acc | out])]
+
+  # ---------------------------------------------------------------------------------------------
+  # The consumer side of the credit protocol (see the moduledoc).
+
+  defp consume(start, timeout, initial, handle) do
+    Elixir.Stream.resource(
+      fn -> %{ref: nil, stream: nil, start: start, state: initial} end,
+      fn
+        %{stream: nil} = s ->
+          ref = make_ref()
+          {[], %{s | ref: ref, stream: s.start.(ref)}}
+
+        s ->
+          receive_event(s, timeout, handle)
+      end,
+      &close/1
+    )
+  end
+
+  defp receive_event(%{ref: ref, stream: stream} = s, timeout, handle) do
+    receive do
+      {^ref, {:data, _} = event} ->
+        Native.stream_ack(stream, 1)
+        {items, state} = handle.(event, s.state)
+        {items, %{s | state: state}}
+
+      {^ref, {:start, _, _} = event} ->
+        {items, state} = handle.(event, s.state)
+        {items, %{s | state: state}}
+
+      {^ref, {:done, _} = event} ->
+        finished(ref)
+        {_no_items, state} = handle.(event, s.state)
+        {:halt, %{s | state: state}}
+
+      {^ref, {:error, native}} ->
+        finished(ref)
+        handle.({:error, Error.from_native(native)}, s.state)
+    after
+      timeout ->
+        close(s)
+        message = "no data arrived within #{timeout} ms"
+        handle.({:error, %Error{reason: :timeout, message: message, retryable: true}}, s.state)
+    end
+  end
+
+  defp finished(ref), do: Process.put({__MODULE__, ref}, :finished)
+
+  # Runs on completion, early halt and exceptions. Unless the terminal message has been taken,
+  # cancel the producer and drain its messages up to the terminal one, which always comes.
+  defp close(%{stream: nil}), do: :ok
+
+  defp close(%{ref: ref, stream: stream}) do
+    case Process.delete({__MODULE__, ref}) do
+      :finished ->
+        :ok
+
+      nil ->
+        Native.stream_cancel(stream)
+        drain(ref)
+        # A timeout closes the stream before raising; the after-callback then finds it closed.
+        finished(ref)
+    end
+  end
+
+  defp drain(ref) do
+    receive do
+      {^ref, {:data, _}} -> drain(ref)
+      {^ref, {:start, _, _}} -> drain(ref)
+      {^ref, _terminal} -> :ok
+    after
+      30_000 -> :ok
+    end
+  end
+end

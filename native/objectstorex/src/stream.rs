@@ -1,0 +1,447 @@
+//! Serves `ObjectStoreX.Stream`: demand-driven producers for downloads and listings.
+//!
+//! Flow control is by credit. A producer sends `{ref, {:data, item}}` only while it holds a
+//! credit; the consumer returns one credit (`stream_ack/2`) for each item it takes from its
+//! mailbox. The producer takes a credit *before* it reads the next item, so the items in the
+//! consumer's mailbox plus the one being read never exceed the initial credit (`:prefetch`).
+//! A stream ends with exactly one terminal message, `{ref, {:done, summary}}` or
+//! `{ref, {:error, error}}`; after it nothing more is sent for that ref.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::os::unix::fs::FileExt;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use futures::{FutureExt, StreamExt};
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore};
+use objectstorex_core::hash::Hasher;
+use objectstorex_core::rechunk::Rechunker;
+use rustler::{Atom, Env, LocalPid, Monitor, NifMap, Resource, ResourceArc, Term};
+use tokio::sync::Semaphore;
+use tokio::task::{AbortHandle, JoinHandle};
+
+use crate::error::{NifError, Reason};
+use crate::meta::Meta;
+use crate::object::parse_path;
+use crate::payload::Blob;
+use crate::runtime::{runtime, Emitter};
+use crate::store::StoreResource;
+
+mod atoms {
+    rustler::atoms! { ok, data, start, done, bounded, offset, suffix }
+}
+
+/// A running producer: its credit and the means to stop it.
+pub struct StreamResource {
+    credit: Arc<Semaphore>,
+    abort: Mutex<Option<AbortHandle>>,
+}
+
+impl StreamResource {
+    fn cancel(&self) {
+        if let Some(handle) = self.abort.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            handle.abort();
+        }
+    }
+}
+
+#[rustler::resource_impl]
+impl Resource for StreamResource {
+    const IMPLEMENTS_DOWN: bool = true;
+
+    /// The consumer died: stop the work it asked for.
+    fn down<'a>(&'a self, _env: Env<'a>, _pid: LocalPid, _monitor: Monitor) {
+        self.cancel();
+    }
+}
+
+/// What a producer has for sending and for waiting on credit.
+struct Producer {
+    emitter: Emitter,
+    credit: Arc<Semaphore>,
+}
+
+impl Producer {
+    /// Waits for one credit. Borrows only the semaphore, so the producer need not be `Sync`.
+    fn reserve(&self) -> impl Future<Output = ()> + Send + 'static {
+        let credit = self.credit.clone();
+        async move {
+            // The semaphore is never closed, so acquire cannot fail.
+            if let Ok(permit) = credit.acquire().await {
+                permit.forget();
+            }
+        }
+    }
+
+    fn send<T: rustler::Encoder>(&mut self, message: T) {
+        self.emitter.send(message);
+    }
+}
+
+fn spawn_stream<F, Fut, T>(
+    env: Env,
+    reference: Term,
+    credit: usize,
+    produce: F,
+) -> ResourceArc<StreamResource>
+where
+    F: FnOnce(Producer) -> Fut + Send + 'static,
+    Fut: Future<Output = (Emitter, Result<T, NifError>)> + Send + 'static,
+    T: rustler::Encoder + Send + 'static,
+{
+    let credit = Arc::new(Semaphore::new(credit.max(1)));
+    let producer = Producer {
+        emitter: Emitter::new(env, reference),
+        credit: credit.clone(),
+    };
+    let join = runtime().spawn(async move {
+        // On a panic the emitter is dropped while unwinding and sends {:error, :cancelled}.
+        if let Ok((emitter, result)) = AssertUnwindSafe(produce(producer)).catch_unwind().await {
+            emitter.finish_tagged(atoms::done(), result);
+        }
+    });
+    let resource = ResourceArc::new(StreamResource {
+        credit,
+        abort: Mutex::new(Some(join.abort_handle())),
+    });
+    env.monitor(&resource, &env.pid());
+    resource
+}
+
+#[rustler::nif]
+fn stream_ack(stream: ResourceArc<StreamResource>, credits: usize) -> Atom {
+    stream.credit.add_permits(credits);
+    atoms::ok()
+}
+
+#[rustler::nif]
+fn stream_cancel(stream: ResourceArc<StreamResource>) -> Atom {
+    stream.cancel();
+    atoms::ok()
+}
+
+// ------------------------------------------------------------------------------------------
+// Downloads
+
+#[derive(NifMap)]
+pub struct DownloadOpts {
+    range: Option<(Atom, u64, u64)>,
+    chunk_size: usize,
+    prefetch: usize,
+    concurrency: usize,
+    hash: Option<String>,
+}
+
+struct Progress {
+    started: Instant,
+    bytes: u64,
+    chunks: u64,
+    hasher: Option<Hasher>,
+}
+
+impl Progress {
+    fn new(hash: Option<&str>) -> Result<Self, NifError> {
+        let hasher = match hash {
+            Some(name) => Some(Hasher::new(name).ok_or_else(|| {
+                NifError::invalid_argument(format!("unsupported :hash {name:?}"))
+            })?),
+            None => None,
+        };
+        Ok(Progress {
+            started: Instant::now(),
+            bytes: 0,
+            chunks: 0,
+            hasher,
+        })
+    }
+
+    fn record(&mut self, chunk: &[u8]) {
+        self.bytes += chunk.len() as u64;
+        self.chunks += 1;
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(chunk);
+        }
+    }
+
+    /// `{bytes, chunks, duration_us, digest_hex | nil}`
+    fn summary(self) -> (u64, u64, u64, Option<String>) {
+        let micros = self.started.elapsed().as_micros() as u64;
+        (
+            self.bytes,
+            self.chunks,
+            micros,
+            self.hasher.map(Hasher::finish_hex),
+        )
+    }
+}
+
+fn get_range((kind, a, b): (Atom, u64, u64)) -> Result<GetRange, NifError> {
+    if kind == atoms::bounded() {
+        Ok(GetRange::Bounded(a..b))
+    } else if kind == atoms::offset() {
+        Ok(GetRange::Offset(a))
+    } else if kind == atoms::suffix() {
+        Ok(GetRange::Suffix(a))
+    } else {
+        Err(NifError::invalid_argument("invalid :range"))
+    }
+}
+
+/// Aborts the task when dropped, so a cancelled download stops its range requests too.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn download(
+    p: &mut Producer,
+    store: &StoreResource,
+    path: &Path,
+    opts: DownloadOpts,
+) -> Result<(u64, u64, u64, Option<String>), NifError> {
+    let mut progress = Progress::new(opts.hash.as_deref())?;
+    let range = opts.range.map(get_range).transpose()?;
+    let chunk_size = opts.chunk_size.max(1);
+    p.reserve().await;
+    if opts.concurrency > 1 {
+        let head = store
+            .store
+            .get_opts(
+                path,
+                GetOptions {
+                    head: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| store.error(e))?;
+        let meta = head.meta;
+        // Without an ETag or version the parts could not be pinned to one object version.
+        if meta.e_tag.is_some() || meta.version.is_some() {
+            let span = match &range {
+                Some(r) => r
+                    .as_range(meta.size)
+                    .map_err(|e| NifError::new(Reason::InvalidRange, e.to_string()))?,
+                None => 0..meta.size,
+            };
+            p.send((atoms::start(), Meta(meta.clone()), span.end - span.start));
+            parallel(
+                p,
+                store,
+                path,
+                &meta,
+                span,
+                chunk_size,
+                opts.concurrency,
+                &mut progress,
+            )
+            .await?;
+            return Ok(progress.summary());
+        }
+    }
+    let result = store
+        .store
+        .get_opts(
+            path,
+            GetOptions {
+                range,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| store.error(e))?;
+    let span = result.range.clone();
+    p.send((
+        atoms::start(),
+        Meta(result.meta.clone()),
+        span.end - span.start,
+    ));
+    match result.payload {
+        GetResultPayload::File(file, _) => {
+            local_file(p, Arc::new(file), span, chunk_size, &mut progress).await?;
+        }
+        GetResultPayload::Stream(body) => {
+            let mut chunks = Rechunker::new(body, chunk_size);
+            let mut first = true;
+            while let Some(chunk) = chunks.next_chunk().await {
+                let chunk = chunk.map_err(|e| store.error(e))?;
+                if !first {
+                    p.reserve().await;
+                }
+                first = false;
+                progress.record(&chunk);
+                p.send((atoms::data(), Blob(chunk)));
+            }
+        }
+    }
+    Ok(progress.summary())
+}
+
+/// Reads a local file in `chunk_size` blocking reads: object_store's own stream reads 8 KiB at
+/// a time, which caps a page-cached file at a few hundred MB/s.
+async fn local_file(
+    p: &mut Producer,
+    file: Arc<std::fs::File>,
+    span: std::ops::Range<u64>,
+    chunk_size: usize,
+    progress: &mut Progress,
+) -> Result<(), NifError> {
+    let mut pos = span.start;
+    let mut first = true;
+    while pos < span.end {
+        if !first {
+            p.reserve().await;
+        }
+        first = false;
+        let len = chunk_size.min((span.end - pos) as usize);
+        let file = file.clone();
+        let chunk = tokio::task::spawn_blocking(move || -> std::io::Result<Bytes> {
+            let mut buf = BytesMut::zeroed(len);
+            file.read_exact_at(&mut buf, pos)?;
+            Ok(buf.freeze())
+        })
+        .await
+        .map_err(|e| NifError::new(Reason::Internal, e.to_string()))?
+        .map_err(|e| NifError::new(Reason::Generic, format!("local read failed: {e}")))?;
+        pos += len as u64;
+        progress.record(&chunk);
+        p.send((atoms::data(), Blob(chunk)));
+    }
+    Ok(())
+}
+
+/// `concurrency` ranged GETs in flight, each pinned to the object's ETag (or version), delivered
+/// in order.
+#[allow(clippy::too_many_arguments)]
+async fn parallel(
+    p: &mut Producer,
+    store: &StoreResource,
+    path: &Path,
+    meta: &object_store::ObjectMeta,
+    span: std::ops::Range<u64>,
+    chunk_size: usize,
+    concurrency: usize,
+    progress: &mut Progress,
+) -> Result<(), NifError> {
+    let mut starts = (span.start..span.end).step_by(chunk_size);
+    let mut window: VecDeque<AbortOnDrop<object_store::Result<Bytes>>> = VecDeque::new();
+    let mut first = true;
+    loop {
+        while window.len() < concurrency {
+            let Some(start) = starts.next() else { break };
+            let end = (start + chunk_size as u64).min(span.end);
+            let opts = GetOptions {
+                range: Some(GetRange::Bounded(start..end)),
+                if_match: meta.e_tag.clone(),
+                version: meta.version.clone(),
+                ..Default::default()
+            };
+            let (inner, path) = (store.store.clone(), path.clone());
+            window.push_back(AbortOnDrop(
+                runtime().spawn(async move { inner.get_opts(&path, opts).await?.bytes().await }),
+            ));
+        }
+        let Some(mut next) = window.pop_front() else {
+            break;
+        };
+        let chunk = (&mut next.0)
+            .await
+            .map_err(|e| NifError::new(Reason::Internal, e.to_string()))?
+            .map_err(|e| match e {
+                object_store::Error::Precondition { .. } => NifError::new(
+                    Reason::PreconditionFailed,
+                    format!("{path} changed while it was being downloaded"),
+                ),
+                e => store.error(e),
+            })?;
+        if !first {
+            p.reserve().await;
+        }
+        first = false;
+        progress.record(&chunk);
+        p.send((atoms::data(), Blob(chunk)));
+    }
+    Ok(())
+}
+
+#[rustler::nif]
+fn stream_download(
+    env: Env,
+    reference: Term,
+    store: ResourceArc<StoreResource>,
+    path: String,
+    opts: DownloadOpts,
+) -> ResourceArc<StreamResource> {
+    let path = parse_path("path", &path);
+    let credit = opts.prefetch;
+    spawn_stream(env, reference, credit, move |mut p| async move {
+        let result = match path {
+            Ok(path) => download(&mut p, &store, &path, opts).await,
+            Err(e) => Err(e),
+        };
+        (p.emitter, result)
+    })
+}
+
+// ------------------------------------------------------------------------------------------
+// Listings
+
+#[rustler::nif]
+fn stream_list(
+    env: Env,
+    reference: Term,
+    store: ResourceArc<StoreResource>,
+    prefix: Option<String>,
+    offset: Option<String>,
+    page_size: usize,
+    prefetch: usize,
+) -> ResourceArc<StreamResource> {
+    let prefix = prefix
+        .filter(|p| !p.is_empty())
+        .map(|p| parse_path("prefix", &p))
+        .transpose();
+    spawn_stream(env, reference, prefetch, move |mut p| async move {
+        let result = list(&mut p, &store, prefix, offset, page_size.max(1)).await;
+        (p.emitter, result)
+    })
+}
+
+/// Sends pages of `{:data, [meta]}`; replies with the number of objects listed.
+async fn list(
+    p: &mut Producer,
+    store: &StoreResource,
+    prefix: Result<Option<Path>, NifError>,
+    offset: Option<String>,
+    page_size: usize,
+) -> Result<u64, NifError> {
+    let prefix = prefix?;
+    let listing = match offset {
+        Some(o) => store
+            .store
+            .list_with_offset(prefix.as_ref(), &Path::from(o)),
+        None => store.store.list(prefix.as_ref()),
+    };
+    let mut pages = listing.ready_chunks(page_size);
+    let mut count = 0u64;
+    loop {
+        p.reserve().await;
+        let Some(page) = pages.next().await else {
+            break;
+        };
+        let metas = page
+            .into_iter()
+            .map(|m| m.map(Meta))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| store.error(e))?;
+        count += metas.len() as u64;
+        p.send((atoms::data(), metas));
+    }
+    Ok(count)
+}

@@ -1,0 +1,103 @@
+//! Turns a stream of byte buffers of any sizes into chunks of exactly `chunk_size` bytes (the
+//! last may be shorter). A buffer at least as large as what is missing is sliced without a
+//! copy; only small buffers are gathered into a new chunk.
+
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+
+pub struct Rechunker<S> {
+    inner: S,
+    chunk_size: usize,
+    pending: Bytes,
+    done: bool,
+}
+
+impl<S, E> Rechunker<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    pub fn new(inner: S, chunk_size: usize) -> Self {
+        assert!(chunk_size > 0, "chunk_size must be positive");
+        Rechunker {
+            inner,
+            chunk_size,
+            pending: Bytes::new(),
+            done: false,
+        }
+    }
+
+    /// The next chunk, `None` at the end.
+    pub async fn next_chunk(&mut self) -> Option<Result<Bytes, E>> {
+        let mut gathered: Option<BytesMut> = None;
+        loop {
+            let have = gathered.as_ref().map_or(0, |g| g.len());
+            let missing = self.chunk_size - have;
+            if !self.pending.is_empty() {
+                if have == 0 && self.pending.len() >= missing {
+                    return Some(Ok(self.pending.split_to(missing)));
+                }
+                let take = missing.min(self.pending.len());
+                let buf = gathered.get_or_insert_with(|| BytesMut::with_capacity(self.chunk_size));
+                buf.extend_from_slice(&self.pending.split_to(take));
+                if buf.len() == self.chunk_size {
+                    return gathered.map(|g| Ok(g.freeze()));
+                }
+                continue;
+            }
+            if self.done {
+                return gathered.filter(|g| !g.is_empty()).map(|g| Ok(g.freeze()));
+            }
+            match self.inner.next().await {
+                Some(Ok(bytes)) => self.pending = bytes,
+                Some(Err(e)) => return Some(Err(e)),
+                None => self.done = true,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn rechunk(parts: Vec<&'static [u8]>, size: usize) -> Vec<Vec<u8>> {
+        let stream = futures::stream::iter(
+            parts
+                .into_iter()
+                .map(|p| Ok::<_, ()>(Bytes::from_static(p))),
+        );
+        let mut r = Rechunker::new(stream, size);
+        let mut out = Vec::new();
+        while let Some(chunk) = r.next_chunk().await {
+            out.push(chunk.unwrap().to_vec());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn gathers_small_and_slices_large_buffers() {
+        let out = rechunk(vec![b"ab", b"c", b"defghij", b"", b"k"], 3).await;
+        let expect: Vec<&[u8]> = vec![b"abc", b"def", b"ghi", b"jk"];
+        assert_eq!(out, expect);
+    }
+
+    #[tokio::test]
+    async fn exact_multiple_and_empty_input() {
+        assert_eq!(
+            rechunk(vec![b"abcd"], 2).await,
+            vec![b"ab".to_vec(), b"cd".to_vec()]
+        );
+        assert!(rechunk(vec![], 4).await.is_empty());
+        assert!(rechunk(vec![b""], 4).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn large_buffer_is_sliced_without_copy() {
+        let big = Bytes::from(vec![7u8; 10]);
+        let ptr = big.as_ptr();
+        let stream = futures::stream::iter(vec![Ok::<_, ()>(big)]);
+        let mut r = Rechunker::new(stream, 4);
+        let first = r.next_chunk().await.unwrap().unwrap();
+        assert_eq!(first.as_ptr(), ptr);
+    }
+}
