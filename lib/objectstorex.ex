@@ -150,13 +150,6 @@ defmodule ObjectStoreX do
     :tags,
     :timeout
   ]
-  @attribute_opts [
-    :content_type,
-    :content_encoding,
-    :content_disposition,
-    :content_language,
-    :cache_control
-  ]
 
   @doc """
   Writes `data` (a binary or iodata) to `path` in one request.
@@ -210,7 +203,7 @@ defmodule ObjectStoreX do
          {:ok, iovec} <- iovec(data),
          {:ok, opts} <- Args.opts(opts, @put_opts),
          {:ok, timeout} <- Args.timeout(opts),
-         {:ok, native_opts} <- put_options(opts) do
+         {:ok, native_opts} <- Args.put_options(opts) do
       call(&Native.object_put(&1, resource, path, iovec, native_opts), timeout, fn {etag, version} ->
         %PutResult{etag: etag, version: version}
       end)
@@ -238,61 +231,6 @@ defmodule ObjectStoreX do
 
   defp iovec(other),
     do: Error.invalid("data must be a binary or iodata, got: #{Args.brief(other)}")
-
-  defp put_options(opts) do
-    with {:ok, {mode, etag, version}} <- put_mode(Map.get(opts, :mode, :overwrite)),
-         {:ok, attributes} <- string_pairs(Map.take(opts, @attribute_opts), "attribute"),
-         {:ok, metadata} <- string_map(opts, :metadata),
-         {:ok, tags} <- string_map(opts, :tags) do
-      {:ok,
-       %{
-         mode: mode,
-         etag: etag,
-         version: version,
-         attributes: attributes,
-         metadata: metadata,
-         tags: tags
-       }}
-    end
-  end
-
-  defp put_mode(mode) when mode in [:overwrite, :create], do: {:ok, {mode, nil, nil}}
-  defp put_mode({:update, %PutResult{etag: e, version: v}}), do: update_mode(e, v)
-  defp put_mode({:update, %{etag: e} = m}), do: update_mode(e, Map.get(m, :version))
-  defp put_mode({:update, etag}) when is_binary(etag), do: update_mode(etag, nil)
-
-  defp put_mode(other),
-    do:
-      Error.invalid(
-        ":mode must be :overwrite, :create or {:update, %PutResult{} | etag}, got: #{Args.brief(other)}"
-      )
-
-  defp update_mode(etag, version) do
-    if (is_binary(etag) or is_nil(etag)) and (is_binary(version) or is_nil(version)) and
-         not (is_nil(etag) and is_nil(version)),
-       do: {:ok, {:update, etag, version}},
-       else: Error.invalid(":mode {:update, _} needs a string etag or version")
-  end
-
-  defp string_pairs(map, what) do
-    Args.map_all(Enum.sort(map), fn
-      {k, v} when is_binary(v) -> {:ok, {k, v}}
-      {k, v} -> Error.invalid("#{what} #{inspect(k)} must be a string, got: #{Args.brief(v)}")
-    end)
-  end
-
-  defp string_map(opts, key) do
-    case Map.get(opts, key, %{}) do
-      map when is_map(map) ->
-        Args.map_all(Enum.sort(map), fn
-          {k, v} when is_binary(k) and is_binary(v) -> {:ok, {k, v}}
-          _ -> Error.invalid("#{inspect(key)} must map strings to strings")
-        end)
-
-      other ->
-        Error.invalid("#{inspect(key)} must be a map of strings, got: #{Args.brief(other)}")
-    end
-  end
 
   # ---------------------------------------------------------------------------------------------
   # Reads
@@ -699,6 +637,162 @@ defmodule ObjectStoreX do
          {:ok, offset} <- Args.optional_string(":offset", opts[:offset]),
          {:ok, timeout} <- Args.timeout(opts) do
       {:ok, resource, prefix && String.trim(prefix, "/"), offset, timeout}
+    end
+  end
+
+  # ---------------------------------------------------------------------------------------------
+  # Files and transfers
+
+  @doc """
+  Uploads a local file as one object, read natively in part-size blocks, with the memory bound
+  and abort guarantees of `ObjectStoreX.Stream.upload/4`. Returns `{:ok, summary}` with
+  `%{etag:, version:, bytes:, parts:, duration_us:, throughput_mb_s:, digest:}`.
+
+  ## Options
+
+  The same as `ObjectStoreX.Stream.upload/4` except `:on_progress`, `:on_complete` and
+  `:size_hint` (the file's size is used).
+  """
+  @spec upload_file(store(), path(), Path.t(), keyword()) :: {:ok, map()} | error()
+  def upload_file(store, path, local_path, opts \\ []) do
+    with {:ok, local_path} <- Args.path("local_path", local_path),
+         {:ok, size} <- file_size(local_path),
+         {:ok, resource, path, opts, native} <-
+           ObjectStoreX.Upload.validate(store, path, Keyword.put(opts, :size_hint, size)) do
+      call(
+        &Native.upload_file(&1, resource, path, Path.expand(local_path), native),
+        opts.timeout,
+        &ObjectStoreX.Upload.summary/1
+      )
+    end
+  end
+
+  @doc """
+  Like `upload_file/4`, but returns the summary or raises `ObjectStoreX.Error`.
+
+  ## Options
+
+  The same as `upload_file/4`.
+  """
+  @spec upload_file!(store(), path(), Path.t(), keyword()) :: map()
+  def upload_file!(store, path, local_path, opts \\ []),
+    do: unwrap!(upload_file(store, path, local_path, opts))
+
+  defp file_size(local_path) do
+    case File.stat(local_path) do
+      {:ok, %File.Stat{type: :regular, size: size}} ->
+        {:ok, size}
+
+      {:ok, _} ->
+        Error.invalid("local_path #{inspect(local_path)} is not a regular file")
+
+      {:error, reason} ->
+        {:error,
+         %Error{
+           reason: :not_found,
+           message: "cannot read #{inspect(local_path)}: #{:file.format_error(reason)}"
+         }}
+    end
+  end
+
+  @doc """
+  Copies an object from one store to another, of any backends, streaming: the download and the
+  part uploads overlap, memory stays within the upload bound of `ObjectStoreX.Stream.upload/4`,
+  and the digest is computed once in flight. The byte count is checked against the source's
+  size and the destination's, and the upload is aborted on any failure.
+
+  Returns `{:ok, summary}` with `%{etag:, version:, bytes:, parts:, duration_us:,
+  throughput_mb_s:, digest:}`.
+
+  ## Options
+
+  The same as `ObjectStoreX.Stream.upload/4` for the destination (`:hash` defaults to
+  `:sha256`), except `:on_progress` and `:on_complete`.
+  """
+  @spec transfer(store(), path(), store(), path(), keyword()) :: {:ok, map()} | error()
+  def transfer(source, source_path, store, path, opts \\ []) do
+    with {:ok, source_resource} <- Args.store(source),
+         {:ok, source_path} <- Args.path("source_path", source_path),
+         {:ok, resource, path, opts, native} <-
+           ObjectStoreX.Upload.validate(store, path, Keyword.put_new(opts, :hash, :sha256)) do
+      call(
+        &Native.upload_transfer(&1, source_resource, source_path, resource, path, native),
+        opts.timeout,
+        &ObjectStoreX.Upload.summary/1
+      )
+    end
+  end
+
+  @doc """
+  Like `transfer/5`, but returns the summary or raises `ObjectStoreX.Error`.
+
+  ## Options
+
+  The same as `transfer/5`.
+  """
+  @spec transfer!(store(), path(), store(), path(), keyword()) :: map()
+  def transfer!(source, source_path, store, path, opts \\ []),
+    do: unwrap!(transfer(source, source_path, store, path, opts))
+
+  @download_file_defaults [chunk_size: 8 * 1_048_576, concurrency: 8, timeout: :infinity]
+
+  @doc """
+  Downloads an object into a local file with concurrent ranged GETs, each pinned to the
+  object's ETag, written at their offsets into a temporary file beside `local_path`. The size is
+  checked, then the file is renamed into place; on any failure nothing partial is left.
+  Returns `{:ok, %ObjectStoreX.Meta{}}` of the object downloaded.
+
+  ## Options
+
+    * `:chunk_size` - bytes per ranged GET, default 8 MiB
+    * `:concurrency` - ranged GETs in flight, default 8 (memory bound: `concurrency *
+      chunk_size`)
+    * `:timeout` - see "Common options" in the module doc
+  """
+  @spec download_file(store(), path(), Path.t(), keyword()) :: {:ok, Meta.t()} | error()
+  def download_file(store, path, local_path, opts \\ []) do
+    with {:ok, resource} <- Args.store(store),
+         {:ok, path} <- Args.path("path", path),
+         {:ok, local_path} <- Args.path("local_path", local_path),
+         {:ok, opts} <-
+           Args.opts(opts, Keyword.keys(@download_file_defaults), @download_file_defaults),
+         {:ok, timeout} <- Args.timeout(opts),
+         :ok <- positive_integers(opts, [:chunk_size, :concurrency]) do
+      local_path = Path.expand(local_path)
+
+      call(
+        &Native.object_download_file(
+          &1,
+          resource,
+          path,
+          local_path,
+          opts.chunk_size,
+          opts.concurrency
+        ),
+        timeout,
+        &Meta.from_native/1
+      )
+    end
+  end
+
+  @doc """
+  Like `download_file/4`, but returns the metadata or raises `ObjectStoreX.Error`.
+
+  ## Options
+
+  The same as `download_file/4`.
+  """
+  @spec download_file!(store(), path(), Path.t(), keyword()) :: Meta.t()
+  def download_file!(store, path, local_path, opts \\ []),
+    do: unwrap!(download_file(store, path, local_path, opts))
+
+  defp positive_integers(opts, keys) do
+    case Enum.find(keys, fn k -> not (is_integer(opts[k]) and opts[k] > 0) end) do
+      nil ->
+        :ok
+
+      key ->
+        Error.invalid("#{inspect(key)} must be a positive integer, got: #{Args.brief(opts[key])}")
     end
   end
 

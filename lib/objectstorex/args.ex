@@ -97,6 +97,73 @@ defmodule ObjectStoreX.Args do
         "#{name} must be {first, last} (inclusive), {:offset, n} or {:suffix, n} with non-negative integers, got: #{brief(other)}"
       )
 
+  @attribute_opts [
+    :content_type,
+    :content_encoding,
+    :content_disposition,
+    :content_language,
+    :cache_control
+  ]
+
+  @doc "The object attribute options accepted by writes."
+  def attribute_opts, do: @attribute_opts
+
+  @doc "Builds the native put options (mode, attributes, metadata, tags) from validated opts."
+  def put_options(opts) do
+    with {:ok, {mode, etag, version}} <- put_mode(Map.get(opts, :mode, :overwrite)),
+         {:ok, attributes} <- string_pairs(Map.take(opts, @attribute_opts), "attribute"),
+         {:ok, metadata} <- string_map(opts, :metadata),
+         {:ok, tags} <- string_map(opts, :tags) do
+      {:ok,
+       %{
+         mode: mode,
+         etag: etag,
+         version: version,
+         attributes: attributes,
+         metadata: metadata,
+         tags: tags
+       }}
+    end
+  end
+
+  defp put_mode(mode) when mode in [:overwrite, :create], do: {:ok, {mode, nil, nil}}
+  defp put_mode({:update, %ObjectStoreX.PutResult{etag: e, version: v}}), do: update_mode(e, v)
+  defp put_mode({:update, %{etag: e} = m}), do: update_mode(e, Map.get(m, :version))
+  defp put_mode({:update, etag}) when is_binary(etag), do: update_mode(etag, nil)
+
+  defp put_mode(other),
+    do:
+      Error.invalid(
+        ":mode must be :overwrite, :create or {:update, %ObjectStoreX.PutResult{} | etag}, got: #{brief(other)}"
+      )
+
+  defp update_mode(etag, version) do
+    if (is_binary(etag) or is_nil(etag)) and (is_binary(version) or is_nil(version)) and
+         not (is_nil(etag) and is_nil(version)),
+       do: {:ok, {:update, etag, version}},
+       else: Error.invalid(":mode {:update, _} needs a string etag or version")
+  end
+
+  defp string_pairs(map, what) do
+    map_all(Enum.sort(map), fn
+      {k, v} when is_binary(v) -> {:ok, {k, v}}
+      {k, v} -> Error.invalid("#{what} #{inspect(k)} must be a string, got: #{brief(v)}")
+    end)
+  end
+
+  defp string_map(opts, key) do
+    case Map.get(opts, key, %{}) do
+      map when is_map(map) ->
+        map_all(Enum.sort(map), fn
+          {k, v} when is_binary(k) and is_binary(v) -> {:ok, {k, v}}
+          _ -> Error.invalid("#{inspect(key)} must map strings to strings")
+        end)
+
+      other ->
+        Error.invalid("#{inspect(key)} must be a map of strings, got: #{brief(other)}")
+    end
+  end
+
   @doc "Runs `fun` over `list`, stopping at the first error."
   def map_all(list, fun) do
     Enum.reduce_while(list, {:ok, []}, fn item, {:ok, acc} ->

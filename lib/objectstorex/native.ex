@@ -72,6 +72,16 @@ defmodule ObjectStoreX.Native do
   def stream_ack(_stream, _credits), do: not_loaded()
   def stream_cancel(_stream), do: not_loaded()
 
+  def object_download_file(_ref, _store, _path, _local, _chunk_size, _concurrency),
+    do: not_loaded()
+
+  def upload_new(_store, _path, _opts), do: not_loaded()
+  def upload_write(_ref, _upload, _iovec), do: not_loaded()
+  def upload_finish(_ref, _upload), do: not_loaded()
+  def upload_abort(_ref, _upload), do: not_loaded()
+  def upload_file(_ref, _store, _path, _local_path, _opts), do: not_loaded()
+  def upload_transfer(_ref, _source, _source_path, _store, _path, _opts), do: not_loaded()
+
   defp not_loaded do
     message =
       :persistent_term.get(

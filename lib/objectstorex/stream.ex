@@ -34,7 +34,7 @@ defmodule ObjectStoreX.Stream do
   `%ObjectStoreX.Error{reason: :precondition_failed}`.
   """
 
-  alias ObjectStoreX.{Args, Error, Meta, Native, Telemetry}
+  alias ObjectStoreX.{Args, Error, Meta, Native, Telemetry, Upload, UploadSink}
 
   @mib 1_048_576
   @download_defaults [
@@ -234,6 +234,66 @@ defmodule ObjectStoreX.Stream do
         )
     end
   end
+
+  @doc """
+  Uploads an enumerable of binaries (or iodata) of any sizes as one object, using a multipart
+  upload with parts uploaded concurrently. Returns `:ok` or `{:error, %ObjectStoreX.Error{}}`.
+
+      File.stream!("large-file.bin", [], 10_485_760)
+      |> ObjectStoreX.Stream.upload(store, "remote-file.bin")
+
+  The input is cut into equal parts of `:part_size` bytes (the last may be shorter) without
+  copying it; an input smaller than one part is sent as a single PUT.
+
+  ## Memory
+
+  While `:max_concurrency` parts are in flight the enumerable is not read further, so one
+  upload holds at most `(max_concurrency + 1) * part_size` bytes plus the chunk being written,
+  whatever the input size (defaults: 9 * 8 MiB on cloud stores, 3 * 64 MiB on local and
+  memory stores).
+
+  ## Nothing left behind
+
+  The multipart upload is aborted when the source raises (the exception is then re-raised),
+  when a part or the completion fails after retries (`{:error, _}` is returned), when the
+  calling process dies, and when the upload is garbage-collected unfinished.
+
+  ## Options
+
+    * `:part_size` - bytes per part, at least 5 MiB; default 8 MiB on S3, GCS and Azure and
+      64 MiB on local and memory stores
+    * `:max_concurrency` - parts in flight, default 8 (2 on local and memory stores)
+    * `:size_hint` - the expected total size; raises `:part_size` so that no object needs
+      more than 10,000 parts
+    * `:hash` - `:sha256`, `:sha1`, `:md5` or `:crc32c`, computed natively as data flows
+    * `:on_progress` - `fn %{bytes: sent, total: size_hint} -> any end`, at most every 100 ms
+    * `:on_complete` - `fn summary -> any end` with `%{etag:, version:, bytes:, parts:,
+      duration_us:, throughput_mb_s:, digest:}`; the way to get the ETag and digest without
+      changing the return value
+    * `:content_type`, `:content_encoding`, `:content_disposition`, `:content_language`,
+      `:cache_control`, `:metadata`, `:tags` - as for `ObjectStoreX.put/4`
+    * `:timeout` - ms to wait for each write or the completion, default `:infinity`
+  """
+  @spec upload(Enumerable.t(), ObjectStoreX.Store.t(), String.t(), keyword()) ::
+          :ok | {:error, Error.t()}
+  def upload(enumerable, store, path, opts \\ []) do
+    with {:ok, resource, path, opts, native} <- Upload.validate(store, path, opts),
+         {:ok, upload} <- Upload.start(resource, path, native),
+         {:ok, _summary} <- Upload.run(enumerable, upload, opts) do
+      :ok
+    end
+  end
+
+  @doc """
+  A `Collectable` that uploads what is collected into it, for `Enum.into/2` and
+  `Stream.into/2`. See `ObjectStoreX.UploadSink`.
+
+  ## Options
+
+  The same as `upload/4`; they are checked when collection starts.
+  """
+  @spec upload_sink(ObjectStoreX.Store.t(), String.t(), keyword()) :: UploadSink.t()
+  def upload_sink(store, path, opts \\ []), do: %UploadSink{store: store, path: path, opts: opts}
 
   @list_defaults [prefix: nil, offset: nil, page_size: 1000, prefetch: 2, timeout: 30_000]
 

@@ -10,6 +10,7 @@ mod payload;
 mod runtime;
 mod store;
 mod stream;
+mod upload;
 
 fn load(_env: rustler::Env, _info: rustler::Term) -> bool {
     runtime::start().is_ok()

@@ -68,7 +68,7 @@ pub struct PutOpts {
     tags: Vec<(String, String)>,
 }
 
-fn put_options(opts: PutOpts) -> Result<PutOptions, NifError> {
+pub fn put_options(opts: PutOpts) -> Result<PutOptions, NifError> {
     let mode = if opts.mode == atoms::overwrite() {
         PutMode::Overwrite
     } else if opts.mode == atoms::create() {
@@ -440,4 +440,136 @@ fn object_sign_url(
             .map_err(|e| store.error(e))?;
         Ok(url.to_string())
     })
+}
+
+/// Downloads an object into `local_path`: `concurrency` ranged GETs pinned to the object's
+/// ETag write at their offsets into a temporary file beside the target, whose size is checked
+/// before it is renamed into place. On any failure the temporary file is removed.
+#[rustler::nif]
+fn object_download_file(
+    env: Env,
+    reference: Term,
+    store: Store,
+    path: String,
+    local_path: String,
+    chunk_size: usize,
+    concurrency: usize,
+) -> ResourceArc<TaskHandle> {
+    let path = parse_path("path", &path);
+    runtime::spawn(env, reference, async move {
+        let path = path?;
+        let target = std::path::PathBuf::from(&local_path);
+        let name = target
+            .file_name()
+            .ok_or_else(|| NifError::invalid_argument("local_path names no file"))?
+            .to_string_lossy()
+            .into_owned();
+        let tmp = target.with_file_name(format!(
+            ".{name}.objectstorex-{}.part",
+            std::process::id() as u128 * 1_000_000 + rand_suffix()
+        ));
+        let result =
+            download_into(&store, &path, &tmp, chunk_size.max(1), concurrency.max(1)).await;
+        match result {
+            Ok(meta) => {
+                tokio::fs::rename(&tmp, &target).await.map_err(|e| {
+                    NifError::new(
+                        Reason::Generic,
+                        format!("cannot rename into {local_path:?}: {e}"),
+                    )
+                })?;
+                Ok(Meta(meta))
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                Err(e)
+            }
+        }
+    })
+}
+
+fn rand_suffix() -> u128 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u128)
+        .unwrap_or(0)
+}
+
+async fn download_into(
+    store: &StoreResource,
+    path: &Path,
+    tmp: &std::path::Path,
+    chunk_size: usize,
+    concurrency: usize,
+) -> Result<object_store::ObjectMeta, NifError> {
+    let meta = store.store.head(path).await.map_err(|e| store.error(e))?;
+    let file = tokio::fs::File::create(tmp)
+        .await
+        .map_err(|e| NifError::new(Reason::Generic, format!("cannot create {tmp:?}: {e}")))?
+        .into_std()
+        .await;
+    file.set_len(meta.size)
+        .map_err(|e| NifError::new(Reason::Generic, format!("cannot size {tmp:?}: {e}")))?;
+    let file = Arc::new(file);
+    let starts: Vec<u64> = (0..meta.size).step_by(chunk_size).collect();
+    futures::stream::iter(starts)
+        .map(|start| {
+            let end = (start + chunk_size as u64).min(meta.size);
+            let opts = GetOptions {
+                range: Some(GetRange::Bounded(start..end)),
+                if_match: meta.e_tag.clone(),
+                version: meta.version.clone(),
+                ..Default::default()
+            };
+            let file = file.clone();
+            async move {
+                let bytes = store
+                    .store
+                    .get_opts(path, opts)
+                    .await
+                    .map_err(|e| changed_or(store, path, e))?
+                    .bytes()
+                    .await
+                    .map_err(|e| store.error(e))?;
+                if bytes.len() as u64 != end - start {
+                    return Err(NifError::new(
+                        Reason::Generic,
+                        format!("range {start}..{end} returned {} bytes", bytes.len()),
+                    ));
+                }
+                tokio::task::spawn_blocking(move || {
+                    use std::os::unix::fs::FileExt;
+                    file.write_all_at(&bytes, start)
+                })
+                .await
+                .map_err(|e| NifError::new(Reason::Internal, e.to_string()))?
+                .map_err(|e| NifError::new(Reason::Generic, format!("local write: {e}")))
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let written = file
+        .metadata()
+        .map_err(|e| NifError::new(Reason::Generic, e.to_string()))?
+        .len();
+    if written != meta.size {
+        return Err(NifError::new(
+            Reason::Generic,
+            format!("wrote {written} bytes, expected {}", meta.size),
+        ));
+    }
+    Ok(meta)
+}
+
+/// A failed `if_match` while downloading means the object was replaced mid-download.
+pub fn changed_or(store: &StoreResource, path: &Path, e: object_store::Error) -> NifError {
+    match e {
+        object_store::Error::Precondition { .. } => NifError::new(
+            Reason::PreconditionFailed,
+            format!("{path} changed while it was being downloaded"),
+        ),
+        e => store.error(e),
+    }
 }

@@ -127,6 +127,10 @@ pub struct TaskHandle {
 }
 
 impl TaskHandle {
+    pub fn abort_handle(&self) -> Option<AbortHandle> {
+        self.abort.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     pub fn cancel(&self) {
         if let Some(handle) = self.abort.lock().unwrap_or_else(|e| e.into_inner()).take() {
             handle.abort();

@@ -26,7 +26,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::error::{NifError, Reason};
 use crate::meta::Meta;
-use crate::object::parse_path;
+use crate::object::{changed_or, parse_path};
 use crate::payload::Blob;
 use crate::runtime::{runtime, Emitter};
 use crate::store::StoreResource;
@@ -354,13 +354,7 @@ async fn parallel(
         let chunk = (&mut next.0)
             .await
             .map_err(|e| NifError::new(Reason::Internal, e.to_string()))?
-            .map_err(|e| match e {
-                object_store::Error::Precondition { .. } => NifError::new(
-                    Reason::PreconditionFailed,
-                    format!("{path} changed while it was being downloaded"),
-                ),
-                e => store.error(e),
-            })?;
+            .map_err(|e| changed_or(store, path, e))?;
         if !first {
             p.reserve().await;
         }

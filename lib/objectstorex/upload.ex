@@ -1,0 +1,202 @@
+defmodule ObjectStoreX.Upload do
+  @moduledoc false
+  # The Elixir half of streaming multipart uploads, shared by `ObjectStoreX.Stream.upload/4`,
+  # `ObjectStoreX.UploadSink`, `ObjectStoreX.upload_file/4` and `ObjectStoreX.transfer/5`.
+  # The native half (upload.rs) cuts parts, uploads them concurrently and aborts the multipart
+  # upload on every failure path.
+
+  alias ObjectStoreX.{Args, Error, Native}
+
+  @mib 1_048_576
+  @min_part 5 * @mib
+  @max_parts 10_000
+
+  @keys [
+          :part_size,
+          :max_concurrency,
+          :size_hint,
+          :hash,
+          :on_progress,
+          :on_complete,
+          :timeout,
+          :metadata,
+          :tags
+        ] ++ Args.attribute_opts()
+
+  @hashes [:sha256, :sha1, :md5, :crc32c]
+
+  @doc "Option keys accepted by uploads."
+  def keys, do: @keys
+
+  @doc """
+  Part size and parts in flight per backend: large parts and little concurrency suit local
+  disks and memory; cloud stores want smaller parts, many in flight.
+  """
+  def defaults(backend) when backend in [:local, :memory],
+    do: [part_size: 64 * @mib, max_concurrency: 2]
+
+  def defaults(_backend), do: [part_size: 8 * @mib, max_concurrency: 8]
+
+  @doc "Validates upload options; returns `{:ok, store_resource, opts_map, native_opts}`."
+  def validate(store, path, opts, extra_keys \\ []) do
+    with {:ok, resource} <- Args.store(store),
+         {:ok, path} <- Args.path("path", path),
+         {:ok, opts} <-
+           Args.opts(opts, @keys ++ extra_keys, defaults(store.backend) ++ [timeout: :infinity]),
+         :ok <- check(opts),
+         {:ok, put} <- Args.put_options(Map.delete(opts, :mode)) do
+      part_size = part_size(opts.part_size, opts[:size_hint])
+
+      native = %{
+        part_size: part_size,
+        max_concurrency: opts.max_concurrency,
+        hash: opts[:hash] && Atom.to_string(opts[:hash]),
+        put: put
+      }
+
+      {:ok, resource, path, Map.put(opts, :part_size, part_size), native}
+    end
+  end
+
+  defp check(opts) do
+    cond do
+      not (is_integer(opts.part_size) and opts.part_size >= @min_part) ->
+        Error.invalid(
+          ":part_size must be an integer of at least #{@min_part} bytes (5 MiB), got: #{Args.brief(opts.part_size)}"
+        )
+
+      not (is_integer(opts.max_concurrency) and opts.max_concurrency > 0) ->
+        Error.invalid(
+          ":max_concurrency must be a positive integer, got: #{Args.brief(opts.max_concurrency)}"
+        )
+
+      not (is_nil(opts[:size_hint]) or (is_integer(opts[:size_hint]) and opts[:size_hint] >= 0)) ->
+        Error.invalid(
+          ":size_hint must be a non-negative integer, got: #{Args.brief(opts[:size_hint])}"
+        )
+
+      not (is_nil(opts[:hash]) or opts[:hash] in @hashes) ->
+        Error.invalid(":hash must be one of #{inspect(@hashes)}, got: #{Args.brief(opts[:hash])}")
+
+      not (is_nil(opts[:on_progress]) or is_function(opts[:on_progress], 1)) ->
+        Error.invalid(":on_progress must be a function of arity 1")
+
+      not (is_nil(opts[:on_complete]) or is_function(opts[:on_complete], 1)) ->
+        Error.invalid(":on_complete must be a function of arity 1")
+
+      true ->
+        with {:ok, _} <- Args.timeout(opts), do: :ok
+    end
+  end
+
+  # Raise the part size when the expected size would otherwise need more than 10,000 parts.
+  defp part_size(part_size, nil), do: part_size
+
+  defp part_size(part_size, size_hint) do
+    needed = div(size_hint + @max_parts - 1, @max_parts)
+    needed = div(needed + @mib - 1, @mib) * @mib
+    max(part_size, needed)
+  end
+
+  @doc "Starts an upload owned by the calling process."
+  def start(resource, path, native) do
+    case Native.upload_new(resource, path, native) do
+      {:ok, upload} -> {:ok, upload}
+      {:error, native_error} -> {:error, Error.from_native(native_error)}
+    end
+  end
+
+  @doc "Sends one chunk; returns once the native side has room for more."
+  def write(upload, chunk, timeout) do
+    with {:ok, iovec} <- iovec(chunk) do
+      case Native.await(&Native.upload_write(&1, upload, iovec), timeout) do
+        {:ok, _} -> :ok
+        {:error, native_error} -> {:error, Error.from_native(native_error)}
+      end
+    end
+  end
+
+  defp iovec(chunk) when is_binary(chunk), do: {:ok, [chunk]}
+
+  defp iovec(chunk) when is_list(chunk) do
+    {:ok, :erlang.iolist_to_iovec(chunk)}
+  rescue
+    ArgumentError -> Error.invalid("upload chunks must be binaries or iodata")
+  end
+
+  defp iovec(other),
+    do: Error.invalid("upload chunks must be binaries or iodata, got: #{Args.brief(other)}")
+
+  @doc "Completes the upload; returns the summary map."
+  def finish(upload, timeout) do
+    case Native.await(&Native.upload_finish(&1, upload), timeout) do
+      {:ok, summary} -> {:ok, summary(summary)}
+      {:error, native_error} -> {:error, Error.from_native(native_error)}
+    end
+  end
+
+  @doc "Aborts the upload (idempotent); waits until the store has been told."
+  def abort(upload) do
+    _ = Native.await(&Native.upload_abort(&1, upload), 60_000)
+    :ok
+  end
+
+  @doc "Uploads every element of `enumerable`; aborts on any failure, re-raising source errors."
+  def run(enumerable, upload, opts) do
+    progress = %{bytes: 0, last: 0, total: opts[:size_hint], fun: opts[:on_progress]}
+
+    written =
+      try do
+        Enum.reduce_while(enumerable, {:ok, progress}, fn chunk, {:ok, progress} ->
+          case write(upload, chunk, opts.timeout) do
+            :ok -> {:cont, {:ok, report(progress, IO.iodata_length(chunk), false)}}
+            {:error, error} -> {:halt, {:error, error}}
+          end
+        end)
+      catch
+        kind, reason ->
+          abort(upload)
+          :erlang.raise(kind, reason, __STACKTRACE__)
+      end
+
+    with {:ok, progress} <- written,
+         {:ok, summary} <- finish(upload, opts.timeout) do
+      report(progress, 0, true)
+      if opts[:on_complete], do: opts[:on_complete].(summary)
+      {:ok, summary}
+    else
+      {:error, error} ->
+        abort(upload)
+        {:error, error}
+    end
+  end
+
+  @doc "Calls the `:on_progress` function at most every 100 ms, and at the end."
+  def report(%{fun: nil} = progress, bytes, _final?),
+    do: %{progress | bytes: progress.bytes + bytes}
+
+  def report(progress, bytes, final?) do
+    progress = %{progress | bytes: progress.bytes + bytes}
+    now = System.monotonic_time(:millisecond)
+
+    if final? or now - progress.last >= 100 do
+      progress.fun.(%{bytes: progress.bytes, total: progress.total})
+      %{progress | last: now}
+    else
+      progress
+    end
+  end
+
+  @doc "Turns the native summary tuple into the documented map."
+  def summary({etag, version, bytes, parts, micros, digest}) do
+    %{
+      etag: etag,
+      version: version,
+      bytes: bytes,
+      parts: parts,
+      duration_us: micros,
+      throughput_mb_s: if(micros > 0, do: Float.round(bytes / micros, 1)),
+      digest: digest
+    }
+  end
+end

@@ -1,0 +1,75 @@
+defmodule ObjectStoreX.UploadSink do
+  @moduledoc """
+  A `Collectable` that uploads what is collected into it, built by
+  `ObjectStoreX.Stream.upload_sink/3`.
+
+      File.stream!("large.bin", [], 8_388_608)
+      |> Enum.into(ObjectStoreX.Stream.upload_sink(store, "large.bin"))
+
+  Collecting returns the sink with `:result` set to the upload summary
+  (`%{etag:, version:, bytes:, parts:, duration_us:, throughput_mb_s:, digest:}`). A failed
+  write raises `ObjectStoreX.Error`; the multipart upload is aborted when a write fails, when
+  the source raises, when collection is halted, and when the collecting process dies.
+  """
+
+  alias ObjectStoreX.{Error, Upload}
+
+  @enforce_keys [:store, :path, :opts]
+  defstruct [:store, :path, :opts, :result]
+
+  @type t :: %__MODULE__{
+          store: ObjectStoreX.Store.t(),
+          path: String.t(),
+          opts: keyword(),
+          result: map() | nil
+        }
+
+  defimpl Collectable do
+    def into(%ObjectStoreX.UploadSink{} = sink) do
+      {resource, path, opts, native} =
+        case Upload.validate(sink.store, sink.path, sink.opts) do
+          {:ok, resource, path, opts, native} -> {resource, path, opts, native}
+          {:error, error} -> raise error
+        end
+
+      upload =
+        case Upload.start(resource, path, native) do
+          {:ok, upload} -> upload
+          {:error, error} -> raise error
+        end
+
+      progress = %{bytes: 0, last: 0, total: opts[:size_hint], fun: opts[:on_progress]}
+      # The upload is in the initial accumulator: on :halt, Collectable passes that one back.
+      {{upload, progress}, &collect(sink, opts, &1, &2)}
+    end
+
+    defp collect(_sink, opts, {upload, progress}, {:cont, chunk}) do
+      case Upload.write(upload, chunk, opts.timeout) do
+        :ok ->
+          {upload, Upload.report(progress, IO.iodata_length(chunk), false)}
+
+        {:error, %Error{} = error} ->
+          Upload.abort(upload)
+          raise error
+      end
+    end
+
+    defp collect(sink, opts, {upload, progress}, :done) do
+      case Upload.finish(upload, opts.timeout) do
+        {:ok, summary} ->
+          Upload.report(progress, 0, true)
+          if opts[:on_complete], do: opts[:on_complete].(summary)
+          %{sink | result: summary}
+
+        {:error, error} ->
+          Upload.abort(upload)
+          raise error
+      end
+    end
+
+    defp collect(_sink, _opts, {upload, _progress}, :halt) do
+      Upload.abort(upload)
+      :ok
+    end
+  end
+end

@@ -1,0 +1,520 @@
+//! Serves `ObjectStoreX.Stream.upload/4`, `upload_sink/3` and `ObjectStoreX.upload_file/4`:
+//! streaming multipart uploads that are aborted on every failure path.
+//!
+//! Elixir hands over chunks of any size; they are borrowed without copying and cut into parts
+//! of exactly `part_size` bytes by slicing. Each part uploads in its own Tokio task; a write is
+//! acknowledged only when fewer than `max_concurrency` parts are in flight, which holds the
+//! producer back. Memory is therefore bounded by `(max_concurrency + 1) * part_size` plus the
+//! chunk being written. An input smaller than one part becomes a single PUT.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{MultipartUpload, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload};
+use objectstorex_core::hash::Hasher;
+use rustler::{Encoder, Env, LocalPid, Monitor, NifMap, Resource, ResourceArc, Term};
+use tokio::task::{AbortHandle, JoinHandle};
+
+use crate::error::{self, NifError, Reason};
+use crate::object::{parse_path, put_options, PutOpts};
+use crate::payload;
+use crate::runtime::{self, runtime, TaskHandle};
+use crate::store::StoreResource;
+
+mod atoms {
+    rustler::atoms! { ok, error }
+}
+
+#[derive(NifMap)]
+pub struct UploadOpts {
+    part_size: usize,
+    max_concurrency: usize,
+    hash: Option<String>,
+    put: PutOpts,
+}
+
+/// A part upload that is aborted if the upload is dropped.
+struct PartTask(JoinHandle<object_store::Result<()>>);
+
+impl Drop for PartTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+struct UploadState {
+    store: ResourceArc<StoreResource>,
+    path: Path,
+    part_size: usize,
+    max_concurrency: usize,
+    options: PutOptions,
+    upload: Option<Box<dyn MultipartUpload>>,
+    in_flight: VecDeque<PartTask>,
+    /// Data not yet sent, less than one part after every write.
+    pending: VecDeque<Bytes>,
+    pending_len: usize,
+    hasher: Option<Hasher>,
+    bytes: u64,
+    parts: u64,
+    started: Instant,
+    /// Set once completed or aborted; nothing may be sent after it.
+    closed: bool,
+}
+
+impl UploadState {
+    async fn write(&mut self, payload: PutPayload) -> Result<(), NifError> {
+        self.check_open()?;
+        for chunk in payload {
+            if let Some(h) = self.hasher.as_mut() {
+                h.update(&chunk);
+            }
+            self.bytes += chunk.len() as u64;
+            self.pending_len += chunk.len();
+            self.pending.push_back(chunk);
+            while self.pending_len >= self.part_size {
+                let part = self.take_part();
+                self.send_part(part).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Cuts exactly `part_size` bytes off the front of `pending`, slicing the last buffer.
+    fn take_part(&mut self) -> PutPayload {
+        let mut need = self.part_size;
+        let mut part = Vec::new();
+        while need > 0 {
+            let Some(mut head) = self.pending.pop_front() else {
+                break;
+            };
+            if head.len() > need {
+                self.pending.push_front(head.split_off(need));
+            }
+            need -= head.len();
+            part.push(head);
+        }
+        self.pending_len -= self.part_size;
+        part.into_iter().collect()
+    }
+
+    async fn send_part(&mut self, part: PutPayload) -> Result<(), NifError> {
+        if self.upload.is_none() {
+            let opts = PutMultipartOptions {
+                tags: self.options.tags.clone(),
+                attributes: self.options.attributes.clone(),
+                ..Default::default()
+            };
+            let upload = self
+                .store
+                .store
+                .put_multipart_opts(&self.path, opts)
+                .await
+                .map_err(|e| self.store.error(e))?;
+            self.upload = Some(upload);
+        }
+        while self.in_flight.len() >= self.max_concurrency {
+            self.wait_oldest().await?;
+        }
+        let future = self.upload.as_mut().expect("created above").put_part(part);
+        self.parts += 1;
+        self.in_flight.push_back(PartTask(runtime().spawn(future)));
+        Ok(())
+    }
+
+    async fn wait_oldest(&mut self) -> Result<(), NifError> {
+        if let Some(mut task) = self.in_flight.pop_front() {
+            (&mut task.0)
+                .await
+                .map_err(|e| NifError::new(Reason::Internal, e.to_string()))?
+                .map_err(|e| self.store.error(e))?;
+        }
+        Ok(())
+    }
+
+    /// Sends what is left, waits for every part and completes the upload (or does one PUT).
+    async fn finish(&mut self) -> Result<FinishSummary, NifError> {
+        self.check_open()?;
+        let rest: PutPayload = std::mem::take(&mut self.pending).into_iter().collect();
+        self.pending_len = 0;
+        let result = if self.upload.is_none() {
+            let opts = self.options.clone();
+            self.store
+                .store
+                .put_opts(&self.path, rest, opts)
+                .await
+                .map_err(|e| self.store.error(e))?
+        } else {
+            if rest.content_length() > 0 {
+                self.send_part(rest).await?;
+            }
+            while !self.in_flight.is_empty() {
+                self.wait_oldest().await?;
+            }
+            let upload = self.upload.as_mut().expect("checked above");
+            let result = upload.complete().await;
+            result.map_err(|e| self.store.error(e))?
+        };
+        self.closed = true;
+        Ok(FinishSummary {
+            etag: result.e_tag,
+            version: result.version,
+            bytes: self.bytes,
+            parts: self.parts.max(1),
+            micros: self.started.elapsed().as_micros() as u64,
+            digest: self.hasher.take().map(Hasher::finish_hex),
+        })
+    }
+
+    async fn abort(&mut self) -> Result<(), NifError> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        self.in_flight.clear();
+        self.pending.clear();
+        match self.upload.as_mut() {
+            Some(upload) => upload.abort().await.map_err(|e| self.store.error(e)),
+            None => Ok(()),
+        }
+    }
+
+    fn check_open(&self) -> Result<(), NifError> {
+        if self.closed {
+            Err(NifError::invalid_argument(
+                "the upload is already completed or aborted",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Drop for UploadState {
+    /// However the state goes away unfinished, the multipart upload must not be left behind.
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.in_flight.clear();
+        if let Some(mut upload) = self.upload.take() {
+            runtime().spawn(async move {
+                let _ = upload.abort().await;
+            });
+        }
+    }
+}
+
+pub struct FinishSummary {
+    etag: Option<String>,
+    version: Option<String>,
+    bytes: u64,
+    parts: u64,
+    micros: u64,
+    digest: Option<String>,
+}
+
+impl Encoder for FinishSummary {
+    fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
+        (
+            self.etag.as_deref(),
+            self.version.as_deref(),
+            self.bytes,
+            self.parts,
+            self.micros,
+            self.digest.as_deref(),
+        )
+            .encode(env)
+    }
+}
+
+/// One upload in progress. Its owner's death, an explicit abort, any failed step, or the
+/// resource being garbage-collected unfinished aborts the multipart upload.
+pub struct UploadResource {
+    state: Arc<tokio::sync::Mutex<UploadState>>,
+    /// The write/finish in progress, cancelled when the owner dies.
+    current: Mutex<Option<AbortHandle>>,
+}
+
+impl UploadResource {
+    fn abort_in_background(&self) {
+        if let Some(handle) = self
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            handle.abort();
+        }
+        let state = self.state.clone();
+        runtime().spawn(async move {
+            let _ = state.lock().await.abort().await;
+        });
+    }
+}
+
+impl Drop for UploadResource {
+    fn drop(&mut self) {
+        self.abort_in_background();
+    }
+}
+
+#[rustler::resource_impl]
+impl Resource for UploadResource {
+    const IMPLEMENTS_DOWN: bool = true;
+
+    fn down<'a>(&'a self, _env: Env<'a>, _pid: LocalPid, _monitor: Monitor) {
+        self.abort_in_background();
+    }
+}
+
+/// Prepares an upload (no I/O) owned by the calling process; answers `{:ok, upload}` or
+/// `{:error, error}` at once.
+fn new_state(
+    store: ResourceArc<StoreResource>,
+    path: &str,
+    opts: UploadOpts,
+) -> Result<UploadState, NifError> {
+    let path = parse_path("path", path)?;
+    let hasher = match opts.hash.as_deref() {
+        Some(name) => Some(
+            Hasher::new(name)
+                .ok_or_else(|| NifError::invalid_argument(format!("unsupported :hash {name:?}")))?,
+        ),
+        None => None,
+    };
+    Ok(UploadState {
+        store,
+        path,
+        part_size: opts.part_size.max(1),
+        max_concurrency: opts.max_concurrency.max(1),
+        options: put_options(opts.put)?,
+        upload: None,
+        in_flight: VecDeque::new(),
+        pending: VecDeque::new(),
+        pending_len: 0,
+        hasher,
+        bytes: 0,
+        parts: 0,
+        started: Instant::now(),
+        closed: false,
+    })
+}
+
+#[rustler::nif]
+fn upload_new<'a>(
+    env: Env<'a>,
+    store: ResourceArc<StoreResource>,
+    path: String,
+    opts: UploadOpts,
+) -> Term<'a> {
+    match new_state(store, &path, opts) {
+        Ok(state) => {
+            let resource = ResourceArc::new(UploadResource {
+                state: Arc::new(tokio::sync::Mutex::new(state)),
+                current: Mutex::new(None),
+            });
+            env.monitor(&resource, &env.pid());
+            (atoms::ok(), resource).encode(env)
+        }
+        Err(e) => (atoms::error(), error::term(&e)).encode(env),
+    }
+}
+
+/// Runs one step of the upload; a failed write or finish aborts the whole upload before the
+/// error is reported.
+fn step<T, F>(
+    env: Env,
+    reference: Term,
+    upload: &ResourceArc<UploadResource>,
+    op: F,
+) -> ResourceArc<TaskHandle>
+where
+    T: Encoder + Send + 'static,
+    F: for<'s> FnOnce(&'s mut UploadState) -> futures::future::BoxFuture<'s, Result<T, NifError>>
+        + Send
+        + 'static,
+{
+    let state = upload.state.clone();
+    let handle = runtime::spawn(env, reference, async move {
+        let mut guard = state.lock().await;
+        let result = op(&mut guard).await;
+        if result.is_err() {
+            let _ = guard.abort().await;
+        }
+        result
+    });
+    *upload.current.lock().unwrap_or_else(|e| e.into_inner()) = handle.abort_handle();
+    handle
+}
+
+#[rustler::nif]
+fn upload_write<'a>(
+    env: Env<'a>,
+    reference: Term<'a>,
+    upload: ResourceArc<UploadResource>,
+    iovec: Term<'a>,
+) -> ResourceArc<TaskHandle> {
+    let payload = payload::from_iovec(iovec)
+        .map_err(|_| NifError::invalid_argument("upload chunks must be binaries or iodata"));
+    step(env, reference, &upload, move |state| {
+        Box::pin(async move {
+            state.write(payload?).await?;
+            Ok(atoms::ok())
+        })
+    })
+}
+
+#[rustler::nif]
+fn upload_finish(
+    env: Env,
+    reference: Term,
+    upload: ResourceArc<UploadResource>,
+) -> ResourceArc<TaskHandle> {
+    step(env, reference, &upload, |state| Box::pin(state.finish()))
+}
+
+#[rustler::nif]
+fn upload_abort(
+    env: Env,
+    reference: Term,
+    upload: ResourceArc<UploadResource>,
+) -> ResourceArc<TaskHandle> {
+    step(env, reference, &upload, |state| {
+        Box::pin(async move {
+            state.abort().await?;
+            Ok(atoms::ok())
+        })
+    })
+}
+
+/// Uploads a local file, read natively in part-size blocks.
+#[rustler::nif]
+fn upload_file(
+    env: Env,
+    reference: Term,
+    store: ResourceArc<StoreResource>,
+    path: String,
+    local_path: String,
+    opts: UploadOpts,
+) -> ResourceArc<TaskHandle> {
+    let state = new_state(store, &path, opts);
+    runtime::spawn(env, reference, async move {
+        let mut state = state?;
+        let file = std::fs::File::open(&local_path).map_err(|e| {
+            NifError::new(Reason::NotFound, format!("cannot open {local_path:?}: {e}"))
+        })?;
+        let file = Arc::new(file);
+        let block = state.part_size;
+        let mut pos = 0u64;
+        loop {
+            let f = file.clone();
+            let chunk = tokio::task::spawn_blocking(move || read_block(&f, pos, block))
+                .await
+                .map_err(|e| NifError::new(Reason::Internal, e.to_string()))?
+                .map_err(|e| {
+                    NifError::new(Reason::Generic, format!("reading {local_path:?}: {e}"))
+                })?;
+            if chunk.is_empty() {
+                break;
+            }
+            pos += chunk.len() as u64;
+            state.write(PutPayload::from(chunk)).await?;
+        }
+        state.finish().await
+    })
+}
+
+/// Reads up to `len` bytes at `pos`; shorter only at the end of the file.
+fn read_block(file: &std::fs::File, pos: u64, len: usize) -> std::io::Result<Bytes> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = bytes::BytesMut::zeroed(len);
+    let mut filled = 0;
+    while filled < len {
+        let n = file.read_at(&mut buf[filled..], pos + filled as u64)?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    buf.truncate(filled);
+    Ok(buf.freeze())
+}
+
+/// Streams an object from one store into another: the download and the part uploads overlap,
+/// memory stays within the upload's bound, and the digest is computed once in flight.
+#[rustler::nif]
+fn upload_transfer(
+    env: Env,
+    reference: Term,
+    source: ResourceArc<StoreResource>,
+    source_path: String,
+    store: ResourceArc<StoreResource>,
+    path: String,
+    opts: UploadOpts,
+) -> ResourceArc<TaskHandle> {
+    let state = new_state(store, &path, opts);
+    let source_path = parse_path("source_path", &source_path);
+    runtime::spawn(env, reference, async move {
+        use futures::StreamExt;
+        let (mut state, source_path) = (state?, source_path?);
+        let got = source
+            .store
+            .get(&source_path)
+            .await
+            .map_err(|e| source.error(e))?;
+        let expected = got.meta.size;
+        match got.payload {
+            object_store::GetResultPayload::File(file, _) => {
+                let (file, block) = (Arc::new(file), state.part_size);
+                let mut pos = 0u64;
+                while pos < expected {
+                    let f = file.clone();
+                    let chunk = tokio::task::spawn_blocking(move || read_block(&f, pos, block))
+                        .await
+                        .map_err(|e| NifError::new(Reason::Internal, e.to_string()))?
+                        .map_err(|e| NifError::new(Reason::Generic, format!("local read: {e}")))?;
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    pos += chunk.len() as u64;
+                    state.write(PutPayload::from(chunk)).await?;
+                }
+            }
+            object_store::GetResultPayload::Stream(mut body) => {
+                while let Some(chunk) = body.next().await {
+                    let chunk = chunk.map_err(|e| source.error(e))?;
+                    state.write(PutPayload::from(chunk)).await?;
+                }
+            }
+        }
+        let summary = state.finish().await?;
+        if summary.bytes != expected {
+            return Err(NifError::new(
+                Reason::Generic,
+                format!(
+                    "read {} bytes but the source object has {expected}",
+                    summary.bytes
+                ),
+            ));
+        }
+        let written = state
+            .store
+            .store
+            .head(&state.path)
+            .await
+            .map_err(|e| state.store.error(e))?;
+        if written.size != expected {
+            return Err(NifError::new(
+                Reason::Generic,
+                format!(
+                    "wrote {expected} bytes but the destination reports {}",
+                    written.size
+                ),
+            ));
+        }
+        Ok(summary)
+    })
+}
