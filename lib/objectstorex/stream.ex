@@ -14,10 +14,11 @@ defmodule ObjectStoreX.Stream do
   it takes. So, whatever the object size and however slow the consumer, one download holds at
   most
 
-      (prefetch + 1) * chunk_size            # single request (default 3 * 2 MiB = 6 MiB)
+      (prefetch + 1) * chunk_size            # single request (default 3 * 2 MiB, local 3 * 8 MiB)
       (prefetch + concurrency + 1) * chunk_size   # with concurrency > 1
 
-  plus a small constant. Chunk binaries are handed over without copying.
+  plus a small constant. Chunk binaries are handed over without copying. Local reads use
+  buffers from a process-wide pool of at most 64 MiB, reused once the BEAM frees a chunk.
 
   ## Cancellation
 
@@ -55,8 +56,8 @@ defmodule ObjectStoreX.Stream do
 
   ## Options
 
-    * `:chunk_size` - bytes per chunk, default 2 MiB; every chunk but the last has exactly
-      this size
+    * `:chunk_size` - bytes per chunk, default 8 MiB on local stores and 2 MiB elsewhere;
+      every chunk but the last has exactly this size
     * `:prefetch` - chunks read ahead of the consumer, default 2 (see "Memory and flow
       control")
     * `:concurrency` - ranged GETs in flight for one object, default 1; above 1, chunks are
@@ -77,6 +78,7 @@ defmodule ObjectStoreX.Stream do
   """
   @spec download(ObjectStoreX.Store.t(), String.t(), keyword()) :: Enumerable.t()
   def download(store, path, opts \\ []) do
+    opts = Keyword.put_new(opts, :chunk_size, default_chunk_size(store))
     {resource, opts} = validate_download!(store, path, opts)
 
     native = %{
@@ -96,6 +98,10 @@ defmodule ObjectStoreX.Stream do
       &download_event/2
     )
   end
+
+  # Local reads are cheapest in large blocks; elsewhere smaller chunks keep memory low.
+  defp default_chunk_size(%ObjectStoreX.Store{backend: :local}), do: 8 * @mib
+  defp default_chunk_size(_store), do: 2 * @mib
 
   defp validate_download!(store, path, opts) do
     result =

@@ -14,11 +14,12 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore};
 use objectstorex_core::hash::Hasher;
+use objectstorex_core::pool;
 use objectstorex_core::rechunk::Rechunker;
 use rustler::{Atom, Env, LocalPid, Monitor, NifMap, Resource, ResourceArc, Term};
 use tokio::sync::Semaphore;
@@ -303,9 +304,9 @@ async fn local_file(
         let len = chunk_size.min((span.end - pos) as usize);
         let file = file.clone();
         let chunk = tokio::task::spawn_blocking(move || -> std::io::Result<Bytes> {
-            let mut buf = BytesMut::zeroed(len);
-            file.read_exact_at(&mut buf, pos)?;
-            Ok(buf.freeze())
+            let mut buf = pool::global().take(len);
+            file.read_exact_at(buf.as_mut_slice(), pos)?;
+            Ok(buf.into_bytes(len))
         })
         .await
         .map_err(|e| NifError::new(Reason::Internal, e.to_string()))?

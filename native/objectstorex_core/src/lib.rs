@@ -4,4 +4,5 @@
 pub mod config;
 pub mod error;
 pub mod hash;
+pub mod pool;
 pub mod rechunk;
