@@ -19,8 +19,12 @@ defmodule ObjectStoreX.MixProject do
   end
 
   def application do
-    [extra_applications: [:logger, :crypto]]
+    [extra_applications: [:logger, :crypto | test_applications(Mix.env())]]
   end
+
+  # The tests fetch presigned URLs with OTP's :httpc.
+  defp test_applications(:test), do: [:inets]
+  defp test_applications(_), do: []
 
   defp elixirc_paths(:test), do: ["lib", "test/support"]
   defp elixirc_paths(_), do: ["lib"]

@@ -35,8 +35,25 @@ defmodule ObjectStoreX.Native do
   @doc false
   def await(start, timeout) do
     ref = make_ref()
-    handle = start.(ref)
 
+    case start_task(start, ref) do
+      {:ok, handle} -> await_reply(ref, handle, timeout)
+      error -> error
+    end
+  end
+
+  # Arguments are validated before a NIF is called, so a badarg can only mean a resource of
+  # the wrong kind, such as a hand-built %ObjectStoreX.Store{}.
+  defp start_task(start, ref) do
+    {:ok, start.(ref)}
+  rescue
+    ArgumentError ->
+      {:error,
+       {:invalid_argument, "the store (or upload) argument is not a live ObjectStoreX resource",
+        false}}
+  end
+
+  defp await_reply(ref, handle, timeout) do
     receive do
       {^ref, result} -> result
     after
@@ -55,6 +72,7 @@ defmodule ObjectStoreX.Native do
   end
 
   def task_cancel(_handle), do: not_loaded()
+  def native_stats, do: not_loaded()
   def store_new(_ref, _provider, _config), do: not_loaded()
   def object_put(_ref, _store, _path, _iovec, _opts), do: not_loaded()
   def object_get(_ref, _store, _path, _opts), do: not_loaded()

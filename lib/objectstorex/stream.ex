@@ -395,15 +395,17 @@ defmodule ObjectStoreX.Stream do
 
   defp split_lines(data, max) do
     [carry | lines] = data |> :binary.split("\n", [:global]) |> Enum.reverse()
+    lines = lines |> Enum.reverse() |> Enum.map(&strip_cr/1)
 
-    if byte_size(carry) > max do
+    # The unfinished line is checked too, so memory stays bounded before a newline arrives.
+    if Enum.any?([carry | lines], &(byte_size(&1) > max)) do
       raise %Error{
         reason: :line_too_long,
         message: "a line is longer than :max_line_length (#{max} bytes)"
       }
     end
 
-    {lines |> Enum.reverse() |> Enum.map(&strip_cr/1), carry}
+    {lines, carry}
   end
 
   defp strip_cr(line) do

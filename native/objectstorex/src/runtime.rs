@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use futures::FutureExt;
@@ -14,6 +15,27 @@ use tokio::task::AbortHandle;
 use crate::error::{self, NifError, Reason};
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+
+/// Live counts of native work, for tests that prove cancelled work really stops.
+pub static LIVE_TASKS: AtomicUsize = AtomicUsize::new(0);
+pub static LIVE_STREAMS: AtomicUsize = AtomicUsize::new(0);
+pub static LIVE_UPLOADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts itself in `counter` for as long as it lives.
+pub struct Live(&'static AtomicUsize);
+
+impl Live {
+    pub fn new(counter: &'static AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Live(counter)
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 mod atoms {
     rustler::atoms! { ok, error }
@@ -27,9 +49,21 @@ pub fn start() -> std::io::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("objectstorex-io")
+        .on_thread_start(lower_priority)
         .build()?;
     let _ = RUNTIME.set(rt);
     Ok(())
+}
+
+/// Tokio's threads (workers and the blocking pool) run at nice 10, so when the machine is
+/// short of CPU the kernel runs the BEAM's schedulers first: heavy I/O through this library
+/// slows itself down rather than the VM. Raising niceness needs no privileges.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+    }
 }
 
 pub fn runtime() -> &'static Runtime {
@@ -155,11 +189,14 @@ where
     F: Future<Output = Result<T, NifError>> + Send + 'static,
 {
     let emitter = Emitter::new(env, reference);
+    let live = Live::new(&LIVE_TASKS);
     let join = runtime().spawn(async move {
         let result = match AssertUnwindSafe(fut).catch_unwind().await {
             Ok(result) => result,
             Err(panic) => Err(NifError::from_panic(panic)),
         };
+        // Uncounted before the caller can see the reply.
+        drop(live);
         emitter.finish(result);
     });
     let handle = ResourceArc::new(TaskHandle {
@@ -167,6 +204,16 @@ where
     });
     env.monitor(&handle, &env.pid());
     handle
+}
+
+/// `{live_tasks, live_streams, live_uploads}`
+#[rustler::nif]
+fn native_stats() -> (usize, usize, usize) {
+    (
+        LIVE_TASKS.load(Ordering::SeqCst),
+        LIVE_STREAMS.load(Ordering::SeqCst),
+        LIVE_UPLOADS.load(Ordering::SeqCst),
+    )
 }
 
 #[rustler::nif]

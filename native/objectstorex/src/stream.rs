@@ -29,7 +29,7 @@ use crate::error::{NifError, Reason};
 use crate::meta::Meta;
 use crate::object::{changed_or, parse_path};
 use crate::payload::Blob;
-use crate::runtime::{runtime, Emitter};
+use crate::runtime::{runtime, Emitter, Live, LIVE_STREAMS};
 use crate::store::StoreResource;
 
 mod atoms {
@@ -99,9 +99,13 @@ where
         emitter: Emitter::new(env, reference),
         credit: credit.clone(),
     };
+    let live = Live::new(&LIVE_STREAMS);
     let join = runtime().spawn(async move {
         // On a panic the emitter is dropped while unwinding and sends {:error, :cancelled}.
-        if let Ok((emitter, result)) = AssertUnwindSafe(produce(producer)).catch_unwind().await {
+        let outcome = AssertUnwindSafe(produce(producer)).catch_unwind().await;
+        // Uncounted before the consumer can see the end of the stream.
+        drop(live);
+        if let Ok((emitter, result)) = outcome {
             emitter.finish_tagged(atoms::done(), result);
         }
     });

@@ -21,7 +21,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 use crate::error::{self, NifError, Reason};
 use crate::object::{parse_path, put_options, PutOpts};
 use crate::payload;
-use crate::runtime::{self, runtime, TaskHandle};
+use crate::runtime::{self, runtime, Live, TaskHandle, LIVE_UPLOADS};
 use crate::store::StoreResource;
 
 mod atoms {
@@ -62,6 +62,7 @@ struct UploadState {
     started: Instant,
     /// Set once completed or aborted; nothing may be sent after it.
     closed: bool,
+    _live: Live,
 }
 
 impl UploadState {
@@ -300,6 +301,7 @@ fn new_state(
         parts: 0,
         started: Instant::now(),
         closed: false,
+        _live: Live::new(&LIVE_UPLOADS),
     })
 }
 

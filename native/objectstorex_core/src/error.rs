@@ -142,6 +142,7 @@ fn classify_generic(err: &object_store::Error) -> Reason {
         || text.contains("Range started at")
         || text.contains("Wanted range starting at")
         || text.contains("InvalidRange")
+        || text.contains("Requested range was invalid")
     {
         Reason::InvalidRange
     } else {
