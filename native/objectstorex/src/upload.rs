@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use object_store::path::Path;
-use object_store::{MultipartUpload, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload};
+use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload};
 use objectstorex_core::hash::Hasher;
 use rustler::{Encoder, Env, LocalPid, Monitor, NifMap, Resource, ResourceArc, Term};
 use tokio::task::{AbortHandle, JoinHandle};
@@ -108,13 +108,8 @@ impl UploadState {
                 attributes: self.options.attributes.clone(),
                 ..Default::default()
             };
-            let upload = self
-                .store
-                .store
-                .put_multipart_opts(&self.path, opts)
-                .await
-                .map_err(|e| self.store.error(e))?;
-            self.upload = Some(upload);
+            let created = create(self.store.store.clone(), self.path.clone(), opts).await;
+            self.upload = Some(created.map_err(|e| e.redact(&self.store.secrets))?);
         }
         while self.in_flight.len() >= self.max_concurrency {
             self.wait_oldest().await?;
@@ -190,6 +185,27 @@ impl UploadState {
         } else {
             Ok(())
         }
+    }
+}
+
+/// Creates a multipart upload in a task of its own: if the caller's future is cancelled while
+/// the request is in flight, the task still learns the upload id and, with nobody left to take
+/// the upload, aborts it instead of leaving it on the server.
+async fn create(
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    opts: PutMultipartOptions,
+) -> Result<Box<dyn MultipartUpload>, NifError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    runtime().spawn(async move {
+        let created = store.put_multipart_opts(&path, opts).await;
+        if let Err(Ok(mut orphan)) = tx.send(created) {
+            let _ = orphan.abort().await;
+        }
+    });
+    match rx.await {
+        Ok(created) => created.map_err(NifError::from),
+        Err(_) => Err(NifError::new(Reason::Internal, "multipart create task vanished")),
     }
 }
 
