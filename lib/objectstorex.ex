@@ -855,7 +855,7 @@ defmodule ObjectStoreX do
   # Plumbing
 
   defp call(start, timeout, on_ok) do
-    case Native.await(start, timeout) do
+    case ObjectStoreX.Call.await(start, timeout) do
       {:ok, value} -> {:ok, on_ok.(value)}
       {:error, native} -> {:error, Error.from_native(native)}
     end

@@ -121,7 +121,7 @@ defmodule ObjectStoreX.Store do
       )
 
   defp open(provider, config) do
-    case Native.await(&Native.store_new(&1, provider, config), :infinity) do
+    case ObjectStoreX.Call.await(&Native.store_new(&1, provider, config), :infinity) do
       {:ok, resource} -> {:ok, resource}
       {:error, native} -> {:error, Error.from_native(native)}
     end

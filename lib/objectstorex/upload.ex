@@ -109,7 +109,7 @@ defmodule ObjectStoreX.Upload do
   @doc "Sends one chunk; returns once the native side has room for more."
   def write(upload, chunk, timeout) do
     with {:ok, iovec} <- iovec(chunk) do
-      case Native.await(&Native.upload_write(&1, upload, iovec), timeout) do
+      case ObjectStoreX.Call.await(&Native.upload_write(&1, upload, iovec), timeout) do
         {:ok, _} -> :ok
         {:error, native_error} -> {:error, Error.from_native(native_error)}
       end
@@ -129,7 +129,7 @@ defmodule ObjectStoreX.Upload do
 
   @doc "Completes the upload; returns the summary map."
   def finish(upload, timeout) do
-    case Native.await(&Native.upload_finish(&1, upload), timeout) do
+    case ObjectStoreX.Call.await(&Native.upload_finish(&1, upload), timeout) do
       {:ok, summary} -> {:ok, summary(summary)}
       {:error, native_error} -> {:error, Error.from_native(native_error)}
     end
@@ -137,7 +137,7 @@ defmodule ObjectStoreX.Upload do
 
   @doc "Aborts the upload (idempotent); waits until the store has been told."
   def abort(upload) do
-    _ = Native.await(&Native.upload_abort(&1, upload), 60_000)
+    _ = ObjectStoreX.Call.await(&Native.upload_abort(&1, upload), 60_000)
     :ok
   end
 
