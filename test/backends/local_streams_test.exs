@@ -1,0 +1,5 @@
+defmodule ObjectStoreX.Backends.LocalStreamsTest do
+  use ExUnit.Case, async: true
+  @moduletag backend: :local
+  use ObjectStoreX.StreamSuite, backend: :local
+end

@@ -1,0 +1,142 @@
+defmodule ObjectStoreX.CancellationTest do
+  # Reads the library's global counts of live native work, so it must not run beside other tests.
+  use ExUnit.Case, async: false
+
+  alias ObjectStoreX.{Native, TestBackends, TestHelpers}
+  alias ObjectStoreX.Stream, as: OSXStream
+
+  @mib 1_048_576
+
+  defp live, do: Native.native_stats()
+
+  # Waits up to `ms` for the live counts to return to `baseline`.
+  defp settles_to(baseline, ms \\ 1000) do
+    deadline = System.monotonic_time(:millisecond) + ms
+
+    Stream.repeatedly(fn ->
+      Process.sleep(10)
+      live()
+    end)
+    |> Enum.find(fn now -> now == baseline or System.monotonic_time(:millisecond) > deadline end)
+  end
+
+  defp drain_mailbox(acc \\ []) do
+    receive do
+      msg -> drain_mailbox([msg | acc])
+    after
+      200 -> Enum.reverse(acc)
+    end
+  end
+
+  describe "a consumer that dies" do
+    for backend <- [:memory, :local] do
+      test "stops its #{backend} download within a second" do
+        store = TestBackends.store!(unquote(backend))
+        :ok = ObjectStoreX.put(store, "big.bin", :crypto.strong_rand_bytes(8 * @mib))
+        baseline = live()
+        parent = self()
+
+        consumer =
+          spawn(fn ->
+            OSXStream.download(store, "big.bin", chunk_size: 64 * 1024)
+            |> Enum.each(fn _ ->
+              send(parent, :chunk)
+              Process.sleep(50)
+            end)
+          end)
+
+        assert_receive :chunk, 2000
+        {_, streams, _} = live()
+        assert streams > elem(baseline, 1)
+        Process.exit(consumer, :kill)
+        assert settles_to(baseline) == baseline
+      end
+    end
+
+    test "stops its listing within a second" do
+      store = TestBackends.store!(:memory)
+      for i <- 1..50, do: :ok = ObjectStoreX.put(store, "l/#{i}", "x")
+      baseline = live()
+      parent = self()
+
+      consumer =
+        spawn(fn ->
+          OSXStream.list_stream(store, page_size: 1, prefetch: 1)
+          |> Enum.each(fn _ ->
+            send(parent, :item)
+            Process.sleep(1000)
+          end)
+        end)
+
+      assert_receive :item, 2000
+      Process.exit(consumer, :kill)
+      assert settles_to(baseline) == baseline
+    end
+  end
+
+  describe "timeouts" do
+    setup do
+      {port, stop} = TestHelpers.silent_server()
+      on_exit(stop)
+
+      store =
+        ObjectStoreX.new!(:http,
+          url: "http://127.0.0.1:#{port}",
+          allow_http: true,
+          retry: [max_retries: 0]
+        )
+
+      {:ok, store: store}
+    end
+
+    test "a stalled download raises :timeout, is cancelled and leaves no message", %{store: store} do
+      baseline = live()
+      started = System.monotonic_time(:millisecond)
+
+      error =
+        assert_raise ObjectStoreX.Error, fn ->
+          OSXStream.download(store, "x.bin", timeout: 300) |> Stream.run()
+        end
+
+      assert error.reason == :timeout
+      assert ObjectStoreX.Error.retryable?(error)
+      assert System.monotonic_time(:millisecond) - started < 5000
+      assert drain_mailbox() == []
+      assert settles_to(baseline) == baseline
+    end
+
+    test "a stalled one-shot call returns :timeout and leaves no message", %{store: store} do
+      baseline = live()
+
+      assert {:error, %ObjectStoreX.Error{reason: :timeout}} =
+               ObjectStoreX.get(store, "x.bin", timeout: 200)
+
+      assert drain_mailbox() == []
+      assert settles_to(baseline) == baseline
+    end
+  end
+
+  describe "an unfinished upload" do
+    test "is dropped when garbage-collected" do
+      store = TestBackends.store!(:memory)
+      baseline = live()
+
+      task =
+        Task.async(fn ->
+          {acc, collect} =
+            Collectable.into(OSXStream.upload_sink(store, "gc.bin", part_size: 5 * @mib))
+
+          _ = collect.(acc, {:cont, :crypto.strong_rand_bytes(6 * @mib)})
+          {_, _, uploads} = live()
+          :erlang.garbage_collect()
+          uploads
+        end)
+
+      assert Task.await(task) > elem(baseline, 2)
+      assert settles_to(baseline) == baseline
+
+      assert {:error, %ObjectStoreX.Error{reason: :not_found}} =
+               ObjectStoreX.head(store, "gc.bin")
+    end
+  end
+end

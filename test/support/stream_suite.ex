@@ -1,0 +1,355 @@
+defmodule ObjectStoreX.StreamSuite do
+  @moduledoc false
+  # Streaming download, listing, upload and transfer behaviour, run against every backend that
+  # has multipart uploads (memory, local, S3, Azure): `use ObjectStoreX.StreamSuite, backend: b`.
+
+  defmacro __using__(backend: backend) do
+    quote do
+      alias ObjectStoreX.Stream, as: OSXStream
+
+      @mib 1_048_576
+      @part 5 * @mib
+
+      setup do
+        {:ok, store: ObjectStoreX.TestBackends.store!(unquote(backend))}
+      end
+
+      defp sha256(data), do: Base.encode16(:crypto.hash(:sha256, data), case: :lower)
+
+      defp drain_mailbox(acc \\ []) do
+        receive do
+          msg -> drain_mailbox([msg | acc])
+        after
+          200 -> Enum.reverse(acc)
+        end
+      end
+
+      describe "Stream.download/3" do
+        test "delivers the object in exact chunks with a matching digest", %{store: store} do
+          data = :crypto.strong_rand_bytes(3 * @mib + 12_345)
+          :ok = ObjectStoreX.put(store, "dl/a.bin", data)
+          parent = self()
+
+          chunks =
+            OSXStream.download(store, "dl/a.bin",
+              chunk_size: @mib,
+              hash: :sha256,
+              on_complete: &send(parent, {:summary, &1})
+            )
+            |> Enum.to_list()
+
+          assert IO.iodata_to_binary(chunks) == data
+          assert Enum.map(chunks, &byte_size/1) == [@mib, @mib, @mib, 12_345]
+          assert_receive {:summary, %{bytes: bytes, chunks: 4, digest: digest}}
+          assert bytes == byte_size(data)
+          assert digest == sha256(data)
+        end
+
+        test "streams a range and an empty object", %{store: store} do
+          data = :crypto.strong_rand_bytes(100_000)
+          :ok = ObjectStoreX.put(store, "dl/r.bin", data)
+          ranged = OSXStream.download(store, "dl/r.bin", range: {1000, 50_999}, chunk_size: 7000)
+          assert IO.iodata_to_binary(Enum.to_list(ranged)) == binary_part(data, 1000, 50_000)
+
+          :ok = ObjectStoreX.put(store, "dl/empty.bin", "")
+
+          assert OSXStream.download(store, "dl/empty.bin")
+                 |> Enum.to_list()
+                 |> IO.iodata_to_binary() == ""
+        end
+
+        test "parallel ranged download equals the source", %{store: store} do
+          data = :crypto.strong_rand_bytes(2 * @mib + 777)
+          :ok = ObjectStoreX.put(store, "dl/p.bin", data)
+
+          chunks =
+            OSXStream.download(store, "dl/p.bin", chunk_size: 300_000, concurrency: 4)
+            |> Enum.to_list()
+
+          assert IO.iodata_to_binary(chunks) == data
+        end
+
+        test "an object replaced during a parallel download raises", %{store: store} do
+          :ok = ObjectStoreX.put(store, "dl/changing.bin", :crypto.strong_rand_bytes(2 * @mib))
+
+          error =
+            assert_raise ObjectStoreX.Error, fn ->
+              OSXStream.download(store, "dl/changing.bin",
+                chunk_size: 100_000,
+                concurrency: 2,
+                prefetch: 1
+              )
+              |> Stream.with_index()
+              |> Enum.each(fn {_chunk, i} ->
+                if i == 0,
+                  do:
+                    :ok =
+                      ObjectStoreX.put(
+                        store,
+                        "dl/changing.bin",
+                        :crypto.strong_rand_bytes(2 * @mib)
+                      )
+              end)
+            end
+
+          assert error.reason == :precondition_failed
+        end
+
+        test "halting early leaves no message behind", %{store: store} do
+          :ok = ObjectStoreX.put(store, "dl/h.bin", :crypto.strong_rand_bytes(2 * @mib))
+
+          assert [_, _] =
+                   OSXStream.download(store, "dl/h.bin", chunk_size: 100_000) |> Enum.take(2)
+
+          assert drain_mailbox() == []
+        end
+
+        test "a raise in the consumer stops the stream and leaves no message", %{store: store} do
+          :ok = ObjectStoreX.put(store, "dl/x.bin", :crypto.strong_rand_bytes(@mib))
+
+          assert_raise RuntimeError, "consumer failed", fn ->
+            OSXStream.download(store, "dl/x.bin", chunk_size: 100_000)
+            |> Enum.each(fn _ -> raise "consumer failed" end)
+          end
+
+          assert drain_mailbox() == []
+        end
+
+        test "a missing object raises :not_found during enumeration", %{store: store} do
+          stream = OSXStream.download(store, "dl/missing.bin")
+          assert %ObjectStoreX.Error{reason: :not_found} = catch_error(Enum.to_list(stream))
+          assert drain_mailbox() == []
+        end
+
+        test "verify raises on a digest mismatch", %{store: store} do
+          :ok = ObjectStoreX.put(store, "dl/v.bin", "payload")
+
+          assert OSXStream.download(store, "dl/v.bin",
+                   hash: :md5,
+                   verify: Base.encode16(:crypto.hash(:md5, "payload"))
+                 )
+                 |> Enum.to_list() == ["payload"]
+
+          error =
+            assert_raise ObjectStoreX.Error, fn ->
+              OSXStream.download(store, "dl/v.bin",
+                hash: :sha256,
+                verify: String.duplicate("0", 64)
+              )
+              |> Stream.run()
+            end
+
+          assert error.reason == :checksum_mismatch
+        end
+
+        test "lines are joined across chunk boundaries, plain and gzip", %{store: store} do
+          lines = for i <- 1..2000, do: "line #{i} " <> String.duplicate("x", rem(i, 37))
+          text = Enum.join(lines, "\n") <> "\n"
+          :ok = ObjectStoreX.put(store, "dl/log.txt", text)
+          :ok = ObjectStoreX.put(store, "dl/log.txt.gz", :zlib.gzip(text))
+          assert OSXStream.lines(store, "dl/log.txt", chunk_size: 333) |> Enum.to_list() == lines
+
+          assert OSXStream.lines(store, "dl/log.txt.gz", chunk_size: 333, decompress: :gzip)
+                 |> Enum.to_list() == lines
+
+          :ok = ObjectStoreX.put(store, "dl/crlf.txt", "a\r\nb\nlast")
+
+          assert OSXStream.lines(store, "dl/crlf.txt", chunk_size: 2) |> Enum.to_list() == [
+                   "a",
+                   "b",
+                   "last"
+                 ]
+
+          error =
+            assert_raise ObjectStoreX.Error, fn ->
+              OSXStream.lines(store, "dl/log.txt", max_line_length: 10) |> Stream.run()
+            end
+
+          assert error.reason == :line_too_long
+        end
+
+        test "on_progress reports bytes against the total", %{store: store} do
+          :ok = ObjectStoreX.put(store, "dl/prog.bin", :crypto.strong_rand_bytes(500_000))
+          parent = self()
+
+          OSXStream.download(store, "dl/prog.bin",
+            chunk_size: 100_000,
+            on_progress: &send(parent, {:progress, &1})
+          )
+          |> Stream.run()
+
+          assert_receive {:progress, %{bytes: 500_000, total: 500_000}}
+        end
+      end
+
+      describe "Stream.list_stream/2" do
+        test "lists every object under a prefix in pages, lazily", %{store: store} do
+          for i <- 1..25, do: :ok = ObjectStoreX.put(store, "ls/#{i}.txt", "#{i}")
+          :ok = ObjectStoreX.put(store, "other/1.txt", "x")
+          metas = OSXStream.list_stream(store, prefix: "ls/", page_size: 10) |> Enum.to_list()
+          assert length(metas) == 25
+          assert Enum.all?(metas, &match?(%ObjectStoreX.Meta{size: s} when s > 0, &1))
+
+          assert metas |> Enum.map(& &1.location) |> Enum.sort() ==
+                   Enum.sort(for i <- 1..25, do: "ls/#{i}.txt")
+
+          assert length(OSXStream.list_stream(store, prefix: "ls", page_size: 10) |> Enum.take(3)) ==
+                   3
+
+          assert drain_mailbox() == []
+        end
+
+        test "the seed's batch delete runs as written", %{store: store} do
+          for i <- 1..30, do: :ok = ObjectStoreX.put(store, "temp/#{i}", "x")
+
+          ObjectStoreX.Stream.list_stream(store, prefix: "temp/")
+          |> Stream.map(fn meta -> meta.location end)
+          |> Stream.chunk_every(1000)
+          |> Stream.each(fn batch ->
+            {:ok, deleted, _failed} = ObjectStoreX.delete_many(store, batch)
+            send(self(), {:deleted, deleted})
+          end)
+          |> Stream.run()
+
+          assert_received {:deleted, 30}
+          assert ObjectStoreX.Stream.list_stream(store, prefix: "temp/") |> Enum.to_list() == []
+        end
+      end
+
+      describe "Stream.upload/4" do
+        for size <- [0, 1, @part - 1, @part + 1, 3 * @part + 4321] do
+          @upload_size size
+          test "uploads #{size} bytes in odd-sized chunks with a matching digest", %{store: store} do
+            size = @upload_size
+            data = :crypto.strong_rand_bytes(size)
+            chunks = for <<c::binary-size(333_333) <- data>>, do: c
+            tail = binary_part(data, length(chunks) * 333_333, size - length(chunks) * 333_333)
+            parent = self()
+
+            assert :ok =
+                     OSXStream.upload(chunks ++ [tail], store, "up/#{size}.bin",
+                       part_size: @part,
+                       hash: :sha256,
+                       on_complete: &send(parent, {:done, &1})
+                     )
+
+            assert_receive {:done, %{bytes: ^size, digest: digest, parts: parts}}
+            assert digest == sha256(data)
+            assert parts == max(1, div(size + @part - 1, @part))
+            assert ObjectStoreX.get!(store, "up/#{size}.bin") == data
+          end
+        end
+
+        test "accepts iodata and collects through upload_sink", %{store: store} do
+          data = :crypto.strong_rand_bytes(@part + 10)
+          <<a::binary-size(1000), b::binary-size(2000), rest::binary>> = data
+
+          assert :ok =
+                   OSXStream.upload([[a, [b]], rest], store, "up/iodata.bin", part_size: @part)
+
+          assert ObjectStoreX.get!(store, "up/iodata.bin") == data
+
+          sink =
+            Enum.into([a, b, rest], OSXStream.upload_sink(store, "up/sink.bin", part_size: @part))
+
+          assert sink.result.bytes == byte_size(data)
+          assert ObjectStoreX.get!(store, "up/sink.bin") == data
+        end
+
+        test "a raising source re-raises and leaves no object", %{store: store} do
+          source =
+            Stream.concat(
+              List.duplicate(:crypto.strong_rand_bytes(@mib), 6),
+              Stream.map([1], fn _ -> raise "source broke" end)
+            )
+
+          assert_raise RuntimeError, "source broke", fn ->
+            OSXStream.upload(source, store, "up/broken.bin", part_size: @part)
+          end
+
+          assert {:error, %ObjectStoreX.Error{reason: :not_found}} =
+                   ObjectStoreX.head(store, "up/broken.bin")
+        end
+
+        test "concurrent uploads to different keys", %{store: store} do
+          results =
+            1..4
+            |> Task.async_stream(fn i ->
+              data = :crypto.strong_rand_bytes(@part + i)
+              :ok = OSXStream.upload([data], store, "up/c#{i}.bin", part_size: @part)
+              ObjectStoreX.get!(store, "up/c#{i}.bin") == data
+            end)
+            |> Enum.map(fn {:ok, same?} -> same? end)
+
+          assert results == [true, true, true, true]
+        end
+
+        test "the seed's download |> upload migration runs as written", %{store: store} do
+          {:ok, dest} = ObjectStoreX.new(:memory)
+          data = :crypto.strong_rand_bytes(@part + 99)
+          :ok = ObjectStoreX.put(store, "mig/one.bin", data)
+          :ok = ObjectStoreX.put(store, "mig/two.bin", "two")
+
+          ObjectStoreX.Stream.list_stream(store, prefix: "mig/")
+          |> Task.async_stream(
+            fn meta ->
+              ObjectStoreX.Stream.download(store, meta.location)
+              |> ObjectStoreX.Stream.upload(dest, meta.location)
+            end,
+            max_concurrency: 10,
+            timeout: :infinity
+          )
+          |> Stream.run()
+
+          assert ObjectStoreX.get!(dest, "mig/one.bin") == data
+          assert ObjectStoreX.get!(dest, "mig/two.bin") == "two"
+        end
+      end
+
+      describe "files and transfers" do
+        @tag :tmp_dir
+        test "upload_file and download_file round trip", %{store: store, tmp_dir: dir} do
+          data = :crypto.strong_rand_bytes(2 * @part + 5)
+          src = Path.join(dir, "src.bin")
+          File.write!(src, data)
+
+          assert {:ok, %{bytes: bytes, digest: digest}} =
+                   ObjectStoreX.upload_file(store, "f/file.bin", src,
+                     part_size: @part,
+                     hash: :sha256
+                   )
+
+          assert bytes == byte_size(data) and digest == sha256(data)
+
+          dst = Path.join(dir, "dst.bin")
+
+          assert {:ok, %ObjectStoreX.Meta{size: size}} =
+                   ObjectStoreX.download_file(store, "f/file.bin", dst,
+                     chunk_size: @mib,
+                     concurrency: 4
+                   )
+
+          assert size == byte_size(data)
+          assert File.read!(dst) == data
+
+          assert {:error, %ObjectStoreX.Error{reason: :not_found}} =
+                   ObjectStoreX.download_file(store, "f/missing.bin", Path.join(dir, "m.bin"))
+
+          assert File.ls!(dir) |> Enum.sort() == ["dst.bin", "src.bin"]
+        end
+
+        test "transfer to another store verifies bytes and digest", %{store: store} do
+          {:ok, other} = ObjectStoreX.new(:memory)
+          data = :crypto.strong_rand_bytes(@part + 3)
+          :ok = ObjectStoreX.put(other, "src.bin", data)
+
+          assert {:ok, %{bytes: bytes, digest: digest}} =
+                   ObjectStoreX.transfer(other, "src.bin", store, "t/copy.bin", part_size: @part)
+
+          assert bytes == byte_size(data) and digest == sha256(data)
+          assert ObjectStoreX.get!(store, "t/copy.bin") == data
+        end
+      end
+    end
+  end
+end

@@ -1,0 +1,139 @@
+defmodule ObjectStoreX.TestHelpers do
+  @moduledoc """
+  Small helpers shared by the tests: random data, plain HTTP requests with `:httpc` (loopback
+  only), a TCP server that never answers, and mailbox checks.
+  """
+
+  import ExUnit.Assertions
+
+  @doc "`n` random bytes."
+  def random_bytes(0), do: ""
+  def random_bytes(n), do: :crypto.strong_rand_bytes(n)
+
+  @doc """
+  A deterministic pseudo-random payload of `n` bytes that starts with `head` and ends with
+  `tail` (e.g. Parquet's "PAR1" magic), for the seed guide's examples.
+  """
+  def framed_bytes(n, head, tail) do
+    middle = n - byte_size(head) - byte_size(tail)
+    head <> random_bytes(middle) <> tail
+  end
+
+  @doc """
+  Sends one HTTP request with `:httpc` and returns `{status, headers, body}`, headers as a map
+  with lower-case names. Refuses anything but a loopback address: the tests talk only to
+  servers on this machine.
+  """
+  def http_request(method, url, headers \\ [], body \\ nil) do
+    assert_loopback!(url)
+    {:ok, _} = Application.ensure_all_started(:inets)
+    headers = Enum.map(headers, fn {k, v} -> {to_charlist(k), to_charlist(v)} end)
+
+    request =
+      case body do
+        nil ->
+          {to_charlist(url), headers}
+
+        body ->
+          {content_type, headers} = pop_content_type(headers)
+          {to_charlist(url), headers, content_type, body}
+      end
+
+    # Called through httpc/0 so that compiling test/support does not warn that the
+    # application uses :inets without depending on it (only the tests need it).
+    case httpc().request(method, request, [timeout: 20_000, connect_timeout: 5_000],
+           body_format: :binary
+         ) do
+      {:ok, {{_, status, _}, resp_headers, resp_body}} ->
+        {status,
+         Map.new(resp_headers, fn {k, v} ->
+           {k |> to_string() |> String.downcase(), to_string(v)}
+         end), resp_body}
+
+      {:error, reason} ->
+        flunk("HTTP #{method} #{redact_query(url)} failed: #{inspect(reason)}")
+    end
+  end
+
+  defp httpc, do: :httpc
+
+  defp pop_content_type(headers) do
+    case Enum.split_with(headers, fn {k, _} -> :string.lowercase(k) == ~c"content-type" end) do
+      {[{_, ct} | _], rest} -> {ct, rest}
+      {[], rest} -> {~c"application/octet-stream", rest}
+    end
+  end
+
+  @doc "Asserts that `url` points at a loopback address."
+  def assert_loopback!(url) do
+    host = URI.parse(url).host
+
+    assert host in ["127.0.0.1", "localhost", "::1", "[::1]"] or
+             String.starts_with?(host || "", "127."),
+           "refusing to send a request off this machine: #{redact_query(url)}"
+  end
+
+  @doc "The URL without its query string (which may carry a signature)."
+  def redact_query(url), do: url |> String.split("?") |> hd()
+
+  @doc """
+  Starts a TCP server on 127.0.0.1 that accepts connections and never answers. Returns
+  `{port, stop_fun}`. Requests to it hang until the client gives up: a deterministic way to make
+  an operation outlast its `:timeout`.
+  """
+  def silent_server do
+    {:ok, listen} =
+      :gen_tcp.listen(0, [:binary, active: false, reuseaddr: true, ip: {127, 0, 0, 1}])
+
+    {:ok, port} = :inet.port(listen)
+    parent = self()
+
+    pid =
+      spawn(fn ->
+        ref = Process.monitor(parent)
+        accept_loop(listen, ref, [])
+      end)
+
+    :ok = :gen_tcp.controlling_process(listen, pid)
+
+    stop = fn ->
+      send(pid, :stop)
+      :ok
+    end
+
+    {port, stop}
+  end
+
+  defp accept_loop(listen, ref, socks) do
+    receive do
+      :stop -> Enum.each([listen | socks], &:gen_tcp.close/1)
+      {:DOWN, ^ref, _, _, _} -> Enum.each([listen | socks], &:gen_tcp.close/1)
+    after
+      0 ->
+        case :gen_tcp.accept(listen, 50) do
+          {:ok, sock} -> accept_loop(listen, ref, [sock | socks])
+          {:error, :timeout} -> accept_loop(listen, ref, socks)
+          {:error, _} -> :ok
+        end
+    end
+  end
+
+  @doc """
+  Collects every message in the mailbox, waiting `wait_ms` for late arrivals. The tests use it
+  to prove that a timed-out operation leaves no `{ref, result}` reply behind.
+  """
+  def drain_mailbox(wait_ms \\ 100, acc \\ []) do
+    receive do
+      msg -> drain_mailbox(wait_ms, [msg | acc])
+    after
+      wait_ms -> Enum.reverse(acc)
+    end
+  end
+
+  @doc "Asserts that `dt` is a UTC DateTime within `slack_s` seconds of [from, to]."
+  def assert_recent_utc(dt, from, to, slack_s \\ 10) do
+    assert %DateTime{time_zone: "Etc/UTC"} = dt
+    assert DateTime.compare(dt, DateTime.add(from, -slack_s, :second)) in [:gt, :eq]
+    assert DateTime.compare(dt, DateTime.add(to, slack_s, :second)) in [:lt, :eq]
+  end
+end
