@@ -757,7 +757,7 @@ defmodule ObjectStoreX do
          {:ok, opts} <-
            Args.opts(opts, Keyword.keys(@download_file_defaults), @download_file_defaults),
          {:ok, timeout} <- Args.timeout(opts),
-         :ok <- positive_integers(opts, [:chunk_size, :concurrency]) do
+         :ok <- Args.positive_integers(opts, [:chunk_size, :concurrency]) do
       local_path = Path.expand(local_path)
 
       call(
@@ -785,16 +785,6 @@ defmodule ObjectStoreX do
   @spec download_file!(store(), path(), Path.t(), keyword()) :: Meta.t()
   def download_file!(store, path, local_path, opts \\ []),
     do: unwrap!(download_file(store, path, local_path, opts))
-
-  defp positive_integers(opts, keys) do
-    case Enum.find(keys, fn k -> not (is_integer(opts[k]) and opts[k] > 0) end) do
-      nil ->
-        :ok
-
-      key ->
-        Error.invalid("#{inspect(key)} must be a positive integer, got: #{Args.brief(opts[key])}")
-    end
-  end
 
   # ---------------------------------------------------------------------------------------------
   # Presigned URLs

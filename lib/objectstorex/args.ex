@@ -54,6 +54,13 @@ defmodule ObjectStoreX.Args do
 
   def timeout(_), do: {:ok, :infinity}
 
+  def positive_integers(opts, keys) do
+    case Enum.find(keys, fn k -> not (is_integer(opts[k]) and opts[k] > 0) end) do
+      nil -> :ok
+      key -> Error.invalid("#{inspect(key)} must be a positive integer, got: #{brief(opts[key])}")
+    end
+  end
+
   def optional_string(_name, nil), do: {:ok, nil}
   def optional_string(_name, value) when is_binary(value), do: {:ok, value}
 

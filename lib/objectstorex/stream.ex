@@ -108,7 +108,7 @@ defmodule ObjectStoreX.Stream do
       with {:ok, resource} <- Args.store(store),
            {:ok, path} <- Args.path("path", path),
            {:ok, opts} <- Args.opts(opts, Keyword.keys(@download_defaults), @download_defaults),
-           :ok <- positive(opts, [:chunk_size, :prefetch, :concurrency]),
+           :ok <- Args.positive_integers(opts, [:chunk_size, :prefetch, :concurrency]),
            {:ok, _} <- Args.timeout(opts),
            {:ok, range} <- Args.range(":range", opts.range),
            :ok <- check_hash(opts),
@@ -201,16 +201,6 @@ defmodule ObjectStoreX.Stream do
 
   defp rate(_bytes, 0), do: nil
   defp rate(bytes, micros), do: Float.round(bytes / micros, 1)
-
-  defp positive(opts, keys) do
-    case Enum.find(keys, fn k -> not (is_integer(opts[k]) and opts[k] > 0) end) do
-      nil ->
-        :ok
-
-      key ->
-        Error.invalid("#{inspect(key)} must be a positive integer, got: #{Args.brief(opts[key])}")
-    end
-  end
 
   defp check_hash(%{hash: nil, verify: nil}), do: :ok
 
@@ -323,7 +313,7 @@ defmodule ObjectStoreX.Stream do
            {:ok, opts} <- Args.opts(opts, Keyword.keys(@list_defaults), @list_defaults),
            {:ok, prefix} <- Args.optional_string(":prefix", opts.prefix),
            {:ok, offset} <- Args.optional_string(":offset", opts.offset),
-           :ok <- positive(opts, [:page_size, :prefetch]),
+           :ok <- Args.positive_integers(opts, [:page_size, :prefetch]),
            {:ok, timeout} <- Args.timeout(opts) do
         {:ok, resource, prefix && String.trim(prefix, "/"), offset, opts, timeout}
       end

@@ -16,14 +16,6 @@ defmodule ObjectStoreX.StreamSuite do
 
       defp sha256(data), do: Base.encode16(:crypto.hash(:sha256, data), case: :lower)
 
-      defp drain_mailbox(acc \\ []) do
-        receive do
-          msg -> drain_mailbox([msg | acc])
-        after
-          200 -> Enum.reverse(acc)
-        end
-      end
-
       describe "Stream.download/3" do
         test "delivers the object in exact chunks with a matching digest", %{store: store} do
           data = :crypto.strong_rand_bytes(3 * @mib + 12_345)
@@ -101,7 +93,7 @@ defmodule ObjectStoreX.StreamSuite do
           assert [_, _] =
                    OSXStream.download(store, "dl/h.bin", chunk_size: 100_000) |> Enum.take(2)
 
-          assert drain_mailbox() == []
+          assert ObjectStoreX.TestHelpers.drain_mailbox(200) == []
         end
 
         test "a raise in the consumer stops the stream and leaves no message", %{store: store} do
@@ -112,13 +104,13 @@ defmodule ObjectStoreX.StreamSuite do
             |> Enum.each(fn _ -> raise "consumer failed" end)
           end
 
-          assert drain_mailbox() == []
+          assert ObjectStoreX.TestHelpers.drain_mailbox(200) == []
         end
 
         test "a missing object raises :not_found during enumeration", %{store: store} do
           stream = OSXStream.download(store, "dl/missing.bin")
           assert %ObjectStoreX.Error{reason: :not_found} = catch_error(Enum.to_list(stream))
-          assert drain_mailbox() == []
+          assert ObjectStoreX.TestHelpers.drain_mailbox(200) == []
         end
 
         test "verify raises on a digest mismatch", %{store: store} do
@@ -196,7 +188,7 @@ defmodule ObjectStoreX.StreamSuite do
           assert length(OSXStream.list_stream(store, prefix: "ls", page_size: 10) |> Enum.take(3)) ==
                    3
 
-          assert drain_mailbox() == []
+          assert ObjectStoreX.TestHelpers.drain_mailbox(200) == []
         end
 
         test "the seed's batch delete runs as written", %{store: store} do

@@ -150,7 +150,7 @@ pub struct GetOpts {
 }
 
 /// Ranges arrive as `{:bounded, start, end_exclusive}`, `{:offset, n, _}` or `{:suffix, n, _}`.
-fn get_range((kind, a, b): (Atom, u64, u64)) -> Result<GetRange, NifError> {
+pub fn get_range((kind, a, b): (Atom, u64, u64)) -> Result<GetRange, NifError> {
     if kind == atoms::bounded() {
         Ok(GetRange::Bounded(a..b))
     } else if kind == atoms::offset() {

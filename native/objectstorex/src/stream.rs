@@ -27,13 +27,13 @@ use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::error::{NifError, Reason};
 use crate::meta::Meta;
-use crate::object::{changed_or, parse_path};
+use crate::object::{changed_or, get_range, parse_path};
 use crate::payload::Blob;
 use crate::runtime::{runtime, Emitter, Live, LIVE_STREAMS};
 use crate::store::StoreResource;
 
 mod atoms {
-    rustler::atoms! { ok, data, start, done, bounded, offset, suffix }
+    rustler::atoms! { ok, data, start, done }
 }
 
 /// A running producer: its credit and the means to stop it.
@@ -181,18 +181,6 @@ impl Progress {
             micros,
             self.hasher.map(Hasher::finish_hex),
         )
-    }
-}
-
-fn get_range((kind, a, b): (Atom, u64, u64)) -> Result<GetRange, NifError> {
-    if kind == atoms::bounded() {
-        Ok(GetRange::Bounded(a..b))
-    } else if kind == atoms::offset() {
-        Ok(GetRange::Offset(a))
-    } else if kind == atoms::suffix() {
-        Ok(GetRange::Suffix(a))
-    } else {
-        Err(NifError::invalid_argument("invalid :range"))
     }
 }
 

@@ -13,7 +13,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use object_store::path::Path;
-use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload};
+use object_store::{
+    MultipartUpload, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload,
+};
 use objectstorex_core::hash::Hasher;
 use rustler::{Encoder, Env, LocalPid, Monitor, NifMap, Resource, ResourceArc, Term};
 use tokio::task::{AbortHandle, JoinHandle};
@@ -205,7 +207,10 @@ async fn create(
     });
     match rx.await {
         Ok(created) => created.map_err(NifError::from),
-        Err(_) => Err(NifError::new(Reason::Internal, "multipart create task vanished")),
+        Err(_) => Err(NifError::new(
+            Reason::Internal,
+            "multipart create task vanished",
+        )),
     }
 }
 
