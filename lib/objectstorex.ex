@@ -83,9 +83,10 @@ defmodule ObjectStoreX do
 
   ## Options for the network providers (`:s3`, `:gcs`, `:azure`, `:http`)
 
-    * `:timeout` - whole-request timeout in ms (object_store's default is 30 s)
-    * `:connect_timeout` - connection timeout in ms
-    * `:read_timeout` - fails a request when no data arrives for this many ms
+    * `:timeout` - whole-request timeout in ms, default 300_000 (streamed downloads resume
+      transparently when it cuts them)
+    * `:connect_timeout` - connection timeout in ms (default 5_000)
+    * `:read_timeout` - fails a request when no data arrives for this many ms, default 30_000
     * `:pool_idle_timeout` - how long an idle connection is kept, in ms
     * `:proxy_url` - an HTTP(S) proxy
     * `:allow_http` - permit plain `http://` endpoints (default `false`)

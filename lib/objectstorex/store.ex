@@ -192,8 +192,17 @@ defmodule ObjectStoreX.Store do
     end
   end
 
+  # object_store's 30 s whole-request default would cut any longer transfer; a stall timeout
+  # catches a dead connection instead, and the whole-request bound stays as a backstop.
+  @network_defaults %{timeout: 300_000, read_timeout: 30_000}
+
   defp pairs(provider, opts) do
     keys = Map.merge(Map.get(@provider_keys, provider, %{}), @client_keys)
+
+    opts =
+      if provider in [:s3, :gcs, :azure, :http],
+        do: Map.merge(@network_defaults, opts),
+        else: opts
 
     opts
     |> Enum.filter(fn {key, _} -> Map.has_key?(keys, key) end)

@@ -261,10 +261,11 @@ async fn download(
             local_file(p, Arc::new(file), span, chunk_size, &mut progress).await?;
         }
         GetResultPayload::Stream(body) => {
+            let body = resumable(store, path, &result.meta, span.clone(), body);
             let mut chunks = Rechunker::new(body, chunk_size);
             let mut first = true;
             while let Some(chunk) = chunks.next_chunk().await {
-                let chunk = chunk.map_err(|e| store.error(e))?;
+                let chunk = chunk.map_err(|e| changed_or(store, path, e))?;
                 if !first {
                     p.reserve().await;
                 }
@@ -275,6 +276,94 @@ async fn download(
         }
     }
     Ok(progress.summary())
+}
+
+/// Consecutive failed resumptions (without a byte of progress) before a download gives up.
+const MAX_RESUMES: u32 = 3;
+
+/// The body of a GET that, when the connection breaks or a request timeout cuts it, asks again
+/// for the rest of the range, pinned to the object's ETag (or version) so that the parts cannot
+/// come from two versions. This does not depend on object_store's own retry window, which ends
+/// a few minutes after the first request: a slowly consumed stream may last far longer.
+fn resumable(
+    store: &StoreResource,
+    path: &Path,
+    meta: &object_store::ObjectMeta,
+    span: std::ops::Range<u64>,
+    body: futures::stream::BoxStream<'static, object_store::Result<Bytes>>,
+) -> futures::stream::BoxStream<'static, object_store::Result<Bytes>> {
+    struct Resume {
+        store: Arc<dyn ObjectStore>,
+        path: Path,
+        etag: Option<String>,
+        version: Option<String>,
+        pos: u64,
+        end: u64,
+        failures: u32,
+        body: Option<futures::stream::BoxStream<'static, object_store::Result<Bytes>>>,
+    }
+    let state = Resume {
+        store: store.store.clone(),
+        path: path.clone(),
+        etag: meta.e_tag.clone(),
+        version: meta.version.clone(),
+        pos: span.start,
+        end: span.end,
+        failures: 0,
+        body: Some(body),
+    };
+    futures::stream::unfold(state, |mut st| async move {
+        loop {
+            if st.pos >= st.end {
+                return None;
+            }
+            let body = match st.body.as_mut() {
+                Some(body) => body,
+                None => {
+                    let opts = GetOptions {
+                        range: Some(GetRange::Bounded(st.pos..st.end)),
+                        if_match: st.etag.clone(),
+                        version: st.version.clone(),
+                        ..Default::default()
+                    };
+                    match st.store.get_opts(&st.path, opts).await {
+                        Ok(result) => st.body.insert(result.into_stream()),
+                        Err(e) => return Some((Err(e), Resume { pos: st.end, ..st })),
+                    }
+                }
+            };
+            match body.next().await {
+                Some(Ok(bytes)) => {
+                    st.pos += bytes.len() as u64;
+                    st.failures = 0;
+                    return Some((Ok(bytes), st));
+                }
+                // A cut body: resume from here, unless the object cannot be pinned or this
+                // keeps failing without progress.
+                Some(Err(e)) => {
+                    st.failures += 1;
+                    let pinned = st.etag.is_some() || st.version.is_some();
+                    if !pinned || st.failures > MAX_RESUMES {
+                        return Some((Err(e), Resume { pos: st.end, ..st }));
+                    }
+                    st.body = None;
+                }
+                None if st.pos < st.end => {
+                    st.failures += 1;
+                    if st.failures > MAX_RESUMES {
+                        let e = object_store::Error::Generic {
+                            store: "ObjectStoreX",
+                            source: format!("body ended at byte {} of {}", st.pos, st.end).into(),
+                        };
+                        return Some((Err(e), Resume { pos: st.end, ..st }));
+                    }
+                    st.body = None;
+                }
+                None => return None,
+            }
+        }
+    })
+    .boxed()
 }
 
 /// Reads a local file in `chunk_size` blocking reads: object_store's own stream reads 8 KiB at
