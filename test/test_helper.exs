@@ -36,4 +36,7 @@ if missing != [] do
   )
 end
 
-ExUnit.start(exclude: Enum.map(missing, fn {backend, _} -> {:backend, backend} end))
+# A test that needs both the S3 and the Azure server is tagged :s3_and_azure.
+cross = if Enum.any?(missing, fn {b, _} -> b in [:s3, :azure] end), do: [:s3_and_azure], else: []
+
+ExUnit.start(exclude: Enum.map(missing, fn {backend, _} -> {:backend, backend} end) ++ cross)
