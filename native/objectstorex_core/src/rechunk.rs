@@ -1,9 +1,12 @@
 //! Turns a stream of byte buffers of any sizes into chunks of exactly `chunk_size` bytes (the
 //! last may be shorter). A buffer at least as large as what is missing is sliced without a
-//! copy; only small buffers are gathered into a new chunk.
+//! copy; only small buffers are gathered into a new chunk, in a reusable pooled buffer so that
+//! gathering does not touch fresh memory for every chunk.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
+
+use crate::pool::{self, PooledBuf};
 
 pub struct Rechunker<S> {
     inner: S,
@@ -28,24 +31,30 @@ where
 
     /// The next chunk, `None` at the end.
     pub async fn next_chunk(&mut self) -> Option<Result<Bytes, E>> {
-        let mut gathered: Option<BytesMut> = None;
+        // A pooled buffer and how much of it is filled.
+        let mut gathered: Option<(PooledBuf, usize)> = None;
         loop {
-            let have = gathered.as_ref().map_or(0, |g| g.len());
+            let have = gathered.as_ref().map_or(0, |(_, filled)| *filled);
             let missing = self.chunk_size - have;
             if !self.pending.is_empty() {
                 if have == 0 && self.pending.len() >= missing {
                     return Some(Ok(self.pending.split_to(missing)));
                 }
                 let take = missing.min(self.pending.len());
-                let buf = gathered.get_or_insert_with(|| BytesMut::with_capacity(self.chunk_size));
-                buf.extend_from_slice(&self.pending.split_to(take));
-                if buf.len() == self.chunk_size {
-                    return gathered.map(|g| Ok(g.freeze()));
+                let (buf, filled) =
+                    gathered.get_or_insert_with(|| (pool::global().take(self.chunk_size), 0));
+                let piece = self.pending.split_to(take);
+                buf.as_mut_slice()[*filled..*filled + take].copy_from_slice(&piece);
+                *filled += take;
+                if *filled == self.chunk_size {
+                    return gathered.map(|(buf, filled)| Ok(buf.into_bytes(filled)));
                 }
                 continue;
             }
             if self.done {
-                return gathered.filter(|g| !g.is_empty()).map(|g| Ok(g.freeze()));
+                return gathered
+                    .filter(|(_, filled)| *filled > 0)
+                    .map(|(buf, filled)| Ok(buf.into_bytes(filled)));
             }
             match self.inner.next().await {
                 Some(Ok(bytes)) => self.pending = bytes,
