@@ -201,7 +201,7 @@ defmodule ObjectStoreX do
   def put_with_result(store, path, data, opts \\ []) do
     with {:ok, resource} <- Args.store(store),
          {:ok, path} <- Args.path("path", path),
-         {:ok, iovec} <- iovec(data),
+         {:ok, iovec} <- Args.iovec("data", data),
          {:ok, opts} <- Args.opts(opts, @put_opts),
          {:ok, timeout} <- Args.timeout(opts),
          {:ok, native_opts} <- Args.put_options(opts) do
@@ -221,17 +221,6 @@ defmodule ObjectStoreX do
   @spec put_with_result!(store(), path(), iodata(), keyword()) :: PutResult.t()
   def put_with_result!(store, path, data, opts \\ []),
     do: unwrap!(put_with_result(store, path, data, opts))
-
-  defp iovec(data) when is_binary(data), do: {:ok, [data]}
-
-  defp iovec(data) when is_list(data) do
-    {:ok, :erlang.iolist_to_iovec(data)}
-  rescue
-    ArgumentError -> Error.invalid("data must be a binary or iodata")
-  end
-
-  defp iovec(other),
-    do: Error.invalid("data must be a binary or iodata, got: #{Args.brief(other)}")
 
   # ---------------------------------------------------------------------------------------------
   # Reads

@@ -61,6 +61,18 @@ defmodule ObjectStoreX.Args do
     end
   end
 
+  @doc "Turns a binary or iodata into a list of binaries, without copying large binaries."
+  def iovec(_name, data) when is_binary(data), do: {:ok, [data]}
+
+  def iovec(name, data) when is_list(data) do
+    {:ok, :erlang.iolist_to_iovec(data)}
+  rescue
+    ArgumentError -> Error.invalid("#{name} must be a binary or iodata")
+  end
+
+  def iovec(name, other),
+    do: Error.invalid("#{name} must be a binary or iodata, got: #{brief(other)}")
+
   def optional_string(_name, nil), do: {:ok, nil}
   def optional_string(_name, value) when is_binary(value), do: {:ok, value}
 

@@ -108,24 +108,13 @@ defmodule ObjectStoreX.Upload do
 
   @doc "Sends one chunk; returns once the native side has room for more."
   def write(upload, chunk, timeout) do
-    with {:ok, iovec} <- iovec(chunk) do
+    with {:ok, iovec} <- Args.iovec("upload chunks", chunk) do
       case ObjectStoreX.Call.await(&Native.upload_write(&1, upload, iovec), timeout) do
         {:ok, _} -> :ok
         {:error, native_error} -> {:error, Error.from_native(native_error)}
       end
     end
   end
-
-  defp iovec(chunk) when is_binary(chunk), do: {:ok, [chunk]}
-
-  defp iovec(chunk) when is_list(chunk) do
-    {:ok, :erlang.iolist_to_iovec(chunk)}
-  rescue
-    ArgumentError -> Error.invalid("upload chunks must be binaries or iodata")
-  end
-
-  defp iovec(other),
-    do: Error.invalid("upload chunks must be binaries or iodata, got: #{Args.brief(other)}")
 
   @doc "Completes the upload; returns the summary map."
   def finish(upload, timeout) do

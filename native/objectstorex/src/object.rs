@@ -390,6 +390,18 @@ fn object_list_with_delimiter(
     })
 }
 
+/// Every object under `prefix`, after `offset` when given (exclusive).
+pub fn listing(
+    store: &StoreResource,
+    prefix: Option<&Path>,
+    offset: Option<String>,
+) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+    match offset {
+        Some(o) => store.store.list_with_offset(prefix, &Path::from(o)),
+        None => store.store.list(prefix),
+    }
+}
+
 #[rustler::nif]
 fn object_list(
     env: Env,
@@ -401,12 +413,7 @@ fn object_list(
     let prefix = parse_prefix(prefix);
     runtime::spawn(env, reference, async move {
         let prefix = prefix?;
-        let listing = match offset {
-            Some(o) => store
-                .store
-                .list_with_offset(prefix.as_ref(), &Path::from(o)),
-            None => store.store.list(prefix.as_ref()),
-        };
+        let listing = listing(&store, prefix.as_ref(), offset);
         let metas: Vec<Meta> = listing
             .map_ok(Meta)
             .try_collect()

@@ -27,7 +27,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::error::{NifError, Reason};
 use crate::meta::Meta;
-use crate::object::{changed_or, get_range, parse_path};
+use crate::object::{changed_or, get_range, listing, parse_path};
 use crate::payload::Blob;
 use crate::runtime::{runtime, Emitter, Live, LIVE_STREAMS};
 use crate::store::StoreResource;
@@ -498,12 +498,7 @@ async fn list(
     page_size: usize,
 ) -> Result<u64, NifError> {
     let prefix = prefix?;
-    let listing = match offset {
-        Some(o) => store
-            .store
-            .list_with_offset(prefix.as_ref(), &Path::from(o)),
-        None => store.store.list(prefix.as_ref()),
-    };
+    let listing = listing(store, prefix.as_ref(), offset);
     let mut pages = listing.ready_chunks(page_size);
     let mut count = 0u64;
     loop {
