@@ -154,22 +154,38 @@ impl Drop for Emitter {
     }
 }
 
-/// A running operation. Dropping the Elixir handle does not cancel it; `cancel/1` or the death
-/// of the process that started it does.
-pub struct TaskHandle {
-    abort: Mutex<Option<AbortHandle>>,
-}
+/// The Tokio task a resource may cancel, shared by every resource that owns running work.
+pub struct CancelSlot(Mutex<Option<AbortHandle>>);
 
-impl TaskHandle {
-    pub fn abort_handle(&self) -> Option<AbortHandle> {
-        self.abort.lock().unwrap_or_else(|e| e.into_inner()).clone()
+impl CancelSlot {
+    pub fn new(handle: Option<AbortHandle>) -> Self {
+        CancelSlot(Mutex::new(handle))
     }
 
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<AbortHandle>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self) -> Option<AbortHandle> {
+        self.slot().clone()
+    }
+
+    pub fn set(&self, handle: Option<AbortHandle>) {
+        *self.slot() = handle;
+    }
+
+    /// Aborts the task, once.
     pub fn cancel(&self) {
-        if let Some(handle) = self.abort.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(handle) = self.slot().take() {
             handle.abort();
         }
     }
+}
+
+/// A running operation. Dropping the Elixir handle does not cancel it; `cancel/1` or the death
+/// of the process that started it does.
+pub struct TaskHandle {
+    pub task: CancelSlot,
 }
 
 #[rustler::resource_impl]
@@ -177,7 +193,7 @@ impl Resource for TaskHandle {
     const IMPLEMENTS_DOWN: bool = true;
 
     fn down<'a>(&'a self, _env: Env<'a>, _pid: LocalPid, _monitor: Monitor) {
-        self.cancel();
+        self.task.cancel();
     }
 }
 
@@ -200,7 +216,7 @@ where
         emitter.finish(result);
     });
     let handle = ResourceArc::new(TaskHandle {
-        abort: Mutex::new(Some(join.abort_handle())),
+        task: CancelSlot::new(Some(join.abort_handle())),
     });
     env.monitor(&handle, &env.pid());
     handle
@@ -218,6 +234,6 @@ fn native_stats() -> (usize, usize, usize) {
 
 #[rustler::nif]
 fn task_cancel(handle: ResourceArc<TaskHandle>) -> rustler::Atom {
-    handle.cancel();
+    handle.task.cancel();
     atoms::ok()
 }

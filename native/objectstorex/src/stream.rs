@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::os::unix::fs::FileExt;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -23,13 +23,13 @@ use objectstorex_core::pool;
 use objectstorex_core::rechunk::Rechunker;
 use rustler::{Atom, Env, LocalPid, Monitor, NifMap, Resource, ResourceArc, Term};
 use tokio::sync::Semaphore;
-use tokio::task::{AbortHandle, JoinHandle};
+use tokio::task::JoinHandle;
 
 use crate::error::{NifError, Reason};
 use crate::meta::Meta;
 use crate::object::{changed_or, get_range, listing, parse_path};
 use crate::payload::Blob;
-use crate::runtime::{runtime, Emitter, Live, LIVE_STREAMS};
+use crate::runtime::{runtime, CancelSlot, Emitter, Live, LIVE_STREAMS};
 use crate::store::StoreResource;
 
 mod atoms {
@@ -39,15 +39,7 @@ mod atoms {
 /// A running producer: its credit and the means to stop it.
 pub struct StreamResource {
     credit: Arc<Semaphore>,
-    abort: Mutex<Option<AbortHandle>>,
-}
-
-impl StreamResource {
-    fn cancel(&self) {
-        if let Some(handle) = self.abort.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            handle.abort();
-        }
-    }
+    producer: CancelSlot,
 }
 
 #[rustler::resource_impl]
@@ -56,7 +48,7 @@ impl Resource for StreamResource {
 
     /// The consumer died: stop the work it asked for.
     fn down<'a>(&'a self, _env: Env<'a>, _pid: LocalPid, _monitor: Monitor) {
-        self.cancel();
+        self.producer.cancel();
     }
 }
 
@@ -111,7 +103,7 @@ where
     });
     let resource = ResourceArc::new(StreamResource {
         credit,
-        abort: Mutex::new(Some(join.abort_handle())),
+        producer: CancelSlot::new(Some(join.abort_handle())),
     });
     env.monitor(&resource, &env.pid());
     resource
@@ -125,7 +117,7 @@ fn stream_ack(stream: ResourceArc<StreamResource>, credits: usize) -> Atom {
 
 #[rustler::nif]
 fn stream_cancel(stream: ResourceArc<StreamResource>) -> Atom {
-    stream.cancel();
+    stream.producer.cancel();
     atoms::ok()
 }
 

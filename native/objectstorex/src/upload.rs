@@ -8,7 +8,7 @@
 //! chunk being written. An input smaller than one part becomes a single PUT.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -18,12 +18,12 @@ use object_store::{
 };
 use objectstorex_core::hash::Hasher;
 use rustler::{Encoder, Env, LocalPid, Monitor, NifMap, Resource, ResourceArc, Term};
-use tokio::task::{AbortHandle, JoinHandle};
+use tokio::task::JoinHandle;
 
 use crate::error::{self, NifError, Reason};
 use crate::object::{parse_path, put_options, PutOpts};
 use crate::payload;
-use crate::runtime::{self, runtime, Live, TaskHandle, LIVE_UPLOADS};
+use crate::runtime::{self, runtime, CancelSlot, Live, TaskHandle, LIVE_UPLOADS};
 use crate::store::StoreResource;
 
 mod atoms {
@@ -257,19 +257,12 @@ impl Encoder for FinishSummary {
 pub struct UploadResource {
     state: Arc<tokio::sync::Mutex<UploadState>>,
     /// The write/finish in progress, cancelled when the owner dies.
-    current: Mutex<Option<AbortHandle>>,
+    current: CancelSlot,
 }
 
 impl UploadResource {
     fn abort_in_background(&self) {
-        if let Some(handle) = self
-            .current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            handle.abort();
-        }
+        self.current.cancel();
         let state = self.state.clone();
         runtime().spawn(async move {
             let _ = state.lock().await.abort().await;
@@ -337,7 +330,7 @@ fn upload_new<'a>(
         Ok(state) => {
             let resource = ResourceArc::new(UploadResource {
                 state: Arc::new(tokio::sync::Mutex::new(state)),
-                current: Mutex::new(None),
+                current: CancelSlot::new(None),
             });
             env.monitor(&resource, &env.pid());
             (atoms::ok(), resource).encode(env)
@@ -369,7 +362,7 @@ where
         }
         result
     });
-    *upload.current.lock().unwrap_or_else(|e| e.into_inner()) = handle.abort_handle();
+    upload.current.set(handle.task.get());
     handle
 }
 
