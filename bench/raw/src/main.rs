@@ -1,16 +1,23 @@
 //! The ceiling for any binding of object_store: the benchmark's work done in Rust directly.
 //!
-//! raw download STORE PATH SIZE_MIB CHUNK_MIB
-//! raw upload   STORE PATH SIZE_MIB PART_MIB CONCURRENCY
+//! objectstorex_bench_raw WORKLOAD STORE ARGS...
 //!
-//! STORE is `memory`, `local:DIR` or `s3:ENDPOINT:BUCKET` (credentials "test"/"test").
-//! Prints `RESULT op store bytes micros`. A memory download first puts the object, untimed.
+//!   upload    SIZE_MIB PART_MIB CONCURRENCY   WriteMultipart to bench/big.bin
+//!   download  SIZE_MIB CHUNK_MIB              streaming get of bench/big.bin
+//!   put_many  COUNT SIZE_BYTES CONCURRENCY    bench/many-SIZE_BYTES/NNNNNN
+//!   get_many  COUNT SIZE_BYTES CONCURRENCY
+//!   list      COUNT                           everything under bench/list/
+//!   fill_list COUNT                           writes COUNT 1-byte objects under bench/list/
+//!
+//! STORE is `memory`, `local:DIR` or `s3:ENDPOINT:BUCKET` (credentials from AWS_ACCESS_KEY_ID
+//! and AWS_SECRET_ACCESS_KEY, default "test"). Prints `RESULT units micros`, units being bytes
+//! or operations. With `memory`, reads first write their own data, untimed.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
@@ -18,6 +25,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 const MIB: usize = 1024 * 1024;
+const BIG: &str = "bench/big.bin";
 
 fn open(spec: &str) -> Arc<dyn ObjectStore> {
     if spec == "memory" {
@@ -27,12 +35,13 @@ fn open(spec: &str) -> Arc<dyn ObjectStore> {
         Arc::new(LocalFileSystem::new_with_prefix(dir).expect("local store"))
     } else if let Some(rest) = spec.strip_prefix("s3:") {
         let (endpoint, bucket) = rest.rsplit_once(':').expect("s3:ENDPOINT:BUCKET");
+        let env = |key: &str| std::env::var(key).unwrap_or_else(|_| "test".to_string());
         let s3 = AmazonS3Builder::new()
             .with_endpoint(endpoint)
             .with_bucket_name(bucket)
             .with_region("us-east-1")
-            .with_access_key_id("test")
-            .with_secret_access_key("test")
+            .with_access_key_id(env("AWS_ACCESS_KEY_ID"))
+            .with_secret_access_key(env("AWS_SECRET_ACCESS_KEY"))
             .with_allow_http(true)
             .build()
             .expect("s3 store");
@@ -56,55 +65,153 @@ fn block() -> Bytes {
     Bytes::from(data)
 }
 
+fn arg(args: &[String], i: usize, name: &str) -> usize {
+    args.get(i)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("{name} expected as argument {i}"))
+}
+
+fn many_path(size: usize, i: usize) -> Path {
+    Path::from(format!("bench/many-{size}/{i:06}"))
+}
+
+async fn upload(store: &Arc<dyn ObjectStore>, size_mib: usize, part_mib: usize, inflight: usize) {
+    let block = block();
+    let upload = store
+        .put_multipart(&Path::from(BIG))
+        .await
+        .expect("put_multipart");
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, part_mib * MIB);
+    for _ in 0..size_mib {
+        writer.wait_for_capacity(inflight).await.expect("capacity");
+        writer.put(block.clone());
+    }
+    writer.finish().await.expect("finish");
+}
+
+async fn put_many(store: &Arc<dyn ObjectStore>, count: usize, size: usize, inflight: usize) {
+    let body = block().slice(0..size);
+    futures::stream::iter(0..count)
+        .map(|i| {
+            let payload = PutPayload::from_bytes(body.clone());
+            async move { store.put(&many_path(size, i), payload).await }
+        })
+        .buffer_unordered(inflight)
+        .try_collect::<Vec<_>>()
+        .await
+        .expect("put");
+}
+
+async fn fill_list(store: &Arc<dyn ObjectStore>, count: usize) {
+    futures::stream::iter(0..count)
+        .map(|i| async move {
+            let path = Path::from(format!("bench/list/{i:06}"));
+            store.put(&path, PutPayload::from_static(b"x")).await
+        })
+        .buffer_unordered(64)
+        .try_collect::<Vec<_>>()
+        .await
+        .expect("fill_list");
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (op, spec, path) = (&args[1], &args[2], Path::from(args[3].as_str()));
-    let size_mib: usize = args[4].parse().expect("SIZE_MIB");
+    let (workload, spec) = (args[1].as_str(), args[2].as_str());
     let store = open(spec);
-    let kind = spec.split(':').next().unwrap_or(spec);
-    match op.as_str() {
-        "download" => {
-            if kind == "memory" {
-                let payload: PutPayload = std::iter::repeat_n(block(), size_mib).collect();
-                store.put(&path, payload).await.expect("put");
-            }
-            let chunk_size: usize = args[5].parse::<usize>().expect("CHUNK_MIB") * MIB;
+    let memory = spec == "memory";
+
+    let (units, started) = match workload {
+        "upload" => {
+            let size_mib = arg(&args, 3, "SIZE_MIB");
             let started = Instant::now();
-            let mut body = store.get(&path).await.expect("get").into_stream();
-            let (mut bytes, mut chunks) = (0usize, 0usize);
+            upload(
+                &store,
+                size_mib,
+                arg(&args, 4, "PART_MIB"),
+                arg(&args, 5, "CONCURRENCY"),
+            )
+            .await;
+            (size_mib * MIB, started)
+        }
+        "download" => {
+            let size_mib = arg(&args, 3, "SIZE_MIB");
+            let chunk_size = arg(&args, 4, "CHUNK_MIB") * MIB;
+            if memory {
+                let payload: PutPayload = std::iter::repeat_n(block(), size_mib).collect();
+                store.put(&Path::from(BIG), payload).await.expect("put");
+            }
+            let started = Instant::now();
+            let mut body = store
+                .get(&Path::from(BIG))
+                .await
+                .expect("get")
+                .into_stream();
+            let mut bytes = 0usize;
             // Walk the body in chunk-size pieces (zero-copy slices), as a consumer of
             // ObjectStoreX's stream sees it.
             while let Some(buf) = body.next().await {
                 let mut buf = buf.expect("chunk");
                 while !buf.is_empty() {
-                    let piece = buf.split_to(chunk_size.min(buf.len()));
-                    bytes += piece.len();
-                    chunks += 1;
+                    bytes += buf.split_to(chunk_size.min(buf.len())).len();
                 }
             }
-            assert!(chunks > 0 || bytes == 0);
-            let micros = started.elapsed().as_micros();
-            println!("RESULT download {kind} {bytes} {micros}");
+            (bytes, started)
         }
-        "upload" => {
-            let part_mib: usize = args[5].parse().expect("PART_MIB");
-            let concurrency: usize = args[6].parse().expect("CONCURRENCY");
-            let block = block();
+        "put_many" => {
+            let count = arg(&args, 3, "COUNT");
             let started = Instant::now();
-            let upload = store.put_multipart(&path).await.expect("put_multipart");
-            let mut writer = WriteMultipart::new_with_chunk_size(upload, part_mib * MIB);
-            for _ in 0..size_mib {
-                writer
-                    .wait_for_capacity(concurrency)
-                    .await
-                    .expect("capacity");
-                writer.put(block.clone());
-            }
-            writer.finish().await.expect("finish");
-            let micros = started.elapsed().as_micros();
-            println!("RESULT upload {kind} {} {micros}", size_mib * MIB);
+            put_many(
+                &store,
+                count,
+                arg(&args, 4, "SIZE_BYTES"),
+                arg(&args, 5, "CONCURRENCY"),
+            )
+            .await;
+            (count, started)
         }
-        other => panic!("unknown op {other}"),
-    }
+        "get_many" => {
+            let (count, size) = (arg(&args, 3, "COUNT"), arg(&args, 4, "SIZE_BYTES"));
+            let inflight = arg(&args, 5, "CONCURRENCY");
+            if memory {
+                put_many(&store, count, size, inflight).await;
+            }
+            let started = Instant::now();
+            let sizes: Vec<usize> = futures::stream::iter(0..count)
+                .map(|i| {
+                    let store = &store;
+                    async move { store.get(&many_path(size, i)).await?.bytes().await }
+                })
+                .buffer_unordered(inflight)
+                .map_ok(|body| body.len())
+                .try_collect()
+                .await
+                .expect("get");
+            assert!(sizes.iter().all(|&n| n == size), "short body");
+            (count, started)
+        }
+        "list" => {
+            let count = arg(&args, 3, "COUNT");
+            if memory {
+                fill_list(&store, count).await;
+            }
+            let started = Instant::now();
+            let prefix = Path::from("bench/list");
+            let seen = store
+                .list(Some(&prefix))
+                .try_fold(0usize, |n, _| async move { Ok(n + 1) })
+                .await
+                .expect("list");
+            assert_eq!(seen, count, "listed {seen} entries, expected {count}");
+            (seen, started)
+        }
+        "fill_list" => {
+            let count = arg(&args, 3, "COUNT");
+            let started = Instant::now();
+            fill_list(&store, count).await;
+            (count, started)
+        }
+        other => panic!("unknown workload {other}"),
+    };
+    println!("RESULT {units} {}", started.elapsed().as_micros());
 }

@@ -1,0 +1,180 @@
+# One benchmark measurement through ObjectStoreX, in a fresh VM (the bench driver runs one
+# process per measurement so that peak RSS belongs to one job):
+#
+#   MIX_ENV=prod mix run bench/osx.exs WORKLOAD STORE ARGS...
+#
+#   upload        SIZE_MIB PART_MIB CONCURRENCY   Stream.upload of a repeated 1 MiB block
+#   upload_fresh  SIZE_MIB PART_MIB CONCURRENCY   the same with fresh data for every chunk, so
+#                                                 that parts really occupy memory (RSS check)
+#   download      SIZE_MIB CHUNK_MIB              Stream.download of bench/big.bin
+#   slow_download SIZE_MIB CHUNK_MIB SLEEP_MS     the same, the consumer sleeping per chunk
+#   put_many      COUNT SIZE_BYTES CONCURRENCY    put/3 under Task.async_stream
+#   get_many      COUNT SIZE_BYTES CONCURRENCY    get/3 under Task.async_stream
+#   list          COUNT                           Stream.list_stream of bench/list/
+#
+# STORE is `memory`, `local:DIR` or `s3:ENDPOINT:BUCKET` (credentials from AWS_ACCESS_KEY_ID
+# and AWS_SECRET_ACCESS_KEY, default "test"). Prints `BASE_RSS kib`, `BOUND bytes` (the
+# documented memory bound of a streaming job) and `RESULT units micros`. With `memory`, reads first
+# write their own data, untimed; elsewhere the driver prepares them.
+defmodule Bench.OSX do
+  @mib 1_048_576
+  @big "bench/big.bin"
+  # Pooled read buffers of the local backend, process-wide (see ObjectStoreX.Stream docs).
+  @local_pool 64 * @mib
+
+  def main([workload, spec | args]) do
+    store = open(spec)
+    args = Enum.map(args, &String.to_integer/1)
+    {units, micros, bound} = run(workload, store, args)
+    if bound, do: IO.puts("BOUND #{bound}")
+    IO.puts("RESULT #{units} #{micros}")
+  end
+
+  defp open("memory"), do: ObjectStoreX.new!(:memory)
+  defp open("local:" <> dir), do: ObjectStoreX.new!(:local, root: dir)
+
+  defp open("s3:" <> rest) do
+    [bucket | endpoint] = rest |> String.split(":") |> Enum.reverse()
+
+    ObjectStoreX.new!(:s3,
+      bucket: bucket,
+      endpoint: endpoint |> Enum.reverse() |> Enum.join(":"),
+      region: "us-east-1",
+      access_key_id: System.get_env("AWS_ACCESS_KEY_ID", "test"),
+      secret_access_key: System.get_env("AWS_SECRET_ACCESS_KEY", "test"),
+      allow_http: true
+    )
+  end
+
+  defp run("upload", store, [size, part, inflight]) do
+    block = block()
+    source = Stream.repeatedly(fn -> block end) |> Stream.take(size)
+    upload(store, source, size, part, inflight)
+  end
+
+  defp run("upload_fresh", store, [size, part, inflight]) do
+    source = Stream.repeatedly(fn -> :crypto.strong_rand_bytes(@mib) end) |> Stream.take(size)
+    upload(store, source, size, part, inflight)
+  end
+
+  defp run("download", store, [size, chunk]), do: download(store, size, chunk, fn _ -> :ok end)
+
+  defp run("slow_download", store, [size, chunk, sleep]),
+    do: download(store, size, chunk, fn _ -> Process.sleep(sleep) end)
+
+  defp run("put_many", store, [count, size, inflight]) do
+    body = binary_part(block(), 0, size)
+    timed(fn -> put_many(store, count, size, body, inflight) end, nil)
+  end
+
+  defp run("get_many", store, [count, size, inflight]) do
+    if store.backend == :memory, do: put_many(store, count, size, block(), inflight)
+
+    timed(
+      fn ->
+        0..(count - 1)
+        |> Task.async_stream(
+          fn i ->
+            {:ok, body, _meta} = ObjectStoreX.get(store, many_path(size, i))
+            ^size = byte_size(body)
+          end,
+          max_concurrency: inflight,
+          ordered: false
+        )
+        |> Enum.count()
+      end,
+      nil
+    )
+  end
+
+  defp run("list", store, [count]) do
+    if store.backend == :memory, do: fill_list(store, count)
+
+    timed(
+      fn ->
+        seen = ObjectStoreX.Stream.list_stream(store, prefix: "bench/list/") |> Enum.count()
+        if seen != count, do: raise("listed #{seen} entries, expected #{count}")
+        seen
+      end,
+      nil
+    )
+  end
+
+  defp upload(store, source, size, part, inflight) do
+    timed(
+      fn ->
+        :ok =
+          ObjectStoreX.Stream.upload(source, store, @big,
+            part_size: part * @mib,
+            max_concurrency: inflight
+          )
+
+        size * @mib
+      end,
+      (inflight + 1) * part * @mib + @mib
+    )
+  end
+
+  defp download(store, size, chunk, each) do
+    if store.backend == :memory do
+      :ok =
+        Stream.repeatedly(&block/0)
+        |> Stream.take(size)
+        |> ObjectStoreX.Stream.upload(store, @big)
+    end
+
+    pool = if store.backend == :local, do: @local_pool, else: 0
+
+    timed(
+      fn ->
+        ObjectStoreX.Stream.download(store, @big, chunk_size: chunk * @mib)
+        |> Enum.reduce(0, fn data, acc ->
+          each.(data)
+          acc + byte_size(data)
+        end)
+      end,
+      3 * chunk * @mib + pool
+    )
+  end
+
+  defp put_many(store, count, size, body, inflight) do
+    body = binary_part(body, 0, size)
+
+    0..(count - 1)
+    |> Task.async_stream(fn i -> :ok = ObjectStoreX.put(store, many_path(size, i), body) end,
+      max_concurrency: inflight,
+      ordered: false
+    )
+    |> Enum.count()
+  end
+
+  defp fill_list(store, count) do
+    0..(count - 1)
+    |> Task.async_stream(
+      fn i -> :ok = ObjectStoreX.put(store, "bench/list/" <> pad(i), "x") end,
+      max_concurrency: 64,
+      ordered: false
+    )
+    |> Stream.run()
+  end
+
+  defp timed(fun, bound) do
+    :erlang.garbage_collect()
+    IO.puts("BASE_RSS #{rss_kib()}")
+    {micros, units} = :timer.tc(fun)
+    {units, micros, bound}
+  end
+
+  defp rss_kib do
+    [_, kib] = Regex.run(~r/VmRSS:\s+(\d+) kB/, File.read!("/proc/self/status"))
+    kib
+  end
+
+  # Generated once: producing data is not what is measured.
+  defp block, do: :crypto.strong_rand_bytes(@mib)
+
+  defp many_path(size, i), do: "bench/many-#{size}/" <> pad(i)
+  defp pad(i), do: i |> Integer.to_string() |> String.pad_leading(6, "0")
+end
+
+Bench.OSX.main(System.argv())
