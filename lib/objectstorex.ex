@@ -262,7 +262,7 @@ defmodule ObjectStoreX do
          {:ok, timeout} <- Args.timeout(opts),
          {:ok, native_opts} <- get_options(opts) do
       case call(&Native.object_get(&1, resource, path, native_opts), timeout, & &1) do
-        {:ok, {data, meta}} -> {:ok, data, Meta.from_native(meta)}
+        {:ok, {data, meta}} -> {:ok, data, meta}
         error -> error
       end
     end
@@ -319,7 +319,7 @@ defmodule ObjectStoreX do
          {:ok, path} <- Args.path("path", path),
          {:ok, opts} <- Args.opts(opts, [:timeout]),
          {:ok, timeout} <- Args.timeout(opts) do
-      call(&Native.object_head(&1, resource, path), timeout, &Meta.from_native/1)
+      call(&Native.object_head(&1, resource, path), timeout, & &1)
     end
   end
 
@@ -574,9 +574,8 @@ defmodule ObjectStoreX do
   @spec list_with_delimiter(store(), keyword()) :: {:ok, ListResult.t()} | error()
   def list_with_delimiter(store, opts \\ []) do
     with {:ok, resource, prefix, offset, timeout} <- list_args(store, opts) do
-      call(&Native.object_list_with_delimiter(&1, resource, prefix, offset), timeout, fn {objects,
-                                                                                          prefixes} ->
-        %ListResult{objects: Enum.map(objects, &Meta.from_native/1), common_prefixes: prefixes}
+      call(&Native.object_list_with_delimiter(&1, resource, prefix, offset), timeout, fn
+        {objects, prefixes} -> %ListResult{objects: objects, common_prefixes: prefixes}
       end)
     end
   end
@@ -604,9 +603,7 @@ defmodule ObjectStoreX do
   @spec list(store(), keyword()) :: {:ok, [Meta.t()]} | error()
   def list(store, opts \\ []) do
     with {:ok, resource, prefix, offset, timeout} <- list_args(store, opts) do
-      call(&Native.object_list(&1, resource, prefix, offset), timeout, fn metas ->
-        Enum.map(metas, &Meta.from_native/1)
-      end)
+      call(&Native.object_list(&1, resource, prefix, offset), timeout, & &1)
     end
   end
 
@@ -760,7 +757,7 @@ defmodule ObjectStoreX do
           opts.concurrency
         ),
         timeout,
-        &Meta.from_native/1
+        & &1
       )
     end
   end

@@ -20,19 +20,4 @@ defmodule ObjectStoreX.Meta do
           etag: String.t() | nil,
           version: String.t() | nil
         }
-
-  @doc false
-  @spec from_native(
-          {String.t(), non_neg_integer(), integer(), String.t() | nil, String.t() | nil}
-        ) ::
-          t()
-  def from_native({location, size, modified_us, etag, version}) do
-    %__MODULE__{
-      location: location,
-      size: size,
-      last_modified: DateTime.from_unix!(modified_us, :microsecond),
-      etag: etag,
-      version: version
-    }
-  end
 end

@@ -35,7 +35,7 @@ defmodule ObjectStoreX.Stream do
   `%ObjectStoreX.Error{reason: :precondition_failed}`.
   """
 
-  alias ObjectStoreX.{Args, Error, Meta, Native, Telemetry, Upload, UploadSink}
+  alias ObjectStoreX.{Args, Error, Native, Telemetry, Upload, UploadSink}
 
   @mib 1_048_576
   @download_defaults [
@@ -327,7 +327,7 @@ defmodule ObjectStoreX.Stream do
           timeout,
           nil,
           fn
-            {:data, page}, state -> {Enum.map(page, &Meta.from_native/1), state}
+            {:data, page}, state -> {page, state}
             {:done, _count}, state -> {[], state}
             {:error, error}, _state -> raise error
           end

@@ -133,6 +133,8 @@ defmodule ObjectStoreX.TestHelpers do
   @doc "Asserts that `dt` is a UTC DateTime within `slack_s` seconds of [from, to]."
   def assert_recent_utc(dt, from, to, slack_s \\ 10) do
     assert %DateTime{time_zone: "Etc/UTC"} = dt
+    # Built natively: it must be exactly the struct Elixir itself builds for that instant.
+    assert dt == DateTime.from_unix!(DateTime.to_unix(dt, :microsecond), :microsecond)
     assert DateTime.compare(dt, DateTime.add(from, -slack_s, :second)) in [:gt, :eq]
     assert DateTime.compare(dt, DateTime.add(to, slack_s, :second)) in [:lt, :eq]
   end
