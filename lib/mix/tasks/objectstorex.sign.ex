@@ -1,0 +1,80 @@
+defmodule Mix.Tasks.Objectstorex.Sign do
+  @shortdoc "Prints a presigned URL for an object"
+
+  @moduledoc """
+  Prints a presigned URL that lets whoever holds it read (or write) one object, without
+  credentials, until it expires.
+
+      mix objectstorex.sign [OPTIONS] URL
+      curl "$(mix objectstorex.sign s3://bucket/report.pdf --expires 600)" -o report.pdf
+
+  Signing is local (no request is sent) and works for `s3://`, `gs://` and Azure URLs
+  (`az://`, `abfs://`); other stores have no presigned URLs and give an error. On GCS without a
+  private key, signing asks Google's signing service.
+
+  ## Options
+
+    * `--expires SECONDS` - how long the URL stays valid, default 3600
+    * `--method METHOD` - `get` (default), `put`, `delete` or `head`
+
+  The URL is printed on standard output and nothing else is. It carries a signature, not the
+  secret key, though with temporary credentials it includes the session token, as presigned
+  URLs must. Credentials come from the environment, as for `mix objectstorex.cp`.
+  """
+
+  use Mix.Task
+
+  alias ObjectStoreX.CLI
+
+  @task "objectstorex.sign"
+  @switches [expires: :integer, method: :string]
+  @methods %{"get" => :get, "put" => :put, "delete" => :delete, "head" => :head}
+
+  @impl Mix.Task
+  def run(args) do
+    {opts, argv} = CLI.parse!(@task, args, @switches)
+
+    loc =
+      case argv do
+        [url] -> location!(url)
+        _ -> CLI.fail!(@task, "expected one URL, got #{length(argv)} argument(s)")
+      end
+
+    expires = CLI.positive!(@task, opts, :expires) || 3600
+    method = method!(opts[:method] || "get")
+    key = CLI.prefix(loc)
+
+    if key == nil or CLI.dir?(loc),
+      do: CLI.fail!(@task, "#{CLI.display(loc)} names a prefix, not an object")
+
+    CLI.start!()
+
+    store =
+      case CLI.open(loc) do
+        {:ok, store} -> store
+        {:error, message} -> CLI.error!(@task, message)
+      end
+
+    case ObjectStoreX.sign_url(store, method, key, expires) do
+      {:ok, url} -> IO.puts(url)
+      {:error, error} -> CLI.error!(@task, "#{CLI.display(loc)}: #{error.message}")
+    end
+  end
+
+  defp location!(arg) do
+    case CLI.location(arg) do
+      {:ok, loc} -> CLI.as_store(loc)
+      {:error, message} -> CLI.fail!(@task, message)
+    end
+  end
+
+  defp method!(name) do
+    case Map.fetch(@methods, String.downcase(name)) do
+      {:ok, method} ->
+        method
+
+      :error ->
+        CLI.fail!(@task, "--method must be one of get, put, delete, head, got: #{name}")
+    end
+  end
+end
