@@ -35,6 +35,8 @@ defmodule Mix.Tasks.Objectstorex.Ls do
 
   @impl Mix.Task
   def run(args) do
+    # Runnable again in the same session: `mix do objectstorex.cp a b, objectstorex.cp b c`.
+    Mix.Task.reenable(@task)
     {opts, argv} = CLI.parse!(@task, args, @switches, r: :recursive, l: :long)
 
     loc =
