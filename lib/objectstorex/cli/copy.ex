@@ -6,9 +6,11 @@ defmodule ObjectStoreX.CLI.Copy do
   # Without a progress bar each copy is one library call that moves the bytes natively:
   # `upload_file/4` (file -> store), `download_file/4` (store -> file) and `transfer/5`
   # (store -> store). Those calls take no `:on_progress`, so with a bar the same copies are
-  # composed from `ObjectStoreX.Stream.download/3` and `ObjectStoreX.Stream.upload/4`, whose
-  # callbacks feed the bar. A download with `--checksum` always streams, because only the
-  # stream computes a digest on the way.
+  # composed from `ObjectStoreX.Stream.download/3` and `ObjectStoreX.Stream.upload/4`, with the
+  # bytes counted as they pass between the two. (Counted here rather than taken from the
+  # streams' `:on_progress`: their 100 ms throttle starts from a timestamp of 0, and BEAM
+  # monotonic time is usually negative, so they report only once, at the end.) A download with
+  # `--checksum` always streams, because only the stream computes a digest on the way.
 
   alias ObjectStoreX.CLI
   alias ObjectStoreX.CLI.Progress
@@ -302,14 +304,11 @@ defmodule ObjectStoreX.CLI.Copy do
     parent = self()
     ref = make_ref()
 
-    more = [
-      size_hint: size,
-      on_progress: fn %{bytes: bytes} -> Progress.update(reporter, id, bytes) end,
-      on_complete: fn summary -> send(parent, {ref, summary}) end
-    ]
+    more = [size_hint: size, on_complete: fn summary -> send(parent, {ref, summary}) end]
 
     with :ok <-
            File.stream!(path, [], @read_size)
+           |> counted(reporter, id)
            |> ObjectStoreX.Stream.upload(store, key(dst), upload_opts(opts) ++ more) do
       summary = receive_summary(ref)
       check_size(summary.bytes, size, dst)
@@ -345,13 +344,12 @@ defmodule ObjectStoreX.CLI.Copy do
           key(src),
           download_opts(opts) ++
             [
-              on_progress: fn progress ->
-                Process.put({ref, :total}, progress.total)
-                if reporter, do: Progress.update(reporter, id, progress.bytes)
-              end,
+              # called at least once, at the end, with the object's size
+              on_progress: fn progress -> Process.put({ref, :total}, progress.total) end,
               on_complete: fn summary -> send(parent, {ref, summary}) end
             ]
         )
+        |> counted(reporter, id)
         |> Enum.each(fn chunk ->
           case IO.binwrite(file, chunk) do
             :ok -> :ok
@@ -392,22 +390,34 @@ defmodule ObjectStoreX.CLI.Copy do
       parent = self()
       ref = make_ref()
 
-      download =
-        download_opts(%{opts | checksum: nil}) ++
-          [on_progress: fn %{bytes: bytes} -> Progress.update(reporter, id, bytes) end]
-
       upload =
         upload_opts(opts) ++
           [size_hint: meta.size, on_complete: fn summary -> send(parent, {ref, summary}) end]
 
       with :ok <-
-             ObjectStoreX.Stream.download(source, key(src), download)
+             ObjectStoreX.Stream.download(
+               source,
+               key(src),
+               download_opts(%{opts | checksum: nil})
+             )
+             |> counted(reporter, id)
              |> ObjectStoreX.Stream.upload(store, key(dst), upload) do
         summary = receive_summary(ref)
         check_size(summary.bytes, meta.size, src)
         {:ok, summary.bytes, summary.digest}
       end
     end
+  end
+
+  # Reports the bytes that have passed so far to the bar.
+  defp counted(stream, nil, _id), do: stream
+
+  defp counted(stream, reporter, id) do
+    Stream.transform(stream, 0, fn chunk, done ->
+      done = done + IO.iodata_length(chunk)
+      Progress.update(reporter, id, done)
+      {[chunk], done}
+    end)
   end
 
   defp receive_summary(ref) do

@@ -18,7 +18,7 @@ defmodule ObjectStoreX.CLI.Progress do
   @spec start(non_neg_integer() | nil) :: pid()
   def start(total) do
     now = System.monotonic_time(:microsecond)
-    state = %{total: total, done: %{}, started: now, drawn: 0, last: -@interval_ms * 1000}
+    state = %{total: total, done: %{}, started: now, drawn: 0, last: nil}
     spawn_link(fn -> loop(state) end)
   end
 
@@ -57,7 +57,8 @@ defmodule ObjectStoreX.CLI.Progress do
         state = %{state | done: Map.put(state.done, id, bytes)}
         now = System.monotonic_time(:microsecond)
 
-        if now - state.last >= @interval_ms * 1000 do
+        # Monotonic time is often negative: the first report draws whatever its value.
+        if state.last == nil or now - state.last >= @interval_ms * 1000 do
           loop(draw(%{state | last: now}, now))
         else
           loop(state)
