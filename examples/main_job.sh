@@ -5,8 +5,9 @@
 #
 #   bash examples/main_job.sh [SIZE_MIB]      (default 256)
 #
-# No server is needed. On a terminal each copy draws a progress bar; each prints its bytes,
-# duration, rate and digest.
+# Runs scripts/install.sh first (instant when everything is installed). No server is needed.
+# On a terminal each copy draws a progress bar; each prints its bytes, duration, rate and
+# digest.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,6 +28,9 @@ size_mib="${1:-256}"
   echo "usage: $0 [SIZE_MIB]" >&2
   exit 2
 }
+
+# After the PATH fix above: install.sh refuses a cargo that is not on PATH.
+bash scripts/install.sh
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/objectstorex-main-job.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
