@@ -274,8 +274,11 @@ defmodule ObjectStoreX.CLI do
   def open(%{scheme: "memory"}), do: {:ok, memory_store()}
 
   def open(%{scheme: scheme, store_url: url} = loc) do
+    # An http:// URL asks for plain HTTP; the HTTP store has no environment variable to say so.
+    opts = if scheme == "http", do: [allow_http: true], else: []
+
     with :ok <- check_credentials(provider(scheme), loc) do
-      case ObjectStoreX.from_url(url) do
+      case ObjectStoreX.from_url(url, opts) do
         {:ok, store} -> {:ok, store}
         {:error, %Error{message: message}} -> {:error, "#{display(loc)}: #{message}"}
       end

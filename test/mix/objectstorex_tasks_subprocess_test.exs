@@ -330,4 +330,37 @@ defmodule Mix.Tasks.ObjectstorexTasksSubprocessTest do
       assert {:ok, []} = ObjectStoreX.list(store)
     end
   end
+
+  describe "WebDAV" do
+    @describetag backend: :webdav
+
+    test "cp there and back, ls and rm over plain HTTP", %{dir: dir} do
+      url =
+        "#{System.fetch_env!("OBJECTSTOREX_TEST_WEBDAV_URL")}/#{TestBackends.unique_prefix("cli")}"
+
+      data = write!(Path.join(dir, "w.bin"), random_bytes(300_000))
+
+      {out, status} =
+        mix([
+          "do",
+          "objectstorex.cp",
+          Path.join(dir, "w.bin"),
+          "#{url}/d/w.bin,",
+          "objectstorex.ls",
+          "--recursive",
+          "#{url}/,",
+          "objectstorex.cp",
+          "#{url}/d/w.bin",
+          Path.join(dir, "back.bin") <> ",",
+          "objectstorex.rm",
+          "--recursive",
+          "#{url}/"
+        ])
+
+      assert status == 0, out
+      assert out =~ ~r/^objx-cli-\S+\/d\/w\.bin$/m
+      assert File.read!(Path.join(dir, "back.bin")) == data
+      assert out =~ "removed 1 object under"
+    end
+  end
 end
