@@ -5,6 +5,9 @@ defmodule Mix.Tasks.ObjectstorexTasksSubprocessTest do
   # so the in-process tests (objectstorex_tasks_test.exs) cover everything else.
   use ExUnit.Case, async: true
 
+  # Several VM starts in one test: on a loaded machine they can outlast ExUnit's 60 s default.
+  @moduletag timeout: 300_000
+
   import ObjectStoreX.TestHelpers
 
   alias ObjectStoreX.TestBackends
