@@ -197,14 +197,25 @@ def run_process(argv: list[str], *, timeout: int, env: dict | None = None, stdou
     if killed.is_set():
         raise Failed(f"killed after {timeout} s")
     if proc.returncode != 0:
-        lines = [line for line in stderr.splitlines() + stdout.splitlines() if line.strip()]
-        tail = lines[-1].strip() if lines else "no output"
-        raise Failed(f"exit status {proc.returncode}: {tail[:300]}")
+        raise Failed(f"exit status {proc.returncode}: {why(stderr, stdout)}")
     try:
         maxrss = int(rss_file.read_text().split()[-1])
     except (OSError, ValueError, IndexError):
         raise Failed(f"{GNU_TIME} reported no peak RSS") from None
     return stdout, wall, maxrss
+
+
+def why(stderr: str, stdout: str) -> str:
+    """The line of a failed program's output that says what went wrong, kept short."""
+    errors = [line.strip() for line in stderr.splitlines() if line.strip()]
+    raised = [line for line in errors if line.startswith(("** (", "Traceback", "thread '"))]
+    # An Elixir exception or a Rust panic names itself on one line; Python's comes last.
+    line = raised[0] if raised and not raised[0].startswith("Traceback") else None
+    if line is None and errors:
+        line = errors[-1]
+    if line is None:
+        line = next((x for x in reversed(stdout.splitlines()) if x.strip()), "no output")
+    return line[:300].replace("|", "/")
 
 
 def parse_result(stdout: str) -> tuple[int, int, int | None, int | None]:
@@ -402,9 +413,15 @@ def build_rows(s: Settings, stores: dict[str, str]) -> list[Row]:
                 api + disk, None if kind == "memory" else ("upload", [mib, part, inflight]))
         )
         if kind == "local":
+            # The memory-bound rows: parts and chunks that really occupy memory.
             rows.append(
                 Row(kind, "slow_download", [mib, 8, 10],
                     f"{gib} download, consumer sleeps 10 ms per 8 MiB chunk", [OSX])
+            )
+            rows.append(
+                Row(kind, "upload_fresh", [mib, part, inflight],
+                    f"{gib} upload of fresh data per MiB ({part} MiB parts, {inflight} in flight)",
+                    [OSX])
             )
         if kind == "s3":
             for count, size, conc, what in [

