@@ -91,6 +91,7 @@ class Settings:
     mib: int = env_int("BENCH_MIB", 1024)
     scale: float = float(os.environ.get("BENCH_SCALE", "1"))
     rounds: int = env_int("BENCH_ROUNDS", 3)
+    s3_rounds: int = env_int("BENCH_S3_ROUNDS", 2)
     stores: list[str] = field(
         default_factory=lambda: os.environ.get("BENCH_STORES", "memory,local,s3").split(",")
     )
@@ -103,6 +104,14 @@ class Settings:
     s3: str | None = os.environ.get("BENCH_S3")
     prepare: str = os.environ.get("BENCH_PREPARE", "raw")
     timeout: int = env_int("BENCH_TIMEOUT", 600)
+
+    def rounds_of(self, store: str) -> int:
+        return self.s3_rounds if store == "s3" else self.rounds
+
+    def rounds_text(self) -> str:
+        if self.rounds == self.s3_rounds or "s3" not in self.stores:
+            return str(self.rounds)
+        return f"{self.rounds}, {self.s3_rounds} on S3"
 
     def count(self, n: int) -> int:
         return max(1, round(n * self.scale))
@@ -117,10 +126,15 @@ class Settings:
         )
 
     def command_line(self) -> str:
-        defaults = Settings.__dataclass_fields__
+        defaults = {"mib": 1024, "scale": 1.0, "rounds": 3, "s3_rounds": 2}
         parts = []
-        for var, attr in [("BENCH_MIB", "mib"), ("BENCH_SCALE", "scale"), ("BENCH_ROUNDS", "rounds")]:
-            if os.environ.get(var) and getattr(self, attr) != defaults[attr].default:
+        for var, attr in [
+            ("BENCH_MIB", "mib"),
+            ("BENCH_SCALE", "scale"),
+            ("BENCH_ROUNDS", "rounds"),
+            ("BENCH_S3_ROUNDS", "s3_rounds"),
+        ]:
+            if os.environ.get(var) and getattr(self, attr) != defaults[attr]:
                 parts.append(f"{var}={os.environ[var]}")
         for var in ("BENCH_STORES", "BENCH_ONLY"):
             if os.environ.get(var):
@@ -138,6 +152,7 @@ class Run:
     maxrss_kib: int
     base_rss_kib: int | None = None
     bound: int | None = None
+    wall_micros: int = 0
 
 
 class Failed(Exception):
@@ -155,6 +170,8 @@ def run_process(argv: list[str], *, timeout: int, env: dict | None = None, stdou
     child_env = dict(os.environ, **(env or {}))
     rss_file = RSS_FILE
     rss_file.unlink(missing_ok=True)
+    if not shutil.which(argv[0]):
+        raise Failed(f"{argv[0]} not found")
     started = time.perf_counter_ns()
     proc = subprocess.Popen(
         [GNU_TIME, "--quiet", "--format", "%M", "--output", str(rss_file), "--", *argv],
@@ -163,6 +180,7 @@ def run_process(argv: list[str], *, timeout: int, env: dict | None = None, stdou
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL if stdout_to_null else subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # Its own process group, so that a timeout or an interrupt ends it and its children.
         start_new_session=True,
     )
     killed = threading.Event()
@@ -186,6 +204,11 @@ def run_process(argv: list[str], *, timeout: int, env: dict | None = None, stdou
             readers.append(reader)
     try:
         _, status, _ = os.wait4(proc.pid, 0)
+    except BaseException:
+        kill()
+        os.waitpid(proc.pid, 0)
+        proc.returncode = -1
+        raise
     finally:
         timer.cancel()
     wall = (time.perf_counter_ns() - started) // 1000
@@ -267,19 +290,20 @@ class Tools:
         if tool in (S5CMD, CP):
             return self.measure_cli(tool, workload, store, args)
         env = {"MIX_ENV": "prod"} if tool == OSX else None
-        stdout, _, maxrss = run_process(
+        stdout, wall, maxrss = run_process(
             self.program(tool, workload, store, args), timeout=self.settings.timeout, env=env
         )
         units, micros, base, bound = parse_result(stdout)
-        return Run(units, micros, maxrss, base, bound)
+        return Run(units, micros, maxrss, base, bound, wall)
 
-    def prepare(self, workload: str, store: str, args: list[int]) -> None:
+    def prepare(self, workload: str, store: str, args: list[int]) -> int:
         """Untimed: the raw program's write workload, so that the reads have their objects."""
         tool = RAW if self.settings.prepare == "raw" else OBSTORE
-        stdout, _, _ = run_process(
+        stdout, wall, _ = run_process(
             self.program(tool, workload, store, args), timeout=self.settings.timeout
         )
         parse_result(stdout)
+        return wall
 
     # s5cmd and cp work on files: their figure is the whole command's wall time.
 
@@ -312,7 +336,7 @@ class Tools:
             else:
                 argv = ["cp", str(root / "bench/big.bin"), "/dev/null"]
             _, wall, maxrss = run_process(argv, timeout=timeout)
-            return Run(args[0] * MIB, wall, maxrss)
+            return Run(args[0] * MIB, wall, maxrss, wall_micros=wall)
 
         endpoint, _, bucket = store.removeprefix("s3:").rpartition(":")
         base = [self.s5cmd, "--endpoint-url", endpoint, "--log", "error"]
@@ -323,7 +347,7 @@ class Tools:
             argv = base + ["cp", "--part-size", str(part_mib), "--concurrency", str(concurrency)]
             argv += [str(src), f"s3://{bucket}/bench/big.bin"]
             _, wall, maxrss = run_process(argv, timeout=timeout, env=env)
-            return Run(size_mib * MIB, wall, maxrss)
+            return Run(size_mib * MIB, wall, maxrss, wall_micros=wall)
         if workload == "download":
             # One GET streamed to stdout, which is /dev/null: `cp` cannot write there, as it
             # writes a temporary file beside its destination and renames it.
@@ -331,7 +355,7 @@ class Tools:
             argv = base + ["cat", "--concurrency", "1", "--part-size", str(size_mib)]
             argv += [f"s3://{bucket}/bench/big.bin"]
             _, wall, maxrss = run_process(argv, timeout=timeout, env=env, stdout_to_null=True)
-            return Run(size_mib * MIB, wall, maxrss)
+            return Run(size_mib * MIB, wall, maxrss, wall_micros=wall)
 
         count, size, concurrency = args
         commands = self.tmpfs / f"{workload}-{size}.txt"
@@ -353,7 +377,7 @@ class Tools:
             shutil.rmtree(dst)
             if len(got) != count:
                 raise Failed(f"s5cmd wrote {len(got)} files of {size} bytes, expected {count}")
-        return Run(count, wall, maxrss)
+        return Run(count, wall, maxrss, wall_micros=wall)
 
 
 # --- rows ------------------------------------------------------------------------------------
@@ -452,13 +476,15 @@ def run_row(row: Row, tools: Tools, s: Settings, spec: str) -> None:
         return
     if row.prepare and contenders:
         try:
-            tools.prepare(row.prepare[0], spec, row.prepare[1])
+            wall = tools.prepare(row.prepare[0], spec, row.prepare[1])
+            print(f"[{row.name()}] prepared by {row.prepare[0]} ({wall / 1e6:.1f} s)", flush=True)
         except Failed as e:
             for tool in contenders:
                 row.failures[tool] = f"preparation failed: {e}"
             print(f"[{row.name()}] preparation failed: {e}", flush=True)
             return
-    for r in range(s.rounds):
+    rounds = s.rounds_of(row.store)
+    for r in range(rounds):
         # Turns: each round starts at the next contender, so none always runs first.
         turn = contenders[r % len(contenders):] + contenders[: r % len(contenders)]
         for tool in turn:
@@ -474,8 +500,8 @@ def run_row(row: Row, tools: Tools, s: Settings, spec: str) -> None:
             per_us = run.units / max(run.micros, 1)
             figure = f"{per_us * 1e6:,.0f} ops/s" if row.ops else f"{per_us:,.0f} MB/s"
             print(
-                f"[{row.name()}] {tool} round {r + 1}/{s.rounds}: {figure}, "
-                f"peak RSS {run.maxrss_kib / 1024:,.0f} MiB",
+                f"[{row.name()}] {tool} round {r + 1}/{rounds}: {figure}, "
+                f"peak RSS {run.maxrss_kib / 1024:,.0f} MiB ({run.wall_micros / 1e6:.1f} s)",
                 flush=True,
             )
 
@@ -497,14 +523,16 @@ def vm_health(tools: Tools, s: Settings, stores: dict[str, str]) -> tuple[list, 
                 timeout=s.timeout,
                 env={"MIX_ENV": "prod"},
             )
-            found = False
+            found, streamed = [], None
             for line in stdout.splitlines():
                 words = line.split()
                 if len(words) == 6 and words[0] == "HEALTH":
-                    rows.append((kind, words[1], *map(float, words[2:])))
-                    found = True
+                    found.append((kind, words[1], *map(float, words[2:])))
+                elif len(words) == 3 and words[0] == "STREAMED":
+                    streamed = int(words[1]) / max(int(words[2]), 1)
             if not found:
                 raise Failed("no HEALTH lines")
+            rows += [(*row, streamed) for row in found]
             print(f"[{kind} · VM health] {stdout.strip()}", flush=True)
         except Failed as e:
             failures[kind] = str(e)
@@ -523,6 +551,12 @@ def fmt(value: float | None) -> str:
     if value >= 10:
         return f"{value:.1f}"
     return f"{value:.2f}"
+
+
+def times(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2g}x" if value < 0.1 else f"{value:.2f}x"
 
 
 def cell(row: Row, tool: str) -> str:
@@ -610,46 +644,47 @@ def bound_rows(rows: list[Row]) -> list[tuple[Row, Run | None, str]]:
 
 
 def plot(rows: list[Row], path: Path, s: Settings) -> None:
+    """Two panels sharing one line per row: throughput relative to raw object_store (each bar
+    labelled with its own figure), and each process's peak RSS."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [r for r in rows if any(r.best(t) for t in r.tools if t in s.only)]
-    tools = [t for t in TOOLS if t in s.only and any(t in r.tools for r in shown)]
+    def measured(row: Row) -> list[str]:
+        return [t for t in TOOLS if t in row.tools and t in s.only and row.best(t) is not None]
+
+    shown = [r for r in rows if measured(r)]
     colors = dict(zip(TOOLS, ["#7b2cbf", "#444444", "#2a9d8f", "#e76f51", "#e9c46a", "#8ab17d"]))
-    height = 0.8 / max(len(tools), 1)
     fig, (ax_t, ax_m) = plt.subplots(
-        1, 2, figsize=(15, 1.0 + 0.55 * len(shown)), sharey=True, constrained_layout=True
+        1, 2, figsize=(15, 1.5 + 0.6 * len(shown)), sharey=True, constrained_layout=True
     )
-    for i, tool in enumerate(tools):
-        ys, ratios, mems, labels = [], [], [], []
-        for y, row in enumerate(shown):
-            raw, value = row.best(RAW), row.best(tool)
-            if tool not in row.tools or value is None:
-                continue
-            ys.append(y + (i - (len(tools) - 1) / 2) * height)
-            ratios.append(value / raw if raw else float("nan"))
-            labels.append(f"{fmt(value)} {row.unit}")
-            mems.append(row.peak_mib(tool))
-        ax_t.barh(ys, ratios, height, label=tool, color=colors[tool])
-        ax_m.barh(ys, mems, height, label=tool, color=colors[tool])
-        for y, ratio, label in zip(ys, ratios, labels):
-            ax_t.text(ratio, y, f" {label}", va="center", fontsize=6)
-        for y, mem in zip(ys, mems):
-            ax_m.text(mem, y, f" {mem:,.0f}", va="center", fontsize=6)
+    for y, row in enumerate(shown):
+        here = measured(row)
+        height = 0.8 / max(len(here), 3)
+        raw = row.best(RAW)
+        for i, tool in enumerate(here):
+            at = y + (i - (len(here) - 1) / 2) * height
+            value, mem = row.best(tool), row.peak_mib(tool)
+            if raw:
+                ax_t.barh(at, value / raw, height, color=colors[tool])
+                ax_t.text(value / raw, at, f" {fmt(value)} {row.unit}", va="center", fontsize=6)
+            ax_m.barh(at, mem, height, color=colors[tool])
+            ax_m.text(mem, at, f" {mem:,.0f}", va="center", fontsize=6)
     ax_t.set_xscale("log")
     ax_t.axvline(1.0, color="black", linewidth=0.8)
     ax_t.axvline(0.9, color="black", linewidth=0.8, linestyle="--")
-    ax_t.set_xlabel("throughput relative to raw object_store (log scale; dashed: 0.9x)")
+    ax_t.set_xlabel("throughput relative to raw object_store (log scale; dashed line: 0.9x)")
     ax_m.set_xscale("log")
     ax_m.set_xlabel("peak RSS of the process, MiB (log scale)")
     ax_t.set_yticks(range(len(shown)))
     ax_t.set_yticklabels([r.name() for r in shown], fontsize=8)
     ax_t.invert_yaxis()
-    ax_t.legend(loc="lower right", fontsize=8)
-    ax_t.set_title(f"Throughput, best of {s.rounds}")
-    ax_m.set_title("Memory (largest peak of the rounds)")
+    ax_t.set_title(f"Throughput (best of {s.rounds_text()})")
+    ax_m.set_title(f"Peak RSS (largest of {s.rounds_text()})")
+    tools = [t for t in TOOLS if any(t in measured(r) for r in shown)]
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[t]) for t in tools]
+    fig.legend(handles, tools, loc="outside upper center", ncol=len(tools), fontsize=9)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -657,12 +692,15 @@ def plot(rows: list[Row], path: Path, s: Settings) -> None:
 def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures, tools: Tools,
                  s: Settings, wall: float) -> None:
     m = machine()
+    started = os.environ.get("BENCH_STARTED")
+    total = time.time() - int(started) if started else None
     rel_png = os.path.relpath(png, path.parent)
     lines = [
         "# Benchmarks",
         "",
         f"Made by `{s.command_line()}` on {m['cpu']}, {m['cores']} cores, {m['ram']} RAM, "
-        f"Linux {m['kernel']}, {m['date']}; the whole run took {wall / 60:.1f} minutes.",
+        f"Linux {m['kernel']}, {m['date']}. The measurements took {wall / 60:.1f} minutes"
+        + (f", the whole command {total / 60:.1f} (installs and builds included)." if total else "."),
         "",
         "The same work goes through every contender, each a fresh OS process per measurement:",
         "",
@@ -674,7 +712,9 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "- **s5cmd**: the S3 command-line tool, S3 only.",
         "- **cp**: GNU cp of the same file, the disk's limit, local only.",
         "",
-        f"Each figure is the best of **N = {s.rounds}** runs: the contenders take turns, each "
+        f"Each figure is the best of **N = {s.rounds_text()}** runs (the S3 rows take most of "
+        "the run's time, and the run is kept under 15 minutes on 2 cores): the contenders take "
+        "turns, each "
         "round starting at the next one, with a `sync` before every run. Figures are the timed "
         "part only as the program reports it (no VM or interpreter start-up, no preparation), "
         "except s5cmd and cp, whose figure is their whole command's wall time, start-up "
@@ -710,6 +750,15 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "and to files on tmpfs.",
         "",
     ]
+    notes = {
+        "memory": "The raw program's memory download walks zero-copy slices of the one buffer the "
+        "in-memory store hands out, so its figure is close to the cost of nothing; ObjectStoreX "
+        "delivers every chunk to an Elixir process as a binary and obstore copies every chunk "
+        "into a Python `bytes`. The row compares each binding's per-chunk cost to zero.",
+        "local": "The two ObjectStoreX-only rows are the memory-bound checks below: a consumer "
+        "that sleeps 10 ms per chunk, and an upload of freshly generated data (the other "
+        "uploads repeat one 1 MiB block, which the VM shares rather than holds many times).",
+    }
     for kind in dict.fromkeys(r.store for r in rows):
         store_rows = [r for r in rows if r.store == kind]
         tools_here = [t for t in TOOLS if t in s.only and any(t in r.tools for r in store_rows)]
@@ -731,10 +780,12 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
                 elif t in row.failures or peak is None:
                     cells.append("failed" if t in row.failures else "-")
                 else:
-                    ratio = f", {value / raw:.2f}x" if raw and t != RAW else ""
+                    ratio = f", {times(value / raw)}" if raw and t != RAW else ""
                     cells.append(f"{peak:,.0f}{ratio}")
             lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
         lines.append("")
+        if kind in notes:
+            lines += [notes[kind], ""]
 
     lines += [
         f"![throughput relative to raw object_store, and peak RSS, per tool]({rel_png})",
@@ -749,7 +800,7 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
     ]
     for row, vs_raw, vs_obs, verdict in target_rows(rows):
         lines.append(
-            f"| {row.name()} | {fmt(vs_raw)} | {fmt(vs_obs)} | {verdict} |"
+            f"| {row.name()} | {times(vs_raw)} | {times(vs_obs)} | {verdict} |"
         )
     lines += [
         "",
@@ -778,13 +829,16 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "idle VM, and while 64 downloads stream from the store (`bench/vm_health.exs`), in "
         "microseconds:",
         "",
-        "| store | probe | idle p50 | idle p99 | busy p50 | busy p99 |",
-        "|---|---|---|---|---|---|",
+        "| store | probe | idle p50 | idle p99 | busy p50 | busy p99 | downloads while busy (MB/s) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for kind, probe, ip50, ip99, bp50, bp99 in health:
-        lines.append(f"| {kind} | {probe} | {fmt(ip50)} | {fmt(ip99)} | {fmt(bp50)} | {fmt(bp99)} |")
+    for kind, probe, ip50, ip99, bp50, bp99, streamed in health:
+        lines.append(
+            f"| {kind} | {probe} | {fmt(ip50)} | {fmt(ip99)} | {fmt(bp50)} | {fmt(bp99)} "
+            f"| {fmt(streamed)} |"
+        )
     for kind, reason in health_failures.items():
-        lines.append(f"| {kind} | **failed**: {reason} | | | | |")
+        lines.append(f"| {kind} | **failed**: {reason} | | | | | |")
     lines += ["", "## Versions", ""]
     lines += [f"- {name}: {value}" for name, value in versions(tools)]
     lines.append("")

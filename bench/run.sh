@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
+export BENCH_STARTED="${BENCH_STARTED:-$(date +%s)}"
 
 readonly OBSTORE_VERSION="0.12.1"
 readonly BOTO3_VERSION="1.44.5"
