@@ -6,15 +6,17 @@
 
 Every contender is a program run once per measurement as its own OS process, in the repository
 root, and prints `RESULT <units> <micros>` for its timed part (see "Bench program contract"
-below). The driver measures each child's peak RSS with wait4(2), and takes the best of
-BENCH_ROUNDS runs per contender, the contenders taking turns and starting each round at a
-different one, with a sync(2) before every run.
+below). The driver measures each child's peak RSS (wait4(2) through GNU time), and takes the
+best of N runs per contender, N being the rounds that fit in the time budget; in each row the
+contenders take turns, each round starting at a different one, with a sync(2) before every run.
 
 Settings (environment):
 
   BENCH_MIB      object size of the upload and download rows, MiB (default 1024)
   BENCH_SCALE    scales the object counts: 1,000 x 1 MiB, 10,000 x 1 KiB, 100,000 listed (1)
-  BENCH_ROUNDS   runs per contender and row, the best counting (3)
+  BENCH_ROUNDS   at most this many runs per contender and row, the best counting (3)
+  BENCH_BUDGET   minutes of measuring: a further round starts only if one more as long as the
+                 first still ends within them (13; the VM-health runs come after)
   BENCH_OUT      README to write; default bench/README.md for a full run (BENCH_MIB=1024,
                  BENCH_SCALE=1, every store and tool), bench/results/smoke/README.md otherwise.
                  The plot goes beside it as bench.png.
@@ -91,7 +93,8 @@ class Settings:
     mib: int = env_int("BENCH_MIB", 1024)
     scale: float = float(os.environ.get("BENCH_SCALE", "1"))
     rounds: int = env_int("BENCH_ROUNDS", 3)
-    s3_rounds: int = env_int("BENCH_S3_ROUNDS", 2)
+    budget: float = float(os.environ.get("BENCH_BUDGET", "13"))
+    done: int = 0
     stores: list[str] = field(
         default_factory=lambda: os.environ.get("BENCH_STORES", "memory,local,s3").split(",")
     )
@@ -104,14 +107,6 @@ class Settings:
     s3: str | None = os.environ.get("BENCH_S3")
     prepare: str = os.environ.get("BENCH_PREPARE", "raw")
     timeout: int = env_int("BENCH_TIMEOUT", 600)
-
-    def rounds_of(self, store: str) -> int:
-        return self.s3_rounds if store == "s3" else self.rounds
-
-    def rounds_text(self) -> str:
-        if self.rounds == self.s3_rounds or "s3" not in self.stores:
-            return str(self.rounds)
-        return f"{self.rounds}, {self.s3_rounds} on S3"
 
     def count(self, n: int) -> int:
         return max(1, round(n * self.scale))
@@ -126,13 +121,13 @@ class Settings:
         )
 
     def command_line(self) -> str:
-        defaults = {"mib": 1024, "scale": 1.0, "rounds": 3, "s3_rounds": 2}
+        defaults = {"mib": 1024, "scale": 1.0, "rounds": 3, "budget": 13.0}
         parts = []
         for var, attr in [
             ("BENCH_MIB", "mib"),
             ("BENCH_SCALE", "scale"),
             ("BENCH_ROUNDS", "rounds"),
-            ("BENCH_S3_ROUNDS", "s3_rounds"),
+            ("BENCH_BUDGET", "budget"),
         ]:
             if os.environ.get(var) and getattr(self, attr) != defaults[attr]:
                 parts.append(f"{var}={os.environ[var]}")
@@ -470,40 +465,74 @@ def build_rows(s: Settings, stores: dict[str, str]) -> list[Row]:
     return rows
 
 
-def run_row(row: Row, tools: Tools, s: Settings, spec: str) -> None:
+def prepare_row(row: Row, tools: Tools, s: Settings, spec: str) -> None:
+    if not row.prepare or not any(t in s.only for t in row.tools):
+        return
+    try:
+        wall = tools.prepare(row.prepare[0], spec, row.prepare[1])
+        print(f"[{row.name()}] prepared by {row.prepare[0]} ({wall / 1e6:.1f} s)", flush=True)
+    except Failed as e:
+        for tool in row.tools:
+            row.failures[tool] = f"preparation failed: {e}"
+        print(f"[{row.name()}] preparation failed: {e}", flush=True)
+
+
+def run_round(row: Row, tools: Tools, s: Settings, spec: str, r: int) -> None:
     contenders = [t for t in row.tools if t in s.only]
     if not contenders:
         return
-    if row.prepare and contenders:
+    # Turns: each round starts at the next contender, so none always runs first.
+    turn = contenders[r % len(contenders):] + contenders[: r % len(contenders)]
+    for tool in turn:
+        if tool in row.failures:
+            continue
         try:
-            wall = tools.prepare(row.prepare[0], spec, row.prepare[1])
-            print(f"[{row.name()}] prepared by {row.prepare[0]} ({wall / 1e6:.1f} s)", flush=True)
+            run = tools.measure(tool, row.workload, spec, row.args)
         except Failed as e:
-            for tool in contenders:
-                row.failures[tool] = f"preparation failed: {e}"
-            print(f"[{row.name()}] preparation failed: {e}", flush=True)
-            return
-    rounds = s.rounds_of(row.store)
-    for r in range(rounds):
-        # Turns: each round starts at the next contender, so none always runs first.
-        turn = contenders[r % len(contenders):] + contenders[: r % len(contenders)]
-        for tool in turn:
-            if tool in row.failures:
-                continue
-            try:
-                run = tools.measure(tool, row.workload, spec, row.args)
-            except Failed as e:
-                row.failures[tool] = str(e)
-                print(f"[{row.name()}] {tool}: FAILED {e}", flush=True)
-                continue
-            row.runs.setdefault(tool, []).append(run)
-            per_us = run.units / max(run.micros, 1)
-            figure = f"{per_us * 1e6:,.0f} ops/s" if row.ops else f"{per_us:,.0f} MB/s"
+            row.failures[tool] = str(e)
+            print(f"[{row.name()}] {tool}: FAILED {e}", flush=True)
+            continue
+        row.runs.setdefault(tool, []).append(run)
+        per_us = run.units / max(run.micros, 1)
+        figure = f"{per_us * 1e6:,.0f} ops/s" if row.ops else f"{per_us:,.0f} MB/s"
+        print(
+            f"[{row.name()}] {tool} round {r + 1}: {figure}, "
+            f"peak RSS {run.maxrss_kib / 1024:,.0f} MiB ({run.wall_micros / 1e6:.1f} s)",
+            flush=True,
+        )
+
+
+def run_rounds(rows: list[Row], tools: Tools, s: Settings, stores: dict[str, str]) -> int:
+    """Round after round of every row, as many as fit in the budget (at most BENCH_ROUNDS).
+
+    The first round prepares each read workload just before it; later rounds find the same
+    keys, of the same sizes, where the previous writes left them. A further round starts only
+    if another round as long as the first still ends within the budget, so every figure is the
+    best of the same number of runs.
+    """
+    started = time.monotonic()
+    prepared = 0.0
+    for row in rows:
+        t = time.monotonic()
+        prepare_row(row, tools, s, stores[row.store])
+        prepared += time.monotonic() - t
+        run_round(row, tools, s, stores[row.store], 0)
+    one_round = time.monotonic() - started - prepared
+    done = 1
+    while done < s.rounds:
+        elapsed = time.monotonic() - started
+        if elapsed + one_round > s.budget * 60:
             print(
-                f"[{row.name()}] {tool} round {r + 1}/{rounds}: {figure}, "
-                f"peak RSS {run.maxrss_kib / 1024:,.0f} MiB ({run.wall_micros / 1e6:.1f} s)",
+                f"round {done + 1} would end after the {s.budget:g}-minute budget "
+                f"({elapsed / 60:.1f} minutes so far, {one_round / 60:.1f} per round): "
+                f"best of {done}",
                 flush=True,
             )
+            break
+        for row in rows:
+            run_round(row, tools, s, stores[row.store], done)
+        done += 1
+    return done
 
 
 # --- VM health -------------------------------------------------------------------------------
@@ -680,8 +709,8 @@ def plot(rows: list[Row], path: Path, s: Settings) -> None:
     ax_t.set_yticks(range(len(shown)))
     ax_t.set_yticklabels([r.name() for r in shown], fontsize=8)
     ax_t.invert_yaxis()
-    ax_t.set_title(f"Throughput (best of {s.rounds_text()})")
-    ax_m.set_title(f"Peak RSS (largest of {s.rounds_text()})")
+    ax_t.set_title(f"Throughput (best of {s.done})")
+    ax_m.set_title(f"Peak RSS (largest of {s.done})")
     tools = [t for t in TOOLS if any(t in measured(r) for r in shown)]
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[t]) for t in tools]
     fig.legend(handles, tools, loc="outside upper center", ncol=len(tools), fontsize=9)
@@ -712,9 +741,10 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "- **s5cmd**: the S3 command-line tool, S3 only.",
         "- **cp**: GNU cp of the same file, the disk's limit, local only.",
         "",
-        f"Each figure is the best of **N = {s.rounds_text()}** runs (the S3 rows take most of "
-        "the run's time, and the run is kept under 15 minutes on 2 cores): the contenders take "
-        "turns, each "
+        f"Each figure is the best of **N = {s.done}** runs. The run goes round after round "
+        f"through every row, at most {s.rounds} rounds, starting another only if it can end "
+        f"within {s.budget:g} minutes of measuring (the whole command is kept under 15 minutes "
+        "on 2 cores). In each row the contenders take turns, each "
         "round starting at the next one, with a `sync` before every run. Figures are the timed "
         "part only as the program reports it (no VM or interpreter start-up, no preparation), "
         "except s5cmd and cp, whose figure is their whole command's wall time, start-up "
@@ -881,8 +911,7 @@ def main() -> int:
     tools = Tools(s, scratch, tmpfs)
     rows = build_rows(s, stores)
     try:
-        for row in rows:
-            run_row(row, tools, s, stores[row.store])
+        s.done = run_rounds(rows, tools, s, stores)
         health, health_failures = vm_health(tools, s, stores)
     finally:
         shutil.rmtree(tmpfs, ignore_errors=True)
