@@ -623,7 +623,11 @@ def versions(tools: Tools) -> list[tuple[str, str]]:
         except OSError:
             return "not found"
 
-    elixir = [line for line in out(["elixir", "--version"]).splitlines() if line.strip()]
+    elixir = [
+        " ".join(line.split()[:2]) if line.startswith("Elixir") else line.split(" [source]")[0]
+        for line in out(["elixir", "--version"]).splitlines()
+        if line.startswith(("Elixir", "Erlang"))
+    ]
     pkg = importlib.metadata.version
     return [
         ("Elixir / Erlang", " / ".join(reversed(elixir[-2:])) if elixir else "not found"),
@@ -724,9 +728,18 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
     started = os.environ.get("BENCH_STARTED")
     total = time.time() - int(started) if started else None
     rel_png = os.path.relpath(png, path.parent)
+    failed = [(r, t) for r in rows for t in r.failures] + list(health_failures)
     lines = [
         "# Benchmarks",
         "",
+    ]
+    if failed:
+        lines += [
+            f"**This run had {len(failed)} failed measurement(s): see the cells marked "
+            "failed.**",
+            "",
+        ]
+    lines += [
         f"Made by `{s.command_line()}` on {m['cpu']}, {m['cores']} cores, {m['ram']} RAM, "
         f"Linux {m['kernel']}, {m['date']}. The measurements took {wall / 60:.1f} minutes"
         + (f", the whole command {total / 60:.1f} (installs and builds included)." if total else "."),
@@ -772,6 +785,8 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "`iter_chunks(CHUNK)`; N threads sharing one client (pool of N connections) for the "
         "many-object rows. Checksums only where S3 requires them (the object_store contenders "
         "compute none either).",
+        "- cp: `cp` of a file of the same data and size from tmpfs into the local store's "
+        "directory (upload row), and of the store's file to /dev/null (download row).",
         "- s5cmd works on files: uploads read a file of the same data on tmpfs "
         "(`cp --part-size PART --concurrency N`); the download is `cat --concurrency 1 "
         "--part-size SIZE` (one GET) to stdout, which is /dev/null (`cp` cannot write to "
@@ -836,8 +851,10 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "",
         "Memory: the growth of ObjectStoreX's process during the timed part (peak RSS minus "
         "the RSS just before it, `BASE_RSS`) against the documented bound of the work "
-        f"(`BOUND`: `(prefetch + 1) * chunk_size` for a download, `(max_concurrency + 1) * "
-        f"part_size` for an upload), plus {BOUND_SLACK // MIB} MiB for the VM's allocators, "
+        "(`BOUND`, as `bench/osx.exs` states it: `(prefetch + 1) * chunk_size` for a download, "
+        "plus the process-wide pool of local read buffers (64 MiB) on the local store; "
+        "`(max_concurrency + 1) * part_size` plus one input chunk for an upload), plus "
+        f"{BOUND_SLACK // MIB} MiB for the VM's allocators, "
         "which keep freed memory for a while, and chunks that live until their owner's next "
         "garbage collection. The worst of the rounds counts. Uploads to the memory store are "
         "left out: that store keeps the object in the same process.",
