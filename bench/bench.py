@@ -761,8 +761,9 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "round starting at the next one, with a `sync` before every run. Figures are the timed "
         "part only as the program reports it (no VM or interpreter start-up, no preparation), "
         "except s5cmd and cp, whose figure is their whole command's wall time, start-up "
-        "included. Peak RSS is the whole process's (`wait4` `ru_maxrss`), the largest of the "
-        "rounds. MB is 10^6 bytes; vs raw is the throughput divided by raw object_store's.",
+        "included. Peak RSS is the whole process's `ru_maxrss` from `wait4`, as GNU `time` "
+        "reports it (the driver's own `wait4` would count its own memory, which a child starts "
+        "from), the largest of the rounds. MB is 10^6 bytes; vs raw is the throughput divided by raw object_store's.",
         "",
         "## Setup and fairness",
         "",
