@@ -4,7 +4,7 @@ defmodule ObjectStoreX.Backends.S3AbortTest do
   use ExUnit.Case, async: true
   @moduletag backend: :s3
 
-  alias ObjectStoreX.TestBackends
+  alias ObjectStoreX.{FaultProxy, TestBackends}
   alias ObjectStoreX.Stream, as: OSXStream
 
   @mib 1_048_576
@@ -153,6 +153,91 @@ defmodule ObjectStoreX.Backends.S3AbortTest do
     Task.await(uploader, 60_000)
     assert_received {:raised, :timeout}
     assert eventually_none(store) == 0
+  end
+
+  describe "a request failing on the server" do
+    # Short backoffs keep the exhausted retries quick; three attempts in all.
+    @retry [max_retries: 2, init_backoff: 10, max_backoff: 50, retry_timeout: 10_000]
+    @attempts 3
+
+    @part_2 ~r/[?&]partNumber=2(&|$)/
+    @upload_id ~r/[?&]uploadId=/
+
+    # A store whose requests pass through a proxy that fails those matching `rule`, and a
+    # store on the same prefix that talks to the server directly.
+    defp faulty_store(rule) do
+      proxy = FaultProxy.start!(System.fetch_env!("OBJECTSTOREX_TEST_S3_ENDPOINT"), [rule])
+      store = TestBackends.store!(:s3, endpoint: FaultProxy.url(proxy), retry: @retry)
+      direct = TestBackends.store!(:s3, prefix: store.prefix)
+      {proxy, store, direct}
+    end
+
+    # Three full parts and a short last one, in chunks that do not line up with the parts.
+    defp chunks,
+      do: Stream.repeatedly(fn -> :crypto.strong_rand_bytes(@mib + 1) end) |> Enum.take(16)
+
+    defp upload(:stream, chunks, store, path),
+      do: OSXStream.upload(chunks, store, path, part_size: @part)
+
+    defp upload(:sink, chunks, store, path) do
+      Enum.into(chunks, OSXStream.upload_sink(store, path, part_size: @part))
+      flunk("the sink collected everything without raising")
+    rescue
+      e in ObjectStoreX.Error -> {:error, e}
+    end
+
+    defp upload(:file, chunks, store, path) do
+      file = Path.join(TestBackends.tmp_dir!("abort"), "source.bin")
+      File.write!(file, chunks)
+
+      try do
+        ObjectStoreX.upload_file(store, path, file, part_size: @part)
+      after
+        File.rm_rf!(Path.dirname(file))
+      end
+    end
+
+    for via <- [:stream, :sink, :file] do
+      test "part 2 failing after retries aborts the upload (#{via})" do
+        {proxy, store, direct} = faulty_store({"PUT", @part_2, 500})
+
+        assert {:error, %ObjectStoreX.Error{retryable: true}} =
+                 upload(unquote(via), chunks(), store, "part-fails.bin")
+
+        assert FaultProxy.count(proxy, "PUT", @part_2) == @attempts
+        assert eventually_none(direct) == 0
+        assert FaultProxy.count(proxy, "DELETE", @upload_id) == 1
+
+        assert {:error, %ObjectStoreX.Error{reason: :not_found}} =
+                 ObjectStoreX.head(direct, "part-fails.bin")
+      end
+
+      test "completing failing after retries aborts the upload (#{via})" do
+        {proxy, store, direct} = faulty_store({"POST", @upload_id, 500})
+
+        assert {:error, %ObjectStoreX.Error{retryable: true}} =
+                 upload(unquote(via), chunks(), store, "complete-fails.bin")
+
+        assert FaultProxy.count(proxy, "POST", @upload_id) == @attempts
+        assert FaultProxy.count(proxy, "PUT", ~r/[?&]partNumber=/) == 4
+        assert eventually_none(direct) == 0
+        assert FaultProxy.count(proxy, "DELETE", @upload_id) == 1
+
+        assert {:error, %ObjectStoreX.Error{reason: :not_found}} =
+                 ObjectStoreX.head(direct, "complete-fails.bin")
+      end
+    end
+
+    test "a part refused outright is not retried, and the upload is aborted" do
+      {proxy, store, direct} = faulty_store({"PUT", @part_2, 400})
+
+      assert {:error, %ObjectStoreX.Error{retryable: false}} =
+               upload(:stream, chunks(), store, "part-refused.bin")
+
+      assert FaultProxy.count(proxy, "PUT", @part_2) == 1
+      assert eventually_none(direct) == 0
+      assert FaultProxy.count(proxy, "DELETE", @upload_id) == 1
+    end
   end
 
   test "a completed upload leaves nothing in progress", %{store: store} do

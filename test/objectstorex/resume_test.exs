@@ -5,48 +5,32 @@ defmodule ObjectStoreX.ResumeTest do
   use ExUnit.Case, async: true
 
   alias ObjectStoreX.Stream, as: OSXStream
+  alias ObjectStoreX.TestHTTP
 
   @size 3_000_000
 
   # Serves `data` at any path. The first `cuts` responses stop after half their body and close
   # the connection. Range requests are honoured; If-Match against another ETag gets 412.
   defp cutting_server(data, etag, cuts) do
-    {:ok, listen} =
-      :gen_tcp.listen(0, [:binary, active: false, reuseaddr: true, ip: {127, 0, 0, 1}])
-
-    {:ok, port} = :inet.port(listen)
     counter = :counters.new(1, [])
-    server = spawn_link(fn -> accept(listen, data, etag, cuts, counter) end)
-    :ok = :gen_tcp.controlling_process(listen, server)
+
+    {port, server} =
+      TestHTTP.serve(fn sock ->
+        :counters.add(counter, 1, 1)
+        serve(sock, data, etag, :counters.get(counter, 1) <= cuts)
+      end)
+
     on_exit(fn -> Process.exit(server, :kill) end)
     {port, counter}
   end
 
-  defp accept(listen, data, etag, cuts, counter) do
-    {:ok, sock} = :gen_tcp.accept(listen)
-    :counters.add(counter, 1, 1)
-    serve(sock, data, etag, :counters.get(counter, 1) <= cuts)
-    accept(listen, data, etag, cuts, counter)
-  end
-
   defp serve(sock, data, etag, cut?) do
-    {:ok, request} = recv_headers(sock, "")
-
-    headers =
-      request |> String.split("\r\n") |> tl() |> Enum.map(&String.split(&1, ": ", parts: 2))
-
-    header = fn name ->
-      Enum.find_value(headers, fn
-        [k, v] -> String.downcase(k) == name && v
-        _ -> nil
-      end)
-    end
-
+    {:ok, request, _body} = TestHTTP.read_head(sock)
     size = byte_size(data)
     modified = "Sun, 22 Nov 2026 10:00:00 GMT"
 
     {status, first, body} =
-      case header.("range") do
+      case TestHTTP.header(request, "range") do
         nil ->
           {"200 OK", nil, data}
 
@@ -57,7 +41,7 @@ defmodule ObjectStoreX.ResumeTest do
       end
 
     cond do
-      header.("if-match") not in [nil, etag] ->
+      TestHTTP.header(request, "if-match") not in [nil, etag] ->
         :gen_tcp.send(sock, "HTTP/1.1 412 Precondition Failed\r\ncontent-length: 0\r\n\r\n")
 
       true ->
@@ -72,19 +56,6 @@ defmodule ObjectStoreX.ResumeTest do
 
         sent = if cut?, do: binary_part(body, 0, div(byte_size(body), 2)), else: body
         :gen_tcp.send(sock, [head, sent])
-    end
-
-    :gen_tcp.close(sock)
-  end
-
-  defp recv_headers(sock, acc) do
-    if String.contains?(acc, "\r\n\r\n") do
-      {:ok, acc}
-    else
-      case :gen_tcp.recv(sock, 0, 5000) do
-        {:ok, more} -> recv_headers(sock, acc <> more)
-        error -> error
-      end
     end
   end
 
