@@ -646,11 +646,14 @@ defmodule ObjectStoreX do
          {:ok, size} <- file_size(local_path),
          {:ok, resource, path, opts, native} <-
            ObjectStoreX.Upload.validate(store, path, Keyword.put(opts, :size_hint, size)) do
+      span = ObjectStoreX.Upload.span(store, path)
+
       call(
         &Native.upload_file(&1, resource, path, Path.expand(local_path), native),
         opts.timeout,
         &ObjectStoreX.Upload.summary/1
       )
+      |> ObjectStoreX.Upload.close_span(span)
     end
   end
 
@@ -702,11 +705,14 @@ defmodule ObjectStoreX do
          {:ok, source_path} <- Args.path("source_path", source_path),
          {:ok, resource, path, opts, native} <-
            ObjectStoreX.Upload.validate(store, path, Keyword.put_new(opts, :hash, :sha256)) do
+      span = ObjectStoreX.Upload.span(store, path)
+
       call(
         &Native.upload_transfer(&1, source_resource, source_path, resource, path, native),
         opts.timeout,
         &ObjectStoreX.Upload.summary/1
       )
+      |> ObjectStoreX.Upload.close_span(span)
     end
   end
 

@@ -254,6 +254,11 @@ defmodule ObjectStoreX.Stream do
   when a part or the completion fails after retries (`{:error, _}` is returned), when the
   calling process dies, and when the upload is garbage-collected unfinished.
 
+  ## Telemetry
+
+  Emits `[:objectstorex, :upload, :start | :stop | :exception]`, as do the upload sink,
+  `ObjectStoreX.upload_file/4` and `ObjectStoreX.transfer/5`; see `ObjectStoreX.Telemetry`.
+
   ## Options
 
     * `:part_size` - bytes per part, at least 5 MiB; default 8 MiB on S3, GCS and Azure and
@@ -275,7 +280,7 @@ defmodule ObjectStoreX.Stream do
   def upload(enumerable, store, path, opts \\ []) do
     with {:ok, resource, path, opts, native} <- Upload.validate(store, path, opts),
          {:ok, upload} <- Upload.start(resource, path, native),
-         {:ok, _summary} <- Upload.run(enumerable, upload, opts) do
+         {:ok, _summary} <- Upload.run(enumerable, upload, opts, Upload.span(store, path)) do
       :ok
     end
   end

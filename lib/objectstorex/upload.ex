@@ -5,7 +5,7 @@ defmodule ObjectStoreX.Upload do
   # The native half (upload.rs) cuts parts, uploads them concurrently and aborts the multipart
   # upload on every failure path.
 
-  alias ObjectStoreX.{Args, Error, Native}
+  alias ObjectStoreX.{Args, Error, Native, Telemetry}
 
   @mib 1_048_576
   @min_part 5 * @mib
@@ -130,8 +130,11 @@ defmodule ObjectStoreX.Upload do
     :ok
   end
 
-  @doc "Uploads every element of `enumerable`; aborts on any failure, re-raising source errors."
-  def run(enumerable, upload, opts) do
+  @doc """
+  Uploads every element of `enumerable`; aborts on any failure, re-raising source errors.
+  Closes `span` (from `span/2`) with the :stop or :exception event.
+  """
+  def run(enumerable, upload, opts, span) do
     progress = %{bytes: 0, last: 0, total: opts[:size_hint], fun: opts[:on_progress]}
 
     written =
@@ -145,19 +148,44 @@ defmodule ObjectStoreX.Upload do
       catch
         kind, reason ->
           abort(upload)
+          raised(span, kind, reason, __STACKTRACE__)
           :erlang.raise(kind, reason, __STACKTRACE__)
       end
 
     with {:ok, progress} <- written,
          {:ok, summary} <- finish(upload, opts.timeout) do
       report(progress, 0, true)
+      close_span({:ok, summary}, span)
       if opts[:on_complete], do: opts[:on_complete].(summary)
       {:ok, summary}
     else
       {:error, error} ->
         abort(upload)
-        {:error, error}
+        close_span({:error, error}, span)
     end
+  end
+
+  @event [:objectstorex, :upload]
+
+  @doc "Emits the upload :start event; returns the span that the other events close."
+  def span(store, path), do: Telemetry.span_start(@event, %{path: path, backend: store.backend})
+
+  @doc "Emits :stop for a summary or :exception for an error; returns `result` unchanged."
+  def close_span({:ok, summary} = result, span) do
+    measurements = %{bytes: summary.bytes, parts: summary.parts}
+    Telemetry.span_stop(span, measurements, %{digest: summary.digest})
+    result
+  end
+
+  def close_span({:error, %Error{reason: reason}} = result, span) do
+    Telemetry.span_exception(span, %{}, %{kind: :error, reason: reason})
+    result
+  end
+
+  @doc "Emits :exception for something raised, thrown or exited while uploading."
+  def raised(span, kind, reason, stacktrace) do
+    reason = with %Error{reason: reason} <- reason, do: reason
+    Telemetry.span_exception(span, %{}, %{kind: kind, reason: reason, stacktrace: stacktrace})
   end
 
   @doc "Calls the `:on_progress` function at most every 100 ms, and at the end."

@@ -39,36 +39,43 @@ defmodule ObjectStoreX.UploadSink do
         end
 
       progress = %{bytes: 0, last: 0, total: opts[:size_hint], fun: opts[:on_progress]}
+      span = Upload.span(sink.store, path)
       # The upload is in the initial accumulator: on :halt, Collectable passes that one back.
-      {{upload, progress}, &collect(sink, opts, &1, &2)}
+      {{upload, progress, span}, &collect(sink, opts, &1, &2)}
     end
 
-    defp collect(_sink, opts, {upload, progress}, {:cont, chunk}) do
+    defp collect(_sink, opts, {upload, progress, span}, {:cont, chunk}) do
       case Upload.write(upload, chunk, opts.timeout) do
         :ok ->
-          {upload, Upload.report(progress, IO.iodata_length(chunk), false)}
+          {upload, Upload.report(progress, IO.iodata_length(chunk), false), span}
 
         {:error, %Error{} = error} ->
           Upload.abort(upload)
+          Upload.close_span({:error, error}, span)
           raise error
       end
     end
 
-    defp collect(sink, opts, {upload, progress}, :done) do
+    defp collect(sink, opts, {upload, progress, span}, :done) do
       case Upload.finish(upload, opts.timeout) do
         {:ok, summary} ->
           Upload.report(progress, 0, true)
+          Upload.close_span({:ok, summary}, span)
           if opts[:on_complete], do: opts[:on_complete].(summary)
           %{sink | result: summary}
 
         {:error, error} ->
           Upload.abort(upload)
+          Upload.close_span({:error, error}, span)
           raise error
       end
     end
 
-    defp collect(_sink, _opts, {upload, _progress}, :halt) do
+    # Collection stopped early: the source raised or the consumer halted. The sink cannot see
+    # which, so the event says the upload was cancelled.
+    defp collect(_sink, _opts, {upload, _progress, span}, :halt) do
       Upload.abort(upload)
+      Upload.close_span({:error, %Error{reason: :cancelled}}, span)
       :ok
     end
   end
