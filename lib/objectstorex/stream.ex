@@ -160,11 +160,9 @@ defmodule ObjectStoreX.Stream do
       exception(state, error)
     end
 
-    duration = System.monotonic_time() - (state.started || System.monotonic_time())
-
     Telemetry.execute(
       [:objectstorex, :download, :stop],
-      %{duration: duration, bytes: bytes, chunks: chunks},
+      %{duration: elapsed(state), bytes: bytes, chunks: chunks},
       Map.put(state.meta, :digest, digest)
     )
 
@@ -175,16 +173,18 @@ defmodule ObjectStoreX.Stream do
   defp download_event({:error, error}, state), do: exception(state, error)
 
   defp exception(state, error) do
-    duration = System.monotonic_time() - (state.started || System.monotonic_time())
-
     Telemetry.execute(
       [:objectstorex, :download, :exception],
-      %{duration: duration},
+      %{duration: elapsed(state)},
       Map.put(state.meta, :reason, error.reason)
     )
 
     raise error
   end
+
+  # A download that fails before the store answers (:not_found) never started: duration 0.
+  defp elapsed(%{started: nil}), do: 0
+  defp elapsed(%{started: started}), do: System.monotonic_time() - started
 
   defp maybe_report(%{opts: %{on_progress: nil}} = state, _final?), do: state
 
