@@ -10,6 +10,10 @@ defmodule ObjectStoreX.UploadSink do
   (`%{etag:, version:, bytes:, parts:, duration_us:, throughput_mb_s:, digest:}`). A failed
   write raises `ObjectStoreX.Error`; the multipart upload is aborted when a write fails, when
   the source raises, when collection is halted, and when the collecting process dies.
+
+  `Stream.into/2` finishes its collectable normally when the stream is halted downstream
+  (`Stream.into(sink) |> Enum.take(2)`): what was collected until then is uploaded as the
+  object, as with a file.
   """
 
   alias ObjectStoreX.{Error, Upload}

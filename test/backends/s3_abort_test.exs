@@ -79,19 +79,41 @@ defmodule ObjectStoreX.Backends.S3AbortTest do
     assert eventually_none(store) == 0
   end
 
-  test "halting a sink aborts the upload", %{store: store} do
+  # Collectable's :halt, which Enum.into/2 and Stream.into/2 send when the source raises.
+  test "a sink whose source raises aborts the upload", %{store: store} do
     parent = self()
-    sink = OSXStream.upload_sink(store, "halted.bin", part_size: @part)
 
-    taken =
-      Stream.repeatedly(fn -> :crypto.strong_rand_bytes(@part + 1) end)
-      |> Stream.into(sink)
-      |> Stream.each(fn _ -> send(parent, {:count, in_progress(store)}) end)
-      |> Enum.take(2)
+    source =
+      Stream.concat(
+        Stream.repeatedly(fn -> :crypto.strong_rand_bytes(@part + 1) end) |> Stream.take(2),
+        Stream.map([1], fn _ ->
+          send(parent, {:count, in_progress(store)})
+          raise "boom"
+        end)
+      )
 
-    assert length(taken) == 2
+    assert_raise RuntimeError, "boom", fn ->
+      Enum.into(source, OSXStream.upload_sink(store, "halted.bin", part_size: @part))
+    end
+
     assert_received {:count, 1}
     assert eventually_none(store) == 0
+
+    assert {:error, %ObjectStoreX.Error{reason: :not_found}} =
+             ObjectStoreX.head(store, "halted.bin")
+  end
+
+  # Stream.into/2 finishes its collectable with :done, not :halt, when the stream is halted
+  # downstream: what was collected is uploaded, as File.stream! keeps what was written.
+  test "a sink halted downstream completes what it collected", %{store: store} do
+    taken =
+      Stream.repeatedly(fn -> :crypto.strong_rand_bytes(@part + 1) end)
+      |> Stream.into(OSXStream.upload_sink(store, "taken.bin", part_size: @part))
+      |> Enum.take(2)
+
+    assert in_progress(store) == 0
+    assert {:ok, %ObjectStoreX.Meta{size: size}} = ObjectStoreX.head(store, "taken.bin")
+    assert size == IO.iodata_length(taken)
   end
 
   test "an unfinished upload being garbage-collected aborts it", %{store: store} do
@@ -197,7 +219,13 @@ defmodule ObjectStoreX.Backends.S3AbortTest do
       end
     end
 
-    for via <- [:stream, :sink, :file] do
+    defp upload(:transfer, chunks, store, path) do
+      source = TestBackends.store!(:memory)
+      :ok = ObjectStoreX.put(source, "source.bin", chunks)
+      ObjectStoreX.transfer(source, "source.bin", store, path, part_size: @part)
+    end
+
+    for via <- [:stream, :sink, :file, :transfer] do
       test "part 2 failing after retries aborts the upload (#{via})" do
         {proxy, store, direct} = faulty_store({"PUT", @part_2, 500})
 
