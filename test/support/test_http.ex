@@ -86,7 +86,7 @@ defmodule ObjectStoreX.TestHTTP do
     Enum.find_value(headers, fn {k, v} -> k == name && v end)
   end
 
-  @doc "Renders `head` back to bytes, with header `name` set to `value` (replacing any)."
+  @doc "Renders `head` back to bytes, with the headers in `replace` replacing any of those names."
   @spec render(head(), [{String.t(), String.t()}]) :: iodata()
   def render(%{start: {a, b, c}, headers: headers}, replace \\ []) do
     names = Enum.map(replace, &elem(&1, 0))
