@@ -35,7 +35,7 @@ defmodule ObjectStoreX.Stream do
   `%ObjectStoreX.Error{reason: :precondition_failed}`.
   """
 
-  alias ObjectStoreX.{Args, Error, Native, Telemetry, Upload, UploadSink}
+  alias ObjectStoreX.{Args, Error, Native, Progress, Telemetry, Upload, UploadSink}
 
   @mib 1_048_576
   @download_defaults [
@@ -94,7 +94,7 @@ defmodule ObjectStoreX.Stream do
     consume(
       fn ref -> Native.stream_download(ref, resource, path, native) end,
       opts.timeout,
-      %{opts: opts, meta: meta, bytes: 0, total: nil, last_report: 0, started: nil},
+      %{opts: opts, meta: meta, progress: Progress.new(opts.on_progress), started: nil},
       &download_event/2
     )
   end
@@ -131,16 +131,15 @@ defmodule ObjectStoreX.Stream do
     )
 
     _ = meta
-    {[], %{state | total: total, started: System.monotonic_time()}}
+    {[], %{state | progress: %{state.progress | total: total}, started: System.monotonic_time()}}
   end
 
   defp download_event({:data, chunk}, state) do
-    state = %{state | bytes: state.bytes + byte_size(chunk)}
-    {[chunk], maybe_report(state, false)}
+    {[chunk], %{state | progress: Progress.add(state.progress, byte_size(chunk), false)}}
   end
 
   defp download_event({:done, {bytes, chunks, micros, digest}}, state) do
-    maybe_report(state, true)
+    Progress.add(state.progress, 0, true)
 
     summary = %{
       bytes: bytes,
@@ -185,19 +184,6 @@ defmodule ObjectStoreX.Stream do
   # A download that fails before the store answers (:not_found) never started: duration 0.
   defp elapsed(%{started: nil}), do: 0
   defp elapsed(%{started: started}), do: System.monotonic_time() - started
-
-  defp maybe_report(%{opts: %{on_progress: nil}} = state, _final?), do: state
-
-  defp maybe_report(state, final?) do
-    now = System.monotonic_time(:millisecond)
-
-    if final? or now - state.last_report >= 100 do
-      state.opts.on_progress.(%{bytes: state.bytes, total: state.total})
-      %{state | last_report: now}
-    else
-      state
-    end
-  end
 
   defp rate(_bytes, 0), do: nil
   defp rate(bytes, micros), do: Float.round(bytes / micros, 1)

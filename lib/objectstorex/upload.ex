@@ -5,7 +5,7 @@ defmodule ObjectStoreX.Upload do
   # The native half (upload.rs) cuts parts, uploads them concurrently and aborts the multipart
   # upload on every failure path.
 
-  alias ObjectStoreX.{Args, Error, Native, Telemetry}
+  alias ObjectStoreX.{Args, Error, Native, Progress, Telemetry}
 
   @mib 1_048_576
   @min_part 5 * @mib
@@ -135,13 +135,13 @@ defmodule ObjectStoreX.Upload do
   Closes `span` (from `span/2`) with the :stop or :exception event.
   """
   def run(enumerable, upload, opts, span) do
-    progress = %{bytes: 0, last: 0, total: opts[:size_hint], fun: opts[:on_progress]}
+    progress = Progress.new(opts[:on_progress], opts[:size_hint])
 
     written =
       try do
         Enum.reduce_while(enumerable, {:ok, progress}, fn chunk, {:ok, progress} ->
           case write(upload, chunk, opts.timeout) do
-            :ok -> {:cont, {:ok, report(progress, IO.iodata_length(chunk), false)}}
+            :ok -> {:cont, {:ok, Progress.add(progress, IO.iodata_length(chunk), false)}}
             {:error, error} -> {:halt, {:error, error}}
           end
         end)
@@ -154,7 +154,7 @@ defmodule ObjectStoreX.Upload do
 
     with {:ok, progress} <- written,
          {:ok, summary} <- finish(upload, opts.timeout) do
-      report(progress, 0, true)
+      Progress.add(progress, 0, true)
       close_span({:ok, summary}, span)
       if opts[:on_complete], do: opts[:on_complete].(summary)
       {:ok, summary}
@@ -186,22 +186,6 @@ defmodule ObjectStoreX.Upload do
   def raised(span, kind, reason, stacktrace) do
     reason = with %Error{reason: reason} <- reason, do: reason
     Telemetry.span_exception(span, %{}, %{kind: kind, reason: reason, stacktrace: stacktrace})
-  end
-
-  @doc "Calls the `:on_progress` function at most every 100 ms, and at the end."
-  def report(%{fun: nil} = progress, bytes, _final?),
-    do: %{progress | bytes: progress.bytes + bytes}
-
-  def report(progress, bytes, final?) do
-    progress = %{progress | bytes: progress.bytes + bytes}
-    now = System.monotonic_time(:millisecond)
-
-    if final? or now - progress.last >= 100 do
-      progress.fun.(%{bytes: progress.bytes, total: progress.total})
-      %{progress | last: now}
-    else
-      progress
-    end
   end
 
   @doc "Turns the native summary tuple into the documented map."

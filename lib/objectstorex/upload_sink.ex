@@ -16,7 +16,7 @@ defmodule ObjectStoreX.UploadSink do
   object, as with a file.
   """
 
-  alias ObjectStoreX.{Error, Upload}
+  alias ObjectStoreX.{Error, Progress, Upload}
 
   @enforce_keys [:store, :path, :opts]
   defstruct [:store, :path, :opts, :result]
@@ -42,7 +42,7 @@ defmodule ObjectStoreX.UploadSink do
           {:error, error} -> raise error
         end
 
-      progress = %{bytes: 0, last: 0, total: opts[:size_hint], fun: opts[:on_progress]}
+      progress = Progress.new(opts[:on_progress], opts[:size_hint])
       span = Upload.span(sink.store, path)
       # The upload is in the initial accumulator: on :halt, Collectable passes that one back.
       {{upload, progress, span}, &collect(sink, opts, &1, &2)}
@@ -51,7 +51,7 @@ defmodule ObjectStoreX.UploadSink do
     defp collect(_sink, opts, {upload, progress, span}, {:cont, chunk}) do
       case Upload.write(upload, chunk, opts.timeout) do
         :ok ->
-          {upload, Upload.report(progress, IO.iodata_length(chunk), false), span}
+          {upload, Progress.add(progress, IO.iodata_length(chunk), false), span}
 
         {:error, %Error{} = error} ->
           Upload.abort(upload)
@@ -63,7 +63,7 @@ defmodule ObjectStoreX.UploadSink do
     defp collect(sink, opts, {upload, progress, span}, :done) do
       case Upload.finish(upload, opts.timeout) do
         {:ok, summary} ->
-          Upload.report(progress, 0, true)
+          Progress.add(progress, 0, true)
           Upload.close_span({:ok, summary}, span)
           if opts[:on_complete], do: opts[:on_complete].(summary)
           %{sink | result: summary}

@@ -170,6 +170,8 @@ defmodule ObjectStoreX.StreamSuite do
           )
           |> Stream.run()
 
+          # Reported as the bytes arrive (the first chunk at once), and at the end.
+          assert_receive {:progress, %{bytes: 100_000, total: 500_000}}
           assert_receive {:progress, %{bytes: 500_000, total: 500_000}}
         end
       end
@@ -261,6 +263,20 @@ defmodule ObjectStoreX.StreamSuite do
 
           assert {:error, %ObjectStoreX.Error{reason: :not_found}} =
                    ObjectStoreX.head(store, "up/broken.bin")
+        end
+
+        test "on_progress reports the bytes sent as they go and at the end", %{store: store} do
+          parent = self()
+
+          :ok =
+            List.duplicate(:crypto.strong_rand_bytes(100_000), 5)
+            |> OSXStream.upload(store, "up/prog.bin",
+              size_hint: 500_000,
+              on_progress: &send(parent, {:progress, &1})
+            )
+
+          assert_receive {:progress, %{bytes: 100_000, total: 500_000}}
+          assert_receive {:progress, %{bytes: 500_000, total: 500_000}}
         end
 
         test "concurrent uploads to different keys", %{store: store} do
