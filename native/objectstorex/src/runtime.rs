@@ -46,8 +46,13 @@ pub fn start() -> std::io::Result<()> {
     if RUNTIME.get().is_some() {
         return Ok(());
     }
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Blocking file reads and writes: a few per core keep a disk busy, while Tokio's default
+        // of 512 threads would, under many concurrent local streams, add up to more CPU weight
+        // than the VM's schedulers, nice 10 or not (see `lower_priority`).
+        .max_blocking_threads(4 * cores)
         .thread_name("objectstorex-io")
         .on_thread_start(lower_priority)
         .build()?;
