@@ -43,6 +43,33 @@ defmodule ObjectStoreX.CLI do
   @spec error!(String.t(), String.t()) :: no_return()
   def error!(task, message), do: Mix.raise("#{task}: #{redact(message)}")
 
+  @doc "Parses a location argument, or fails naming what is wrong with it."
+  @spec location!(String.t(), String.t()) :: location()
+  def location!(task, arg) do
+    case location(arg) do
+      {:ok, loc} -> loc
+      {:error, message} -> fail!(task, message)
+    end
+  end
+
+  @doc "The single URL argument of a task, as a store location."
+  @spec one_location!(String.t(), [String.t()]) :: location()
+  def one_location!(task, [arg]), do: as_store(location!(task, arg))
+
+  def one_location!(task, argv),
+    do: fail!(task, "expected one URL, got #{length(argv)} argument(s)")
+
+  @doc "Starts the application and opens the location's store, or fails with the reason."
+  @spec open!(String.t(), location()) :: ObjectStoreX.Store.t()
+  def open!(task, loc) do
+    start!()
+
+    case open(loc) do
+      {:ok, store} -> store
+      {:error, message} -> error!(task, message)
+    end
+  end
+
   @doc "Compiles (when needed) and starts the application, so that the NIF is loaded."
   @spec start!() :: :ok
   def start! do

@@ -33,11 +33,7 @@ defmodule Mix.Tasks.Objectstorex.Cat do
     Mix.Task.reenable(@task)
     {opts, argv} = CLI.parse!(@task, args, @switches)
 
-    loc =
-      case argv do
-        [url] -> location!(url)
-        _ -> CLI.fail!(@task, "expected one URL, got #{length(argv)} argument(s)")
-      end
+    loc = CLI.one_location!(@task, argv)
 
     download_opts =
       case opts[:chunk_size] do
@@ -50,13 +46,7 @@ defmodule Mix.Tasks.Objectstorex.Cat do
     if key == nil or CLI.dir?(loc),
       do: CLI.fail!(@task, "#{CLI.display(loc)} names a prefix, not an object")
 
-    CLI.start!()
-
-    store =
-      case CLI.open(loc) do
-        {:ok, store} -> store
-        {:error, message} -> CLI.error!(@task, message)
-      end
+    store = CLI.open!(@task, loc)
 
     try do
       CLI.binary_stdout(fn ->
@@ -65,13 +55,6 @@ defmodule Mix.Tasks.Objectstorex.Cat do
       end)
     rescue
       e in ObjectStoreX.Error -> CLI.error!(@task, "#{CLI.display(loc)}: #{e.message}")
-    end
-  end
-
-  defp location!(arg) do
-    case CLI.location(arg) do
-      {:ok, loc} -> CLI.as_store(loc)
-      {:error, message} -> CLI.fail!(@task, message)
     end
   end
 

@@ -91,7 +91,7 @@ defmodule Mix.Tasks.Objectstorex.Cp do
 
     {src, dst} =
       case argv do
-        [src, dst] -> {location!(src), location!(dst)}
+        [src, dst] -> {CLI.location!(@task, src), CLI.location!(@task, dst)}
         _ -> CLI.fail!(@task, "expected SRC and DST, got #{length(argv)} argument(s)")
       end
 
@@ -108,13 +108,6 @@ defmodule Mix.Tasks.Objectstorex.Cp do
     if opts[:recursive],
       do: Copy.recursive!(@task, src, dst, copy_opts),
       else: Copy.single!(@task, src, dst, copy_opts)
-  end
-
-  defp location!(arg) do
-    case CLI.location(arg) do
-      {:ok, loc} -> loc
-      {:error, message} -> CLI.fail!(@task, message)
-    end
   end
 
   defp checksum!(nil), do: nil

@@ -39,19 +39,9 @@ defmodule Mix.Tasks.Objectstorex.Ls do
     Mix.Task.reenable(@task)
     {opts, argv} = CLI.parse!(@task, args, @switches, r: :recursive, l: :long)
 
-    loc =
-      case argv do
-        [url] -> location!(url)
-        _ -> CLI.fail!(@task, "expected one URL, got #{length(argv)} argument(s)")
-      end
+    loc = CLI.one_location!(@task, argv)
 
-    CLI.start!()
-
-    store =
-      case CLI.open(loc) do
-        {:ok, store} -> store
-        {:error, message} -> CLI.error!(@task, message)
-      end
+    store = CLI.open!(@task, loc)
 
     long? = Keyword.get(opts, :long, false)
 
@@ -62,13 +52,6 @@ defmodule Mix.Tasks.Objectstorex.Ls do
 
     if count == 0 and CLI.prefix(loc) != nil,
       do: CLI.error!(@task, "nothing under #{CLI.display(loc)}")
-  end
-
-  defp location!(arg) do
-    case CLI.location(arg) do
-      {:ok, loc} -> CLI.as_store(loc)
-      {:error, message} -> CLI.fail!(@task, message)
-    end
   end
 
   defp one_level(store, loc, long?) do

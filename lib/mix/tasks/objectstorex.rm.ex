@@ -37,28 +37,11 @@ defmodule Mix.Tasks.Objectstorex.Rm do
     Mix.Task.reenable(@task)
     {opts, argv} = CLI.parse!(@task, args, @switches, r: :recursive)
 
-    loc =
-      case argv do
-        [url] -> location!(url)
-        _ -> CLI.fail!(@task, "expected one URL, got #{length(argv)} argument(s)")
-      end
+    loc = CLI.one_location!(@task, argv)
 
-    CLI.start!()
-
-    store =
-      case CLI.open(loc) do
-        {:ok, store} -> store
-        {:error, message} -> CLI.error!(@task, message)
-      end
+    store = CLI.open!(@task, loc)
 
     if opts[:recursive], do: recursive(store, loc), else: single(store, loc)
-  end
-
-  defp location!(arg) do
-    case CLI.location(arg) do
-      {:ok, loc} -> CLI.as_store(loc)
-      {:error, message} -> CLI.fail!(@task, message)
-    end
   end
 
   defp single(store, loc) do

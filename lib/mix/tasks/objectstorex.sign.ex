@@ -36,11 +36,7 @@ defmodule Mix.Tasks.Objectstorex.Sign do
     Mix.Task.reenable(@task)
     {opts, argv} = CLI.parse!(@task, args, @switches)
 
-    loc =
-      case argv do
-        [url] -> location!(url)
-        _ -> CLI.fail!(@task, "expected one URL, got #{length(argv)} argument(s)")
-      end
+    loc = CLI.one_location!(@task, argv)
 
     expires = CLI.positive!(@task, opts, :expires) || 3600
     method = method!(opts[:method] || "get")
@@ -49,24 +45,11 @@ defmodule Mix.Tasks.Objectstorex.Sign do
     if key == nil or CLI.dir?(loc),
       do: CLI.fail!(@task, "#{CLI.display(loc)} names a prefix, not an object")
 
-    CLI.start!()
-
-    store =
-      case CLI.open(loc) do
-        {:ok, store} -> store
-        {:error, message} -> CLI.error!(@task, message)
-      end
+    store = CLI.open!(@task, loc)
 
     case ObjectStoreX.sign_url(store, method, key, expires) do
       {:ok, url} -> IO.puts(url)
       {:error, error} -> CLI.error!(@task, "#{CLI.display(loc)}: #{error.message}")
-    end
-  end
-
-  defp location!(arg) do
-    case CLI.location(arg) do
-      {:ok, loc} -> CLI.as_store(loc)
-      {:error, message} -> CLI.fail!(@task, message)
     end
   end
 

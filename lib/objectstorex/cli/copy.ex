@@ -82,20 +82,13 @@ defmodule ObjectStoreX.CLI.Copy do
       )
     end
 
-    {:object, open!(task, loc), loc}
+    {:object, CLI.open!(task, loc), loc}
   end
 
   # A local destination is written as a file, except from a local file, where it is an object
   # of the filesystem store (so that upload_file/4 copies it natively).
   defp destination!(_task, _src, %{kind: :path} = dst), do: {:file, dst}
-  defp destination!(task, _src, dst), do: {:object, open!(task, dst), dst}
-
-  defp open!(task, loc) do
-    case CLI.open(loc) do
-      {:ok, store} -> store
-      {:error, message} -> CLI.error!(task, message)
-    end
-  end
+  defp destination!(task, _src, dst), do: {:object, CLI.open!(task, dst), dst}
 
   defp size({:file, %{path: path}}) do
     case File.stat(path) do
@@ -120,11 +113,11 @@ defmodule ObjectStoreX.CLI.Copy do
   """
   @spec recursive!(String.t(), CLI.location(), CLI.location(), opts()) :: :ok
   def recursive!(task, src, dst, opts) do
-    source = if src.kind == :store, do: {:store, open!(task, src)}, else: :files
+    source = if src.kind == :store, do: {:store, CLI.open!(task, src)}, else: :files
     # Files copied to files are objects of the filesystem store (see destination!/3).
     dst_store =
       cond do
-        dst.kind == :store -> open!(task, dst)
+        dst.kind == :store -> CLI.open!(task, dst)
         src.kind == :path -> file_store()
         true -> nil
       end
