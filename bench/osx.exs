@@ -16,6 +16,8 @@
 # and AWS_SECRET_ACCESS_KEY, default "test"). Prints `BASE_RSS kib`, `BOUND bytes` (the
 # documented memory bound of a streaming job) and `RESULT units micros`. With `memory`, reads first
 # write their own data, untimed; elsewhere the driver prepares them.
+Code.require_file("store_spec.exs", __DIR__)
+
 defmodule Bench.OSX do
   @mib 1_048_576
   @big "bench/big.bin"
@@ -23,27 +25,11 @@ defmodule Bench.OSX do
   @local_pool 64 * @mib
 
   def main([workload, spec | args]) do
-    store = open(spec)
+    store = Bench.StoreSpec.open!(spec)
     args = Enum.map(args, &String.to_integer/1)
     {units, micros, bound} = run(workload, store, args)
     if bound, do: IO.puts("BOUND #{bound}")
     IO.puts("RESULT #{units} #{micros}")
-  end
-
-  defp open("memory"), do: ObjectStoreX.new!(:memory)
-  defp open("local:" <> dir), do: ObjectStoreX.new!(:local, root: dir)
-
-  defp open("s3:" <> rest) do
-    [bucket | endpoint] = rest |> String.split(":") |> Enum.reverse()
-
-    ObjectStoreX.new!(:s3,
-      bucket: bucket,
-      endpoint: endpoint |> Enum.reverse() |> Enum.join(":"),
-      region: "us-east-1",
-      access_key_id: System.get_env("AWS_ACCESS_KEY_ID", "test"),
-      secret_access_key: System.get_env("AWS_SECRET_ACCESS_KEY", "test"),
-      allow_http: true
-    )
   end
 
   defp run("upload", store, [size, part, inflight]) do

@@ -6,6 +6,8 @@
 # STORE as for bench/osx.exs. Prints `HEALTH probe idle_p50_us idle_p99_us busy_p50_us
 # busy_p99_us` for the probes file_read and genserver_call, and `STREAMED bytes micros`: what
 # the 64 downloads moved while the busy samples were taken (proof that they were streaming).
+Code.require_file("store_spec.exs", __DIR__)
+
 defmodule Bench.Echo do
   use GenServer
 
@@ -21,7 +23,7 @@ defmodule Bench.VMHealth do
   @samples 2000
 
   def main([spec]) do
-    store = open(spec)
+    store = Bench.StoreSpec.open!(spec)
     block = :crypto.strong_rand_bytes(@mib)
 
     :ok =
@@ -62,31 +64,6 @@ defmodule Bench.VMHealth do
     end
 
     IO.puts("STREAMED #{streamed} #{micros}")
-  end
-
-  defp open(spec) do
-    {:ok, store} =
-      case spec do
-        "memory" ->
-          ObjectStoreX.new(:memory)
-
-        "local:" <> dir ->
-          ObjectStoreX.new(:local, root: dir)
-
-        "s3:" <> rest ->
-          [bucket | endpoint] = rest |> String.split(":") |> Enum.reverse()
-
-          ObjectStoreX.new(:s3,
-            bucket: bucket,
-            endpoint: endpoint |> Enum.reverse() |> Enum.join(":"),
-            region: "us-east-1",
-            access_key_id: System.get_env("AWS_ACCESS_KEY_ID", "test"),
-            secret_access_key: System.get_env("AWS_SECRET_ACCESS_KEY", "test"),
-            allow_http: true
-          )
-      end
-
-    store
   end
 
   # Downloads the object again and again; tells `notify` when the first chunk has arrived.
