@@ -32,24 +32,8 @@ die() {
 }
 
 # --- Elixir, Rust, and the Debian packages the bench itself uses ----------------------------
-bash scripts/install.sh
+bash scripts/install.sh --bench
 export PATH="$HOME/.cargo/bin:$PATH"
-
-apt_missing=()
-[[ -x /usr/bin/time ]] || apt_missing+=(time)
-command -v python3 >/dev/null 2>&1 || apt_missing+=(python3)
-if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
-  apt_missing+=(python3-venv)
-fi
-if ((${#apt_missing[@]} > 0)); then
-  sudo=()
-  [[ "$(id -u)" == 0 ]] || sudo=(sudo)
-  log "apt-get install ${apt_missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo[@]}" apt-get -q -o DPkg::Lock::Timeout=600 update
-  "${sudo[@]}" apt-get -q -o DPkg::Lock::Timeout=600 install -y --no-install-recommends \
-    "${apt_missing[@]}" </dev/null
-fi
 
 # --- the Python contenders and matplotlib, pinned, in their own venv -------------------------
 venv_ok() {

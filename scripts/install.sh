@@ -4,6 +4,8 @@
 #   scripts/install.sh                 Elixir/Erlang from Debian, checks the Rust toolchain
 #   scripts/install.sh --test-servers  also the loopback test servers: ministack (S3) and boto3 in
 #                                      a venv, Azurite (Azure Blob) from npm, rclone (WebDAV)
+#   scripts/install.sh --bench         also the Debian packages bench/run.sh uses (GNU time,
+#                                      python3 with venv); bench/run.sh installs the rest
 #
 # Only Debian apt, PyPI, npm and crates.io are reachable here, and hex.pm is not: nothing below
 # uses Hex or touches MIX_HOME. Tools that are not system packages go to a cache directory,
@@ -25,14 +27,16 @@ die() {
 }
 
 usage() {
-  echo "usage: $0 [--test-servers]" >&2
+  echo "usage: $0 [--test-servers] [--bench]" >&2
   exit 2
 }
 
 with_test_servers=false
+with_bench=false
 for arg in "$@"; do
   case "$arg" in
     --test-servers) with_test_servers=true ;;
+    --bench) with_bench=true ;;
     -h | --help) usage ;;
     *)
       echo "install.sh: unknown argument: $arg" >&2
@@ -49,17 +53,21 @@ apt_wanted=(
   erlang-os-mon erlang-runtime-tools erlang-tools
 )
 command -v curl >/dev/null 2>&1 || apt_wanted+=(curl ca-certificates)
-if $with_test_servers; then
-  apt_wanted+=(rclone)
-  # A fresh machine is said to have python3 and node; fall back to Debian's if it does not.
+if $with_test_servers || $with_bench; then
+  # A fresh machine is said to have python3; fall back to Debian's if it does not.
   command -v python3 >/dev/null 2>&1 || apt_wanted+=(python3)
   # Debian's own python3 needs python3-venv for `python3 -m venv` (ensurepip).
   if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     apt_wanted+=(python3-venv)
   fi
+fi
+if $with_test_servers; then
+  apt_wanted+=(rclone)
   command -v node >/dev/null 2>&1 || apt_wanted+=(nodejs)
   command -v npm >/dev/null 2>&1 || apt_wanted+=(npm)
 fi
+# GNU time: the bench takes each process's peak RSS through it.
+$with_bench && apt_wanted+=(time)
 
 apt_missing=()
 for pkg in "${apt_wanted[@]}"; do
