@@ -123,16 +123,20 @@ defmodule ObjectStoreX.Stream do
     end
   end
 
-  defp download_event({:start, meta, total}, state) do
+  # Enumeration has begun and the request is on its way.
+  defp download_event(:opened, state) do
     Telemetry.execute(
       [:objectstorex, :download, :start],
       %{system_time: System.system_time()},
       state.meta
     )
 
-    _ = meta
-    {[], %{state | progress: %{state.progress | total: total}, started: System.monotonic_time()}}
+    {[], %{state | started: System.monotonic_time()}}
   end
+
+  # The store has answered: the object's size is known.
+  defp download_event({:start, _meta, total}, state),
+    do: {[], %{state | progress: %{state.progress | total: total}}}
 
   defp download_event({:data, chunk}, state) do
     {[chunk], %{state | progress: Progress.add(state.progress, byte_size(chunk), false)}}
@@ -181,8 +185,6 @@ defmodule ObjectStoreX.Stream do
     raise error
   end
 
-  # A download that fails before the store answers (:not_found) never started: duration 0.
-  defp elapsed(%{started: nil}), do: 0
   defp elapsed(%{started: started}), do: System.monotonic_time() - started
 
   defp rate(_bytes, 0), do: nil
@@ -318,6 +320,7 @@ defmodule ObjectStoreX.Stream do
           timeout,
           nil,
           fn
+            :opened, state -> {[], state}
             {:data, page}, state -> {page, state}
             {:done, _count}, state -> {[], state}
             {:error, error}, _state -> raise error
@@ -425,7 +428,9 @@ defmodule ObjectStoreX.Stream do
       fn
         %{stream: nil} = s ->
           ref = make_ref()
-          {[], %{s | ref: ref, stream: s.start.(ref)}}
+          stream = s.start.(ref)
+          {items, state} = handle.(:opened, s.state)
+          {items, %{s | ref: ref, stream: stream, state: state}}
 
         s ->
           receive_event(s, timeout, handle)

@@ -20,8 +20,10 @@ defmodule ObjectStoreX.Telemetry do
       `:hash`, else nil)
     * `[:objectstorex, :download, :exception]` - measurements `%{duration: native_time}`,
       metadata as above plus `:reason`, the `ObjectStoreX.Error` reason (`:not_found`,
-      `:checksum_mismatch`, `:timeout`, ...). A download that fails before the store answers
-      (such as `:not_found`) emits `:exception` alone, with a duration of 0.
+      `:checksum_mismatch`, `:timeout`, ...)
+
+  `:start` is emitted when enumeration begins, so a download that fails before the store
+  answers (such as `:not_found`) emits `:start` then `:exception` too.
 
   ## Uploads
 

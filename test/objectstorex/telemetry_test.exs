@@ -72,9 +72,12 @@ defmodule ObjectStoreX.TelemetryTest do
           OSXStream.download(ctx.store, "t/missing.bin") |> Stream.run()
         end
 
-        assert [{[:download, :exception], %{duration: duration}, meta}] = events()
-        assert is_integer(duration) and duration >= 0
-        assert meta == %{path: "t/missing.bin", backend: ctx.backend, reason: :not_found}
+        assert [{[:download, :start], _, start_meta}, {[:download, :exception], m, meta}] =
+                 events()
+
+        assert start_meta == %{path: "t/missing.bin", backend: ctx.backend}
+        assert is_integer(m.duration) and m.duration >= 0
+        assert meta == Map.put(start_meta, :reason, :not_found)
       end
 
       test "a digest mismatch emits a download exception and no stop", ctx do
@@ -223,7 +226,7 @@ defmodule ObjectStoreX.TelemetryTest do
       Enum.into([marker], OSXStream.upload_sink(store, "t/s4.bin"))
 
       events = events()
-      assert length(events) == 9
+      assert length(events) == 10
       dump = inspect(events, limit: :infinity, printable_limit: :infinity)
       refute dump =~ secret
       refute dump =~ access_key
