@@ -637,8 +637,9 @@ defmodule ObjectStoreX do
 
   ## Options
 
-  The same as `ObjectStoreX.Stream.upload/4` except `:on_progress`, `:on_complete` and
-  `:size_hint` (the file's size is used).
+  The same as `ObjectStoreX.Stream.upload/4` except `:size_hint` (the file's size is used).
+  `:on_progress` receives `%{bytes: sent, total: file_size}` at most every 100 ms while the
+  file uploads, and once at the end.
   """
   @spec upload_file(store(), path(), Path.t(), keyword()) :: {:ok, map()} | error()
   def upload_file(store, path, local_path, opts \\ []) do
@@ -648,12 +649,8 @@ defmodule ObjectStoreX do
            ObjectStoreX.Upload.validate(store, path, Keyword.put(opts, :size_hint, size)) do
       span = ObjectStoreX.Upload.span(store, path)
 
-      call(
-        &Native.upload_file(&1, resource, path, Path.expand(local_path), native),
-        opts.timeout,
-        &ObjectStoreX.Upload.summary/1
-      )
-      |> ObjectStoreX.Upload.close_span(span)
+      start = &Native.upload_file(&1, resource, path, Path.expand(local_path), native)
+      start |> upload_call(opts) |> ObjectStoreX.Upload.close_span(span)
     end
   end
 
@@ -697,7 +694,8 @@ defmodule ObjectStoreX do
   ## Options
 
   The same as `ObjectStoreX.Stream.upload/4` for the destination (`:hash` defaults to
-  `:sha256`), except `:on_progress` and `:on_complete`.
+  `:sha256`). `:on_progress` receives `%{bytes: copied, total: source_size}` at most every
+  100 ms while the copy runs, and once at the end.
   """
   @spec transfer(store(), path(), store(), path(), keyword()) :: {:ok, map()} | error()
   def transfer(source, source_path, store, path, opts \\ []) do
@@ -707,12 +705,17 @@ defmodule ObjectStoreX do
            ObjectStoreX.Upload.validate(store, path, Keyword.put_new(opts, :hash, :sha256)) do
       span = ObjectStoreX.Upload.span(store, path)
 
-      call(
-        &Native.upload_transfer(&1, source_resource, source_path, resource, path, native),
-        opts.timeout,
-        &ObjectStoreX.Upload.summary/1
-      )
-      |> ObjectStoreX.Upload.close_span(span)
+      start = &Native.upload_transfer(&1, source_resource, source_path, resource, path, native)
+      start |> upload_call(opts) |> ObjectStoreX.Upload.close_span(span)
+    end
+  end
+
+  # A natively driven upload: reports progress, then the summary to :on_complete.
+  defp upload_call(start, opts) do
+    with {:ok, summary} <- call(start, opts.timeout, &ObjectStoreX.Upload.summary/1, opts),
+         :ok <- report_end(opts, summary.bytes) do
+      if opts[:on_complete], do: opts[:on_complete].(summary)
+      {:ok, summary}
     end
   end
 
@@ -727,7 +730,12 @@ defmodule ObjectStoreX do
   def transfer!(source, source_path, store, path, opts \\ []),
     do: unwrap!(transfer(source, source_path, store, path, opts))
 
-  @download_file_defaults [chunk_size: 8 * 1_048_576, concurrency: 8, timeout: :infinity]
+  @download_file_defaults [
+    chunk_size: 8 * 1_048_576,
+    concurrency: 8,
+    timeout: :infinity,
+    on_progress: nil
+  ]
 
   @doc """
   Downloads an object into a local file with concurrent ranged GETs, each pinned to the
@@ -740,6 +748,8 @@ defmodule ObjectStoreX do
     * `:chunk_size` - bytes per ranged GET, default 8 MiB
     * `:concurrency` - ranged GETs in flight, default 8 (memory bound: `concurrency *
       chunk_size`)
+    * `:on_progress` - `fn %{bytes: written, total: size} -> any end`, called at most every
+      100 ms while the file is written, and once at the end
     * `:timeout` - see "Common options" in the module doc
   """
   @spec download_file(store(), path(), Path.t(), keyword()) :: {:ok, Meta.t()} | error()
@@ -750,22 +760,26 @@ defmodule ObjectStoreX do
          {:ok, opts} <-
            Args.opts(opts, Keyword.keys(@download_file_defaults), @download_file_defaults),
          {:ok, timeout} <- Args.timeout(opts),
-         :ok <- Args.positive_integers(opts, [:chunk_size, :concurrency]) do
-      local_path = Path.expand(local_path)
+         :ok <- Args.positive_integers(opts, [:chunk_size, :concurrency]),
+         :ok <- Args.optional_fun(opts, :on_progress, 1) do
+      native = %{
+        chunk_size: opts.chunk_size,
+        concurrency: opts.concurrency,
+        progress: opts.on_progress != nil
+      }
 
-      call(
-        &Native.object_download_file(
-          &1,
-          resource,
-          path,
-          local_path,
-          opts.chunk_size,
-          opts.concurrency
-        ),
-        timeout,
-        & &1
-      )
+      start = &Native.object_download_file(&1, resource, path, Path.expand(local_path), native)
+
+      with {:ok, meta} <- call(start, timeout, & &1, opts),
+           :ok <- report_end(opts, meta.size),
+           do: {:ok, meta}
     end
+  end
+
+  # The final report of a natively driven transfer, whose last bytes may not have been reported.
+  defp report_end(opts, bytes) do
+    if opts[:on_progress], do: opts[:on_progress].(%{bytes: bytes, total: bytes})
+    :ok
   end
 
   @doc """
@@ -837,8 +851,8 @@ defmodule ObjectStoreX do
   # ---------------------------------------------------------------------------------------------
   # Plumbing
 
-  defp call(start, timeout, on_ok) do
-    case ObjectStoreX.Call.await(start, timeout) do
+  defp call(start, timeout, on_ok, opts \\ %{}) do
+    case ObjectStoreX.Call.await(start, timeout, opts[:on_progress]) do
       {:ok, value} -> {:ok, on_ok.(value)}
       {:error, native} -> {:error, Error.from_native(native)}
     end

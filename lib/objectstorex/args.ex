@@ -199,4 +199,21 @@ defmodule ObjectStoreX.Args do
 
   @doc "A short rendering of a bad value for error messages."
   def brief(value), do: inspect(value, limit: 5, printable_limit: 40)
+
+  @doc "`:ok` when `opts[key]` is nil or a function of `arity`."
+  @spec optional_fun(map() | keyword(), atom(), arity()) :: :ok | {:error, Error.t()}
+  def optional_fun(opts, key, arity) do
+    case opts[key] do
+      nil ->
+        :ok
+
+      fun when is_function(fun, arity) ->
+        :ok
+
+      other ->
+        Error.invalid(
+          "#{inspect(key)} must be a function of arity #{arity}, got: #{brief(other)}"
+        )
+    end
+  end
 end

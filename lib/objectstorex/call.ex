@@ -5,11 +5,13 @@ defmodule ObjectStoreX.Call do
   # `{ref, {:ok, value} | {:error, {reason, message, retryable}}}`.
 
   @doc false
-  def await(start, timeout) do
+  # `on_progress`, when given, is called with `%{bytes: done, total: total | nil}` for each
+  # intermediate `{ref, {:progress, done, total}}` that a reporting task sends.
+  def await(start, timeout, on_progress \\ nil) do
     ref = make_ref()
 
     case start_task(start, ref) do
-      {:ok, handle} -> await_reply(ref, handle, timeout)
+      {:ok, handle} -> await_reply(ref, handle, deadline(timeout), on_progress)
       error -> error
     end
   end
@@ -25,21 +27,39 @@ defmodule ObjectStoreX.Call do
         false}}
   end
 
-  defp await_reply(ref, handle, timeout) do
+  defp await_reply(ref, handle, deadline, on_progress) do
     receive do
-      {^ref, result} -> result
-    after
-      timeout ->
-        ObjectStoreX.Native.task_cancel(handle)
-        # The task always answers, with its result or with :cancelled once it is dropped, so
-        # this cannot hang and leaves no stray message behind.
-        receive do
-          {^ref, {:error, {:cancelled, _, _}}} ->
-            {:error, {:timeout, "the operation did not complete within #{timeout} ms", true}}
+      {^ref, {:progress, done, total}} ->
+        if on_progress, do: on_progress.(%{bytes: done, total: total})
+        await_reply(ref, handle, deadline, on_progress)
 
-          {^ref, result} ->
-            result
-        end
+      {^ref, result} ->
+        result
+    after
+      remaining(deadline) ->
+        ObjectStoreX.Native.task_cancel(handle)
+        timed_out(ref, elem(deadline, 1))
     end
   end
+
+  # The task always answers, with its result or with :cancelled once it is dropped, so this
+  # cannot hang and leaves no stray message behind.
+  defp timed_out(ref, timeout) do
+    receive do
+      {^ref, {:progress, _, _}} ->
+        timed_out(ref, timeout)
+
+      {^ref, {:error, {:cancelled, _, _}}} ->
+        {:error, {:timeout, "the operation did not complete within #{timeout} ms", true}}
+
+      {^ref, result} ->
+        result
+    end
+  end
+
+  defp deadline(:infinity), do: {:infinity, :infinity}
+  defp deadline(timeout), do: {System.monotonic_time(:millisecond) + timeout, timeout}
+
+  defp remaining({:infinity, _}), do: :infinity
+  defp remaining({at, _}), do: max(at - System.monotonic_time(:millisecond), 0)
 end

@@ -52,7 +52,7 @@ defmodule ObjectStoreX.Native do
   def stream_ack(_stream, _credits), do: not_loaded()
   def stream_cancel(_stream), do: not_loaded()
 
-  def object_download_file(_ref, _store, _path, _local, _chunk_size, _concurrency),
+  def object_download_file(_ref, _store, _path, _local, _opts),
     do: not_loaded()
 
   def upload_new(_store, _path, _opts), do: not_loaded()

@@ -112,8 +112,8 @@ defmodule ObjectStoreX.Stream do
            {:ok, _} <- Args.timeout(opts),
            {:ok, range} <- Args.range(":range", opts.range),
            :ok <- check_hash(opts),
-           :ok <- check_fun(opts, :on_progress, 1),
-           :ok <- check_fun(opts, :on_complete, 1) do
+           :ok <- Args.optional_fun(opts, :on_progress, 1),
+           :ok <- Args.optional_fun(opts, :on_complete, 1) do
         {:ok, resource, path, %{opts | range: range}}
       end
 
@@ -203,21 +203,6 @@ defmodule ObjectStoreX.Stream do
 
   defp check_hash(%{hash: h}),
     do: Error.invalid(":hash must be one of #{inspect(@hashes)}, got: #{Args.brief(h)}")
-
-  defp check_fun(opts, key, arity) do
-    case opts[key] do
-      nil ->
-        :ok
-
-      fun when is_function(fun, arity) ->
-        :ok
-
-      other ->
-        Error.invalid(
-          "#{inspect(key)} must be a function of arity #{arity}, got: #{Args.brief(other)}"
-        )
-    end
-  end
 
   @doc """
   Uploads an enumerable of binaries (or iodata) of any sizes as one object, using a multipart

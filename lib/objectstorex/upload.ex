@@ -51,7 +51,8 @@ defmodule ObjectStoreX.Upload do
         part_size: part_size,
         max_concurrency: opts.max_concurrency,
         hash: opts[:hash] && Atom.to_string(opts[:hash]),
-        put: put
+        put: put,
+        progress: opts[:on_progress] != nil
       }
 
       {:ok, resource, path, Map.put(opts, :part_size, part_size), native}

@@ -17,7 +17,7 @@ use rustler::{Atom, Env, NifMap, ResourceArc, Term};
 use crate::error::{self, NifError, Reason};
 use crate::meta::Meta;
 use crate::payload::{self, Blob};
-use crate::runtime::{self, TaskHandle};
+use crate::runtime::{self, Progress, TaskHandle};
 use crate::store::StoreResource;
 
 mod atoms {
@@ -455,6 +455,15 @@ fn object_sign_url(
     })
 }
 
+/// `ObjectStoreX.download_file/4`'s options.
+#[derive(NifMap)]
+pub struct DownloadFileOpts {
+    chunk_size: usize,
+    concurrency: usize,
+    /// Report `{:progress, ...}` messages while downloading.
+    progress: bool,
+}
+
 /// Downloads an object into `local_path`: `concurrency` ranged GETs pinned to the object's
 /// ETag write at their offsets into a temporary file beside the target, whose size is checked
 /// before it is renamed into place. On any failure the temporary file is removed.
@@ -465,11 +474,12 @@ fn object_download_file(
     store: Store,
     path: String,
     local_path: String,
-    chunk_size: usize,
-    concurrency: usize,
+    opts: DownloadFileOpts,
 ) -> ResourceArc<TaskHandle> {
     let path = parse_path("path", &path);
-    runtime::spawn(env, reference, async move {
+    let progress = opts.progress.then(Progress::new);
+    let counter = progress.clone();
+    runtime::spawn_reporting(env, reference, progress, async move {
         let path = path?;
         let target = std::path::PathBuf::from(&local_path);
         let name = target
@@ -481,8 +491,8 @@ fn object_download_file(
             ".{name}.objectstorex-{}.part",
             std::process::id() as u128 * 1_000_000 + rand_suffix()
         ));
-        let result =
-            download_into(&store, &path, &tmp, chunk_size.max(1), concurrency.max(1)).await;
+        let (chunk_size, concurrency) = (opts.chunk_size.max(1), opts.concurrency.max(1));
+        let result = download_into(&store, &path, &tmp, chunk_size, concurrency, counter).await;
         match result {
             Ok(meta) => {
                 tokio::fs::rename(&tmp, &target).await.map_err(|e| {
@@ -515,8 +525,12 @@ async fn download_into(
     tmp: &std::path::Path,
     chunk_size: usize,
     concurrency: usize,
+    progress: Option<Arc<Progress>>,
 ) -> Result<object_store::ObjectMeta, NifError> {
     let meta = store.store.head(path).await.map_err(|e| store.error(e))?;
+    if let Some(p) = &progress {
+        p.set_total(meta.size);
+    }
     let file = tokio::fs::File::create(tmp)
         .await
         .map_err(|e| NifError::new(Reason::Generic, format!("cannot create {tmp:?}: {e}")))?
@@ -535,7 +549,7 @@ async fn download_into(
                 version: meta.version.clone(),
                 ..Default::default()
             };
-            let file = file.clone();
+            let (file, progress) = (file.clone(), progress.clone());
             async move {
                 let bytes = store
                     .store
@@ -551,13 +565,18 @@ async fn download_into(
                         format!("range {start}..{end} returned {} bytes", bytes.len()),
                     ));
                 }
+                let len = bytes.len() as u64;
                 tokio::task::spawn_blocking(move || {
                     use std::os::unix::fs::FileExt;
                     file.write_all_at(&bytes, start)
                 })
                 .await
                 .map_err(|e| NifError::new(Reason::Internal, e.to_string()))?
-                .map_err(|e| NifError::new(Reason::Generic, format!("local write: {e}")))
+                .map_err(|e| NifError::new(Reason::Generic, format!("local write: {e}")))?;
+                if let Some(p) = &progress {
+                    p.add(len);
+                }
+                Ok(())
             }
         })
         .buffer_unordered(concurrency)

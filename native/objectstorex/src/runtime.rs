@@ -3,8 +3,9 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use futures::FutureExt;
 use rustler::env::SavedTerm;
@@ -38,7 +39,7 @@ impl Drop for Live {
 }
 
 mod atoms {
-    rustler::atoms! { ok, error }
+    rustler::atoms! { ok, error, progress }
 }
 
 /// Starts the runtime once per loaded library; later loads (upgrades) reuse it.
@@ -209,10 +210,61 @@ where
     T: Encoder + Send + 'static,
     F: Future<Output = Result<T, NifError>> + Send + 'static,
 {
-    let emitter = Emitter::new(env, reference);
+    spawn_reporting(env, reference, None, fut)
+}
+
+/// Bytes moved so far by a running operation, and its total once known.
+pub struct Progress {
+    done: AtomicU64,
+    total: AtomicU64,
+}
+
+impl Progress {
+    const UNKNOWN: u64 = u64::MAX;
+
+    pub fn new() -> Arc<Self> {
+        Arc::new(Progress {
+            done: AtomicU64::new(0),
+            total: AtomicU64::new(Self::UNKNOWN),
+        })
+    }
+
+    pub fn add(&self, bytes: u64) {
+        self.done.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn set_total(&self, total: u64) {
+        self.total.store(total, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> (u64, Option<u64>) {
+        let total = self.total.load(Ordering::Relaxed);
+        let total = (total != Self::UNKNOWN).then_some(total);
+        (self.done.load(Ordering::Relaxed), total)
+    }
+}
+
+/// Like `spawn`; with `progress`, also sends `{reference, {:progress, done, total | nil}}` while
+/// `fut` runs, at most every 100 ms and only when bytes have moved.
+pub fn spawn_reporting<T, F>(
+    env: Env,
+    reference: Term,
+    progress: Option<Arc<Progress>>,
+    fut: F,
+) -> ResourceArc<TaskHandle>
+where
+    T: Encoder + Send + 'static,
+    F: Future<Output = Result<T, NifError>> + Send + 'static,
+{
+    let mut emitter = Emitter::new(env, reference);
     let live = Live::new(&LIVE_TASKS);
     let join = runtime().spawn(async move {
-        let result = match AssertUnwindSafe(fut).catch_unwind().await {
+        let fut = AssertUnwindSafe(fut).catch_unwind();
+        let outcome = match progress {
+            Some(progress) => report_while(fut, &progress, &mut emitter).await,
+            None => fut.await,
+        };
+        let result = match outcome {
             Ok(result) => result,
             Err(panic) => Err(NifError::from_panic(panic)),
         };
@@ -225,6 +277,29 @@ where
     });
     env.monitor(&handle, &env.pid());
     handle
+}
+
+async fn report_while<O>(
+    fut: impl Future<Output = O>,
+    progress: &Progress,
+    emitter: &mut Emitter,
+) -> O {
+    let mut fut = std::pin::pin!(fut);
+    let mut ticks = tokio::time::interval(Duration::from_millis(100));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reported = 0;
+    loop {
+        tokio::select! {
+            out = &mut fut => return out,
+            _ = ticks.tick() => {
+                let (done, total) = progress.snapshot();
+                if done != reported {
+                    reported = done;
+                    emitter.send((atoms::progress(), done, total));
+                }
+            }
+        }
+    }
 }
 
 /// `{live_tasks, live_streams, live_uploads}`

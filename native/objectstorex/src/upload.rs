@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use crate::error::{self, NifError, Reason};
 use crate::object::{parse_path, put_options, PutOpts};
 use crate::payload;
-use crate::runtime::{self, runtime, CancelSlot, Live, TaskHandle, LIVE_UPLOADS};
+use crate::runtime::{self, runtime, CancelSlot, Live, Progress, TaskHandle, LIVE_UPLOADS};
 use crate::store::StoreResource;
 
 mod atoms {
@@ -36,6 +36,8 @@ pub struct UploadOpts {
     max_concurrency: usize,
     hash: Option<String>,
     put: PutOpts,
+    /// Report `{:progress, ...}` messages (`upload_file` and `upload_transfer`).
+    progress: bool,
 }
 
 /// A part upload that is aborted if the upload is dropped.
@@ -416,12 +418,17 @@ fn upload_file(
     local_path: String,
     opts: UploadOpts,
 ) -> ResourceArc<TaskHandle> {
+    let progress = opts.progress.then(Progress::new);
+    let counter = progress.clone();
     let state = new_state(store, &path, opts);
-    runtime::spawn(env, reference, async move {
+    runtime::spawn_reporting(env, reference, progress, async move {
         let mut state = state?;
         let file = std::fs::File::open(&local_path).map_err(|e| {
             NifError::new(Reason::NotFound, format!("cannot open {local_path:?}: {e}"))
         })?;
+        if let (Some(counter), Ok(meta)) = (&counter, file.metadata()) {
+            counter.set_total(meta.len());
+        }
         let file = Arc::new(file);
         let block = state.part_size;
         let mut pos = 0u64;
@@ -437,7 +444,11 @@ fn upload_file(
                 break;
             }
             pos += chunk.len() as u64;
+            let len = chunk.len() as u64;
             state.write(PutPayload::from(chunk)).await?;
+            if let Some(c) = &counter {
+                c.add(len);
+            }
         }
         state.finish().await
     })
@@ -471,9 +482,11 @@ fn upload_transfer(
     path: String,
     opts: UploadOpts,
 ) -> ResourceArc<TaskHandle> {
+    let progress = opts.progress.then(Progress::new);
+    let counter = progress.clone();
     let state = new_state(store, &path, opts);
     let source_path = parse_path("source_path", &source_path);
-    runtime::spawn(env, reference, async move {
+    runtime::spawn_reporting(env, reference, progress, async move {
         use futures::StreamExt;
         let (mut state, source_path) = (state?, source_path?);
         let got = source
@@ -482,6 +495,9 @@ fn upload_transfer(
             .await
             .map_err(|e| source.error(e))?;
         let expected = got.meta.size;
+        if let Some(c) = &counter {
+            c.set_total(expected);
+        }
         match got.payload {
             object_store::GetResultPayload::File(file, _) => {
                 let (file, block) = (Arc::new(file), state.part_size);
@@ -496,13 +512,21 @@ fn upload_transfer(
                         break;
                     }
                     pos += chunk.len() as u64;
+                    let len = chunk.len() as u64;
                     state.write(PutPayload::from(chunk)).await?;
+                    if let Some(c) = &counter {
+                        c.add(len);
+                    }
                 }
             }
             object_store::GetResultPayload::Stream(mut body) => {
                 while let Some(chunk) = body.next().await {
                     let chunk = chunk.map_err(|e| source.error(e))?;
+                    let len = chunk.len() as u64;
                     state.write(PutPayload::from(chunk)).await?;
+                    if let Some(c) = &counter {
+                        c.add(len);
+                    }
                 }
             }
         }
