@@ -76,8 +76,8 @@ defmodule Mix.Tasks.ObjectstorexTasksSubprocessTest do
       args = ["objectstorex.cp", "--checksum", "sha256", Path.join(dir, "src.bin")]
 
       {out, 0} = mix_tty(args ++ ["file://#{dir}/tty/data.bin"], [])
-      # The file is read in 8 MiB blocks: the first is drawn at once, the whole at the end.
-      assert out =~ ~r/\r 33% \[#{String.duplicate("#", 8)}\.{16}\]  8\.0 MiB \/ 24\.0 MiB/
+      # A local copy of 24 MiB ends within the first 100 ms report, so only the full bar is
+      # certain here (reports during a copy are tested in ObjectStoreX.ProgressTest).
       assert out =~ "\r100% [########################]  24.0 MiB / 24.0 MiB"
       assert length(Regex.scan(@bar, out)) >= 2
       assert out =~ "sha256 #{sha256(data)}"

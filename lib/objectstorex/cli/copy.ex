@@ -3,20 +3,14 @@ defmodule ObjectStoreX.CLI.Copy do
   # The copy engine of `mix objectstorex.cp`: one object or a whole prefix, between local files
   # and stores of any kind.
   #
-  # Without a progress bar each copy is one library call that moves the bytes natively:
-  # `upload_file/4` (file -> store), `download_file/4` (store -> file) and `transfer/5`
-  # (store -> store). Those calls take no `:on_progress`, so with a bar the same copies are
-  # composed from `ObjectStoreX.Stream.download/3` and `ObjectStoreX.Stream.upload/4`, with the
-  # bytes counted as they pass between the two. (Counted here rather than taken from the
-  # streams' `:on_progress`: their 100 ms throttle starts from a timestamp of 0, and BEAM
-  # monotonic time is usually negative, so they report only once, at the end.) A download with
-  # `--checksum` always streams, because only the stream computes a digest on the way.
+  # Each copy is one library call that moves the bytes natively, reporting to the bar through
+  # its `:on_progress`: `upload_file/4` (file -> store), `download_file/4` (store -> file) and
+  # `transfer/5` (store -> store). A download with `--checksum` streams instead
+  # (`ObjectStoreX.Stream.download/3`), because only the stream computes a digest on the way.
 
   alias ObjectStoreX.CLI
   alias ObjectStoreX.CLI.Progress
   alias ObjectStoreX.Error
-
-  @read_size 8 * 1_048_576
 
   @type endpoint ::
           {:file, CLI.location()}
@@ -286,35 +280,21 @@ defmodule ObjectStoreX.CLI.Copy do
   defp location({:object, _store, loc}), do: loc
 
   # file -> object
-  defp run({:file, %{path: path}}, {:object, store, dst}, opts, nil, _id) do
-    with {:ok, summary} <- ObjectStoreX.upload_file(store, key(dst), path, upload_opts(opts)) do
-      {:ok, summary.bytes, summary.digest}
-    end
-  end
-
   defp run({:file, %{path: path}}, {:object, store, dst}, opts, reporter, id) do
-    %File.Stat{size: size} = File.stat!(path)
-    parent = self()
-    ref = make_ref()
+    upload = upload_opts(opts) ++ progress(reporter, id)
 
-    more = [size_hint: size, on_complete: fn summary -> send(parent, {ref, summary}) end]
-
-    with :ok <-
-           File.stream!(path, [], @read_size)
-           |> counted(reporter, id)
-           |> ObjectStoreX.Stream.upload(store, key(dst), upload_opts(opts) ++ more) do
-      summary = receive_summary(ref)
-      check_size(summary.bytes, size, dst)
+    with {:ok, summary} <- ObjectStoreX.upload_file(store, key(dst), path, upload) do
       {:ok, summary.bytes, summary.digest}
     end
   end
 
   # object -> file
-  defp run({:object, store, src}, {:file, %{path: path}}, %{checksum: nil} = opts, nil, _id) do
+  defp run({:object, store, src}, {:file, %{path: path}}, %{checksum: nil} = opts, reporter, id) do
     File.mkdir_p(Path.dirname(path))
 
     download =
-      Enum.reject([chunk_size: opts.part_size, concurrency: opts.concurrency], &nil_value?/1)
+      Enum.reject([chunk_size: opts.part_size, concurrency: opts.concurrency], &nil_value?/1) ++
+        progress(reporter, id)
 
     with {:ok, meta} <- ObjectStoreX.download_file(store, key(src), path, download) do
       {:ok, meta.size, nil}
@@ -365,42 +345,18 @@ defmodule ObjectStoreX.CLI.Copy do
   end
 
   # object -> object
-  defp run({:object, source, src}, {:object, store, dst}, opts, nil, _id) do
-    with {:ok, summary} <-
-           ObjectStoreX.transfer(
-             source,
-             key(src),
-             store,
-             key(dst),
-             Keyword.put(upload_opts(opts), :hash, opts.checksum)
-           ) do
+  defp run({:object, source, src}, {:object, store, dst}, opts, reporter, id) do
+    copy = Keyword.put(upload_opts(opts), :hash, opts.checksum) ++ progress(reporter, id)
+
+    with {:ok, summary} <- ObjectStoreX.transfer(source, key(src), store, key(dst), copy) do
       {:ok, summary.bytes, summary.digest}
     end
   end
 
-  defp run({:object, source, src}, {:object, store, dst}, opts, reporter, id) do
-    with {:ok, meta} <- ObjectStoreX.head(source, key(src)) do
-      parent = self()
-      ref = make_ref()
+  defp progress(nil, _id), do: []
 
-      upload =
-        upload_opts(opts) ++
-          [size_hint: meta.size, on_complete: fn summary -> send(parent, {ref, summary}) end]
-
-      with :ok <-
-             ObjectStoreX.Stream.download(
-               source,
-               key(src),
-               download_opts(%{opts | checksum: nil})
-             )
-             |> counted(reporter, id)
-             |> ObjectStoreX.Stream.upload(store, key(dst), upload) do
-        summary = receive_summary(ref)
-        check_size(summary.bytes, meta.size, src)
-        {:ok, summary.bytes, summary.digest}
-      end
-    end
-  end
+  defp progress(reporter, id),
+    do: [on_progress: fn %{bytes: bytes} -> Progress.update(reporter, id, bytes) end]
 
   # Reports the bytes that have passed so far to the bar.
   defp counted(stream, nil, _id), do: stream
