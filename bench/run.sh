@@ -32,8 +32,8 @@ die() {
 }
 
 # --- Elixir, Rust, and the Debian packages the bench itself uses ----------------------------
+source scripts/env.sh
 bash scripts/install.sh --bench
-export PATH="$HOME/.cargo/bin:$PATH"
 
 # --- the Python contenders and matplotlib, pinned, in their own venv -------------------------
 venv_ok() {

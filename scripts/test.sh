@@ -11,15 +11,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-# rustup puts cargo in ~/.cargo/bin, which a non-login shell (CI) may not have on PATH.
-if ! command -v cargo >/dev/null 2>&1 && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
-  export PATH="$HOME/.cargo/bin:$PATH"
-fi
-
-# The BEAM wants a UTF-8 locale (file names, IO); a bare CI environment may have none set.
-if [[ "$(locale charmap 2>/dev/null || true)" != "UTF-8" ]]; then
-  export LC_ALL=C.UTF-8 LANG=C.UTF-8
-fi
+source scripts/env.sh
 
 # Colour only on a terminal: CI logs stay plain text.
 if [[ -t 1 ]]; then
