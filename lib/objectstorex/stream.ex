@@ -218,8 +218,12 @@ defmodule ObjectStoreX.Stream do
 
   While `:max_concurrency` parts are in flight the enumerable is not read further, so one
   upload holds at most `(max_concurrency + 1) * part_size` bytes plus the chunk being written,
-  whatever the input size (defaults: 9 * 8 MiB on cloud stores, 3 * 64 MiB on local and
-  memory stores).
+  whatever the input size (defaults: 9 * 8 MiB on cloud stores, 3 * 64 MiB on local stores).
+
+  The memory store keeps its objects in the VM's memory, so it has no parts: the chunks
+  written are kept, without copying, until the upload completes, and are then joined once into
+  the stored object (on several threads when it is large), as a single PUT. `:part_size` and
+  `:max_concurrency` do not apply to it, and the upload reports one part.
 
   ## Nothing left behind
 
@@ -235,8 +239,8 @@ defmodule ObjectStoreX.Stream do
   ## Options
 
     * `:part_size` - bytes per part, at least 5 MiB; default 8 MiB on S3, GCS and Azure and
-      64 MiB on local and memory stores
-    * `:max_concurrency` - parts in flight, default 8 (2 on local and memory stores)
+      64 MiB on local stores
+    * `:max_concurrency` - parts in flight, default 8 (2 on local stores)
     * `:size_hint` - the expected total size; raises `:part_size` so that no object needs
       more than 10,000 parts
     * `:hash` - `:sha256`, `:sha1`, `:md5` or `:crc32c`, computed natively as data flows

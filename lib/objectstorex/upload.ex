@@ -3,7 +3,7 @@ defmodule ObjectStoreX.Upload do
   # The Elixir half of streaming multipart uploads, shared by `ObjectStoreX.Stream.upload/4`,
   # `ObjectStoreX.UploadSink`, `ObjectStoreX.upload_file/4` and `ObjectStoreX.transfer/5`.
   # The native half (upload.rs) cuts parts, uploads them concurrently and aborts the multipart
-  # upload on every failure path.
+  # upload on every failure path; for the memory store it joins the chunks into one PUT.
 
   alias ObjectStoreX.{Args, Error, Native, Progress, Telemetry}
 
@@ -30,7 +30,8 @@ defmodule ObjectStoreX.Upload do
 
   @doc """
   Part size and parts in flight per backend: large parts and little concurrency suit local
-  disks and memory; cloud stores want smaller parts, many in flight.
+  disks; cloud stores want smaller parts, many in flight. The memory store has no parts (it
+  joins the chunks once, natively) and ignores both.
   """
   def defaults(backend) when backend in [:local, :memory],
     do: [part_size: 64 * @mib, max_concurrency: 2]

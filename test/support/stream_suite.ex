@@ -229,7 +229,11 @@ defmodule ObjectStoreX.StreamSuite do
 
             assert_receive {:done, %{bytes: ^size, digest: digest, parts: parts}}
             assert digest == sha256(data)
-            assert parts == max(1, div(size + @part - 1, @part))
+            # The memory store joins its chunks into one PUT instead of uploading parts.
+            if unquote(backend) == :memory,
+              do: assert(parts == 1),
+              else: assert(parts == max(1, div(size + @part - 1, @part)))
+
             assert ObjectStoreX.get!(store, "up/#{size}.bin") == data
           end
         end

@@ -34,6 +34,8 @@ pub struct StoreResource {
     pub prefix: Option<Path>,
     /// Values that must never appear in an error message.
     pub secrets: Vec<String>,
+    /// The in-memory backend, which keeps every object as one contiguous buffer.
+    pub in_memory: bool,
 }
 
 #[rustler::resource_impl]
@@ -207,6 +209,7 @@ async fn open(provider: Atom, cfg: StoreConfig) -> Result<ResourceArc<StoreResou
         signer,
         prefix,
         secrets,
+        in_memory: provider == atoms::memory(),
     }))
 }
 

@@ -6,6 +6,10 @@
 //! acknowledged only when fewer than `max_concurrency` parts are in flight, which holds the
 //! producer back. Memory is therefore bounded by `(max_concurrency + 1) * part_size` plus the
 //! chunk being written. An input smaller than one part becomes a single PUT.
+//!
+//! The in-memory store is the exception: its multipart upload keeps every part until it copies
+//! them all into the object, so there the chunks are kept as written and joined once, on
+//! several threads, into the buffer that one PUT stores.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -16,6 +20,7 @@ use object_store::path::Path;
 use object_store::{
     MultipartUpload, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload,
 };
+use objectstorex_core::concat::concat;
 use objectstorex_core::hash::Hasher;
 use rustler::{Encoder, Env, LocalPid, Monitor, NifMap, Resource, ResourceArc, Term};
 use tokio::task::JoinHandle;
@@ -57,9 +62,12 @@ struct UploadState {
     options: PutOptions,
     upload: Option<Box<dyn MultipartUpload>>,
     in_flight: VecDeque<PartTask>,
-    /// Data not yet sent, less than one part after every write.
+    /// Data not yet sent, less than one part after every write (all of it when `assemble`).
     pending: VecDeque<Bytes>,
     pending_len: usize,
+    /// The in-memory store: no parts; the chunks are joined once at the end and stored with one
+    /// PUT, which is what its multipart upload would do, minus a copy of every part.
+    assemble: bool,
     hasher: Option<Hasher>,
     bytes: u64,
     parts: u64,
@@ -79,7 +87,7 @@ impl UploadState {
             self.bytes += chunk.len() as u64;
             self.pending_len += chunk.len();
             self.pending.push_back(chunk);
-            while self.pending_len >= self.part_size {
+            while !self.assemble && self.pending_len >= self.part_size {
                 let part = self.take_part();
                 self.send_part(part).await?;
             }
@@ -137,7 +145,11 @@ impl UploadState {
     /// Sends what is left, waits for every part and completes the upload (or does one PUT).
     async fn finish(&mut self) -> Result<FinishSummary, NifError> {
         self.check_open()?;
-        let rest: PutPayload = std::mem::take(&mut self.pending).into_iter().collect();
+        let rest: PutPayload = if self.assemble {
+            assemble(std::mem::take(&mut self.pending)).await?
+        } else {
+            std::mem::take(&mut self.pending).into_iter().collect()
+        };
         self.pending_len = 0;
         let result = if self.upload.is_none() {
             let opts = self.options.clone();
@@ -190,6 +202,18 @@ impl UploadState {
             Ok(())
         }
     }
+}
+
+/// Joins the chunks into one buffer on the blocking pool, using the machine's cores.
+async fn assemble(chunks: VecDeque<Bytes>) -> Result<PutPayload, NifError> {
+    let chunks = Vec::from(chunks);
+    let joined = tokio::task::spawn_blocking(move || {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        concat(&chunks, cores.min(4))
+    })
+    .await
+    .map_err(|e| NifError::new(Reason::Internal, e.to_string()))?;
+    Ok(joined.into())
 }
 
 /// Creates a multipart upload in a task of its own: if the caller's future is cancelled while
@@ -303,6 +327,7 @@ fn new_state(
         None => None,
     };
     Ok(UploadState {
+        assemble: store.in_memory,
         store,
         path,
         part_size: opts.part_size.max(1),

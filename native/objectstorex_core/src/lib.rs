@@ -1,6 +1,7 @@
 //! The parts of ObjectStoreX that do not touch the Erlang VM, so that `cargo test` can check
 //! them without loading a NIF.
 
+pub mod concat;
 pub mod config;
 pub mod error;
 pub mod hash;
