@@ -800,7 +800,11 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "memory": "The raw program's memory download walks zero-copy slices of the one buffer the "
         "in-memory store hands out, so its figure is close to the cost of nothing; ObjectStoreX "
         "delivers every chunk to an Elixir process as a binary and obstore copies every chunk "
-        "into a Python `bytes`. The row compares each binding's per-chunk cost to zero.",
+        "into a Python `bytes`. The row compares each binding's per-chunk cost to zero. "
+        "Uploads: the part knobs apply to raw object_store and obstore, whose multipart upload "
+        "to this store keeps every part and copies them into the object on one thread; "
+        "ObjectStoreX's memory store has no parts and joins the chunks written once, on up to "
+        "four threads, into one PUT.",
         "local": "The two ObjectStoreX-only rows are the memory-bound checks below: a consumer "
         "that sleeps 10 ms per chunk, and an upload of freshly generated data (the other "
         "uploads repeat one 1 MiB block, which the VM shares rather than holds many times).",
