@@ -8,7 +8,8 @@ Every contender is a program run once per measurement as its own OS process, in 
 root, and prints `RESULT <units> <micros>` for its timed part (see "Bench program contract"
 below). The driver measures each child's peak RSS (wait4(2) through GNU time), and takes the
 best of N runs per contender, N being the rounds that fit in the time budget; in each row the
-contenders take turns, each round starting at a different one, with a sync(2) before every run.
+contenders take turns, each round starting at a different one, with a sync(2) before every run
+(and, for a local upload, the previous round's file removed first).
 
 Settings (environment):
 
@@ -281,6 +282,11 @@ class Tools:
 
     def measure(self, tool: str, workload: str, store: str, args: list[int]) -> Run:
         """One measured run of one contender."""
+        if workload.startswith("upload") and store.startswith("local:"):
+            # Replacing the last round's 1 GiB file frees its blocks inside the timed part, and
+            # on a disk mounted with `discard` that costs seconds, unevenly: every upload starts
+            # with no file instead.
+            (Path(store.removeprefix("local:")) / "bench/big.bin").unlink(missing_ok=True)
         os.sync()
         if tool in (S5CMD, CP):
             return self.measure_cli(tool, workload, store, args)
@@ -758,7 +764,10 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         f"through every row, at most {s.rounds} rounds, starting another only if it can end "
         f"within {s.budget:g} minutes of measuring (the whole command is kept under 15 minutes "
         "on 2 cores). In each row the contenders take turns, each "
-        "round starting at the next one, with a `sync` before every run. Figures are the timed "
+        "round starting at the next one, with a `sync` before every run; a local upload starts "
+        "with the previous round's file removed, since replacing a 1 GiB file frees its "
+        "blocks inside the timed part, which on a disk mounted with `discard` costs seconds, "
+        "unevenly. Figures are the timed "
         "part only as the program reports it (no VM or interpreter start-up, no preparation), "
         "except s5cmd and cp, whose figure is their whole command's wall time, start-up "
         "included. Peak RSS is the whole process's `ru_maxrss` from `wait4`, as GNU `time` "
