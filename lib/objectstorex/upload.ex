@@ -110,11 +110,14 @@ defmodule ObjectStoreX.Upload do
 
   @doc "Sends one chunk; returns once the native side has room for more."
   def write(upload, chunk, timeout) do
-    with {:ok, iovec} <- Args.iovec("upload chunks", chunk) do
-      case ObjectStoreX.Call.await(&Native.upload_write(&1, upload, iovec), timeout) do
-        {:ok, _} -> :ok
-        {:error, native_error} -> {:error, Error.from_native(native_error)}
-      end
+    with {:ok, iovec} <- Args.iovec("upload chunks", chunk),
+         do: send_iovec(upload, iovec, timeout)
+  end
+
+  defp send_iovec(upload, iovec, timeout) do
+    case ObjectStoreX.Call.await(&Native.upload_write(&1, upload, iovec), timeout) do
+      {:ok, _} -> :ok
+      {:error, native_error} -> {:error, Error.from_native(native_error)}
     end
   end
 
@@ -138,12 +141,16 @@ defmodule ObjectStoreX.Upload do
   """
   def run(enumerable, upload, opts, span) do
     progress = Progress.new(opts[:on_progress], opts[:size_hint])
+    gathered = %{iovecs: [], bytes: 0, need: opts.part_size}
 
     written =
       try do
-        Enum.reduce_while(enumerable, {:ok, progress}, fn chunk, {:ok, progress} ->
-          case write(upload, chunk, opts.timeout) do
-            :ok -> {:cont, {:ok, Progress.add(progress, IO.iodata_length(chunk), false)}}
+        Enum.reduce_while(enumerable, {:ok, progress, gathered}, fn chunk, {:ok, progress, g} ->
+          with {:ok, iovec} <- Args.iovec("upload chunks", chunk),
+               size = IO.iodata_length(iovec),
+               {:ok, g} <- gather(upload, g, iovec, size, opts) do
+            {:cont, {:ok, Progress.add(progress, size, false), g}}
+          else
             {:error, error} -> {:halt, {:error, error}}
           end
         end)
@@ -154,7 +161,8 @@ defmodule ObjectStoreX.Upload do
           :erlang.raise(kind, reason, __STACKTRACE__)
       end
 
-    with {:ok, progress} <- written,
+    with {:ok, progress, gathered} <- written,
+         :ok <- flush(upload, gathered, opts.timeout),
          {:ok, summary} <- finish(upload, opts.timeout) do
       Progress.add(progress, 0, true)
       close_span({:ok, summary}, span)
@@ -166,6 +174,28 @@ defmodule ObjectStoreX.Upload do
         close_span({:error, error}, span)
     end
   end
+
+  # Chunks are gathered up to the next part boundary and handed over together: one native call
+  # per part rather than one per chunk. What is held stays within the documented bound, since
+  # the native side would hold those bytes as its unfinished part anyway.
+  defp gather(upload, g, iovec, size, opts) do
+    iovecs = [iovec | g.iovecs]
+    bytes = g.bytes + size
+
+    if bytes >= g.need do
+      with :ok <- send_iovec(upload, :lists.append(Enum.reverse(iovecs)), opts.timeout) do
+        over = rem(bytes - g.need, opts.part_size)
+        {:ok, %{iovecs: [], bytes: 0, need: opts.part_size - over}}
+      end
+    else
+      {:ok, %{g | iovecs: iovecs, bytes: bytes}}
+    end
+  end
+
+  defp flush(_upload, %{iovecs: []}, _timeout), do: :ok
+
+  defp flush(upload, g, timeout),
+    do: send_iovec(upload, :lists.append(Enum.reverse(g.iovecs)), timeout)
 
   @event [:objectstorex, :upload]
 

@@ -238,6 +238,29 @@ defmodule ObjectStoreX.StreamSuite do
           end
         end
 
+        test "a chunk larger than two parts between small ones is cut into exact parts",
+             %{store: store} do
+          small = :crypto.strong_rand_bytes(1_000_001)
+          chunks = [small, :crypto.strong_rand_bytes(2 * @part + 17), small, [small, small]]
+          data = IO.iodata_to_binary(chunks)
+          parent = self()
+
+          assert :ok =
+                   OSXStream.upload(chunks, store, "up/mixed.bin",
+                     part_size: @part,
+                     on_complete: &send(parent, {:done, &1})
+                   )
+
+          assert_receive {:done, %{bytes: bytes, parts: parts}}
+          assert bytes == byte_size(data)
+
+          if unquote(backend) == :memory,
+            do: assert(parts == 1),
+            else: assert(parts == div(byte_size(data) + @part - 1, @part))
+
+          assert ObjectStoreX.get!(store, "up/mixed.bin") == data
+        end
+
         test "accepts iodata and collects through upload_sink", %{store: store} do
           data = :crypto.strong_rand_bytes(@part + 10)
           <<a::binary-size(1000), b::binary-size(2000), rest::binary>> = data
