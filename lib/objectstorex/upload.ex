@@ -108,12 +108,7 @@ defmodule ObjectStoreX.Upload do
     end
   end
 
-  @doc "Sends one chunk; returns once the native side has room for more."
-  def write(upload, chunk, timeout) do
-    with {:ok, iovec} <- Args.iovec("upload chunks", chunk),
-         do: send_iovec(upload, iovec, timeout)
-  end
-
+  # Returns once the native side has room for more.
   defp send_iovec(upload, iovec, timeout) do
     case ObjectStoreX.Call.await(&Native.upload_write(&1, upload, iovec), timeout) do
       {:ok, _} -> :ok
@@ -141,16 +136,13 @@ defmodule ObjectStoreX.Upload do
   """
   def run(enumerable, upload, opts, span) do
     progress = Progress.new(opts[:on_progress], opts[:size_hint])
-    gathered = %{iovecs: [], bytes: 0, need: opts.part_size}
 
     written =
       try do
-        Enum.reduce_while(enumerable, {:ok, progress, gathered}, fn chunk, {:ok, progress, g} ->
-          with {:ok, iovec} <- Args.iovec("upload chunks", chunk),
-               size = IO.iodata_length(iovec),
-               {:ok, g} <- gather(upload, g, iovec, size, opts) do
-            {:cont, {:ok, Progress.add(progress, size, false), g}}
-          else
+        Enum.reduce_while(enumerable, {:ok, progress, gathered(opts)}, fn chunk,
+                                                                          {:ok, progress, g} ->
+          case gather(upload, g, chunk, opts) do
+            {:ok, g, size} -> {:cont, {:ok, Progress.add(progress, size, false), g}}
             {:error, error} -> {:halt, {:error, error}}
           end
         end)
@@ -178,23 +170,35 @@ defmodule ObjectStoreX.Upload do
   # Chunks are gathered up to the next part boundary and handed over together: one native call
   # per part rather than one per chunk. What is held stays within the documented bound, since
   # the native side would hold those bytes as its unfinished part anyway.
-  defp gather(upload, g, iovec, size, opts) do
-    iovecs = [iovec | g.iovecs]
-    bytes = g.bytes + size
 
-    if bytes >= g.need do
-      with :ok <- send_iovec(upload, :lists.append(Enum.reverse(iovecs)), opts.timeout) do
-        over = rem(bytes - g.need, opts.part_size)
-        {:ok, %{iovecs: [], bytes: 0, need: opts.part_size - over}}
+  @doc "An empty gathering of chunks, for `gather/4`."
+  def gathered(opts), do: %{iovecs: [], bytes: 0, need: opts.part_size}
+
+  @doc """
+  Adds a chunk, sending what is gathered once it reaches the next part boundary. Returns the
+  new gathering and the chunk's size.
+  """
+  def gather(upload, g, chunk, opts) do
+    with {:ok, iovec} <- Args.iovec("upload chunks", chunk) do
+      size = IO.iodata_length(iovec)
+      iovecs = [iovec | g.iovecs]
+      bytes = g.bytes + size
+
+      if bytes >= g.need do
+        with :ok <- send_iovec(upload, :lists.append(Enum.reverse(iovecs)), opts.timeout) do
+          over = rem(bytes - g.need, opts.part_size)
+          {:ok, %{iovecs: [], bytes: 0, need: opts.part_size - over}, size}
+        end
+      else
+        {:ok, %{g | iovecs: iovecs, bytes: bytes}, size}
       end
-    else
-      {:ok, %{g | iovecs: iovecs, bytes: bytes}}
     end
   end
 
-  defp flush(_upload, %{iovecs: []}, _timeout), do: :ok
+  @doc "Sends what is still gathered."
+  def flush(_upload, %{iovecs: []}, _timeout), do: :ok
 
-  defp flush(upload, g, timeout),
+  def flush(upload, g, timeout),
     do: send_iovec(upload, :lists.append(Enum.reverse(g.iovecs)), timeout)
 
   @event [:objectstorex, :upload]

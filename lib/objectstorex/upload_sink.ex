@@ -45,13 +45,13 @@ defmodule ObjectStoreX.UploadSink do
       progress = Progress.new(opts[:on_progress], opts[:size_hint])
       span = Upload.span(sink.store, path)
       # The upload is in the initial accumulator: on :halt, Collectable passes that one back.
-      {{upload, progress, span}, &collect(sink, opts, &1, &2)}
+      {{upload, progress, span, Upload.gathered(opts)}, &collect(sink, opts, &1, &2)}
     end
 
-    defp collect(_sink, opts, {upload, progress, span}, {:cont, chunk}) do
-      case Upload.write(upload, chunk, opts.timeout) do
-        :ok ->
-          {upload, Progress.add(progress, IO.iodata_length(chunk), false), span}
+    defp collect(_sink, opts, {upload, progress, span, gathered}, {:cont, chunk}) do
+      case Upload.gather(upload, gathered, chunk, opts) do
+        {:ok, gathered, size} ->
+          {upload, Progress.add(progress, size, false), span, gathered}
 
         {:error, %Error{} = error} ->
           Upload.abort(upload)
@@ -60,14 +60,14 @@ defmodule ObjectStoreX.UploadSink do
       end
     end
 
-    defp collect(sink, opts, {upload, progress, span}, :done) do
-      case Upload.finish(upload, opts.timeout) do
-        {:ok, summary} ->
-          Progress.add(progress, 0, true)
-          Upload.close_span({:ok, summary}, span)
-          if opts[:on_complete], do: opts[:on_complete].(summary)
-          %{sink | result: summary}
-
+    defp collect(sink, opts, {upload, progress, span, gathered}, :done) do
+      with :ok <- Upload.flush(upload, gathered, opts.timeout),
+           {:ok, summary} <- Upload.finish(upload, opts.timeout) do
+        Progress.add(progress, 0, true)
+        Upload.close_span({:ok, summary}, span)
+        if opts[:on_complete], do: opts[:on_complete].(summary)
+        %{sink | result: summary}
+      else
         {:error, error} ->
           Upload.abort(upload)
           Upload.close_span({:error, error}, span)
@@ -77,7 +77,7 @@ defmodule ObjectStoreX.UploadSink do
 
     # Collection stopped early: the source raised or the consumer halted. The sink cannot see
     # which, so the event says the upload was cancelled.
-    defp collect(_sink, _opts, {upload, _progress, span}, :halt) do
+    defp collect(_sink, _opts, {upload, _progress, span, _gathered}, :halt) do
       Upload.abort(upload)
       Upload.close_span({:error, %Error{reason: :cancelled}}, span)
       :ok
