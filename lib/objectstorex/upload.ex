@@ -185,7 +185,7 @@ defmodule ObjectStoreX.Upload do
       bytes = g.bytes + size
 
       if bytes >= g.need do
-        with :ok <- send_iovec(upload, :lists.append(Enum.reverse(iovecs)), opts.timeout) do
+        with :ok <- send_gathered(upload, iovecs, opts.timeout) do
           over = rem(bytes - g.need, opts.part_size)
           {:ok, %{iovecs: [], bytes: 0, need: opts.part_size - over}, size}
         end
@@ -198,8 +198,11 @@ defmodule ObjectStoreX.Upload do
   @doc "Sends what is still gathered."
   def flush(_upload, %{iovecs: []}, _timeout), do: :ok
 
-  def flush(upload, g, timeout),
-    do: send_iovec(upload, :lists.append(Enum.reverse(g.iovecs)), timeout)
+  def flush(upload, g, timeout), do: send_gathered(upload, g.iovecs, timeout)
+
+  # The gathered iovecs are kept newest first.
+  defp send_gathered(upload, iovecs, timeout),
+    do: send_iovec(upload, :lists.append(Enum.reverse(iovecs)), timeout)
 
   @event [:objectstorex, :upload]
 

@@ -38,7 +38,7 @@ defmodule ObjectStoreX.Backends.MemoryStreamsTest do
       assert ObjectStoreX.get!(store, "big/file.bin") == data
     end
 
-    test "a halted upload stores nothing", %{store: store} do
+    test "an upload whose source raises stores nothing", %{store: store} do
       source =
         Stream.concat(
           Stream.repeatedly(fn -> :crypto.strong_rand_bytes(@mib) end) |> Stream.take(20),

@@ -62,12 +62,10 @@ struct UploadState {
     options: PutOptions,
     upload: Option<Box<dyn MultipartUpload>>,
     in_flight: VecDeque<PartTask>,
-    /// Data not yet sent, less than one part after every write (all of it when `assemble`).
+    /// Data not yet sent: less than one part after every write, or all of it on the in-memory
+    /// store, which gets no parts (see the module docs).
     pending: VecDeque<Bytes>,
     pending_len: usize,
-    /// The in-memory store: no parts; the chunks are joined once at the end and stored with one
-    /// PUT, which is what its multipart upload would do, minus a copy of every part.
-    assemble: bool,
     hasher: Option<Hasher>,
     bytes: u64,
     parts: u64,
@@ -87,7 +85,7 @@ impl UploadState {
             self.bytes += chunk.len() as u64;
             self.pending_len += chunk.len();
             self.pending.push_back(chunk);
-            while !self.assemble && self.pending_len >= self.part_size {
+            while !self.store.in_memory && self.pending_len >= self.part_size {
                 let part = self.take_part();
                 self.send_part(part).await?;
             }
@@ -145,7 +143,7 @@ impl UploadState {
     /// Sends what is left, waits for every part and completes the upload (or does one PUT).
     async fn finish(&mut self) -> Result<FinishSummary, NifError> {
         self.check_open()?;
-        let rest: PutPayload = if self.assemble {
+        let rest: PutPayload = if self.store.in_memory {
             assemble(std::mem::take(&mut self.pending)).await?
         } else {
             std::mem::take(&mut self.pending).into_iter().collect()
@@ -327,7 +325,6 @@ fn new_state(
         None => None,
     };
     Ok(UploadState {
-        assemble: store.in_memory,
         store,
         path,
         part_size: opts.part_size.max(1),
