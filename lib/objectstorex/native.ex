@@ -51,6 +51,8 @@ defmodule ObjectStoreX.Native do
   def stream_list(_ref, _store, _prefix, _offset, _page_size, _prefetch), do: not_loaded()
   def stream_ack(_stream, _credits), do: not_loaded()
   def stream_cancel(_stream), do: not_loaded()
+  def stream_test_panic(_ref, _message), do: not_loaded()
+  def store_valid(_term), do: not_loaded()
 
   def object_download_file(_ref, _store, _path, _local, _opts),
     do: not_loaded()

@@ -3,7 +3,7 @@
 
 use rustler::Atom;
 
-pub use objectstorex_core::error::{Error as NifError, Reason};
+pub use objectstorex_core::error::{redact, Error as NifError, Reason};
 
 mod atoms {
     rustler::atoms! {
@@ -36,5 +36,10 @@ fn reason_atom(reason: Reason) -> Atom {
 
 /// The term an error crosses as.
 pub fn term(err: &NifError) -> (Atom, String, bool) {
-    (reason_atom(err.reason), err.message.clone(), err.retryable)
+    // Every message crosses here: whatever built it, credentials are removed by structure.
+    (
+        reason_atom(err.reason),
+        redact(&err.message, &[]),
+        err.retryable,
+    )
 }

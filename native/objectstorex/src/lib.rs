@@ -7,6 +7,7 @@ mod error;
 mod meta;
 mod object;
 mod payload;
+mod read;
 mod runtime;
 mod store;
 mod stream;

@@ -17,6 +17,7 @@ use rustler::{Atom, Env, NifMap, ResourceArc, Term};
 use crate::error::{self, NifError, Reason};
 use crate::meta::Meta;
 use crate::payload::{self, Blob};
+use crate::read::{self, Pin};
 use crate::runtime::{self, Progress, TaskHandle};
 use crate::store::StoreResource;
 
@@ -197,7 +198,10 @@ fn object_get(
         let bytes = if head {
             bytes::Bytes::new()
         } else {
-            result.bytes().await.map_err(|e| store.error(e))?
+            let expected = result.range.end - result.range.start;
+            read::collect(result.into_stream(), expected)
+                .await
+                .map_err(|e| store.error(e))?
         };
         Ok((Blob(bytes), meta))
     })
@@ -289,7 +293,8 @@ fn object_rename(
 }
 
 /// Each range is fetched on its own so that, as with `get`, a range running past the end of
-/// the object is clamped on every backend instead of failing on some.
+/// the object is clamped on every backend instead of failing on some. The answers must all
+/// name one version of the object: ranges of two versions are never returned together.
 #[rustler::nif]
 fn object_get_ranges(
     env: Env,
@@ -301,7 +306,7 @@ fn object_get_ranges(
     let path = parse_path("path", &path);
     runtime::spawn(env, reference, async move {
         let path = Arc::new(path?);
-        let blobs: Vec<Blob> = futures::stream::iter(ranges)
+        let answers: Vec<(Option<String>, Option<String>, Blob)> = futures::stream::iter(ranges)
             .map(|(start, end)| {
                 let (store, path) = (store.clone(), path.clone());
                 async move {
@@ -310,18 +315,36 @@ fn object_get_ranges(
                         ..Default::default()
                     };
                     let result = store.store.get_opts(&path, opts).await?;
-                    Ok::<_, object_store::Error>(Blob(result.bytes().await?))
+                    let (e_tag, version) = (result.meta.e_tag.clone(), result.meta.version.clone());
+                    let expected = result.range.end - result.range.start;
+                    let bytes = read::collect(result.into_stream(), expected).await?;
+                    Ok::<_, object_store::Error>((e_tag, version, Blob(bytes)))
                 }
             })
             .buffered(RANGE_CONCURRENCY)
             .try_collect()
             .await
             .map_err(|e| store.error(e))?;
-        Ok(blobs)
+        if let Some((e_tag, version, _)) = answers.first() {
+            if answers.iter().any(|(e, v, _)| e != e_tag || v != version) {
+                return Err(store.error(NifError::new(
+                    Reason::PreconditionFailed,
+                    format!("{path} changed while its ranges were being read"),
+                )));
+            }
+        }
+        Ok(answers
+            .into_iter()
+            .map(|(_, _, blob)| blob)
+            .collect::<Vec<_>>())
     })
 }
 
-/// Replies `{deleted_count, [{path, error}]}`. Missing objects count as deleted.
+/// Bulk requests of one `delete_many` call in flight at once.
+const DELETE_CONCURRENCY: usize = 4;
+
+/// Replies `{deleted_count, [{path, error}]}`, accounting for every path: `deleted +
+/// length(failed) == length(paths)`. Missing objects count as deleted.
 #[rustler::nif]
 fn object_delete_many(
     env: Env,
@@ -338,16 +361,19 @@ fn object_delete_many(
                 Err(e) => failed.push((raw, e)),
             }
         }
-        let locations =
-            futures::stream::iter(valid.iter().map(|(_, p)| Ok(p.clone())).collect::<Vec<_>>());
-        let results: Vec<_> = store.store.delete_stream(locations.boxed()).collect().await;
+        // One batch is one bulk request of the store (S3: 1,000 keys, Azure: 256), so a failed
+        // request, which object_store reports as one error, is known to concern that batch.
+        let batches: Vec<Vec<(String, Path)>> =
+            valid.chunks(store.bulk_delete).map(<[_]>::to_vec).collect();
+        let outcomes: Vec<_> = futures::stream::iter(batches)
+            .map(|batch| delete_batch(&store, batch))
+            .buffered(DELETE_CONCURRENCY)
+            .collect()
+            .await;
         let mut deleted = 0usize;
-        // delete_stream answers in input order, one result per location.
-        for ((raw, _), result) in valid.into_iter().zip(results) {
-            match result {
-                Ok(_) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
-                Err(e) => failed.push((raw, store.error(e))),
-            }
+        for (count, batch_failed) in outcomes {
+            deleted += count;
+            failed.extend(batch_failed);
         }
         let failed: Vec<_> = failed
             .into_iter()
@@ -355,6 +381,58 @@ fn object_delete_many(
             .collect();
         Ok((deleted, failed))
     })
+}
+
+/// Deletes one batch; returns how many were deleted and the paths that were not, each with
+/// its error.
+async fn delete_batch(
+    store: &StoreResource,
+    batch: Vec<(String, Path)>,
+) -> (usize, Vec<(String, NifError)>) {
+    let locations =
+        futures::stream::iter(batch.iter().map(|(_, p)| Ok(p.clone())).collect::<Vec<_>>());
+    let results: Vec<_> = store.store.delete_stream(locations.boxed()).collect().await;
+    let gone = |r: &object_store::Result<Path>| {
+        matches!(r, Ok(_) | Err(object_store::Error::NotFound { .. }))
+    };
+    if results.len() == batch.len() {
+        // delete_stream answers in input order, one result per location.
+        let mut deleted = 0;
+        let mut failed = Vec::new();
+        for ((raw, _), result) in batch.into_iter().zip(results) {
+            match result {
+                r if gone(&r) => deleted += 1,
+                Err(e) => failed.push((raw, store.error(e))),
+                Ok(_) => unreachable!("Ok is gone"),
+            }
+        }
+        return (deleted, failed);
+    }
+    // The request for the batch failed as a whole: every path it did not confirm failed with it.
+    let confirmed: std::collections::HashSet<Path> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok().cloned())
+        .collect();
+    let cause = results
+        .into_iter()
+        .find_map(|r| r.err())
+        .map(|e| store.error(e))
+        .unwrap_or_else(|| {
+            NifError::new(
+                Reason::Generic,
+                "the bulk delete answered for too few paths",
+            )
+        });
+    let mut deleted = 0;
+    let mut failed = Vec::new();
+    for (raw, path) in batch {
+        if confirmed.contains(&path) {
+            deleted += 1;
+        } else {
+            failed.push((raw, cause.clone()));
+        }
+    }
+    (deleted, failed)
 }
 
 #[rustler::nif]
@@ -464,9 +542,27 @@ pub struct DownloadFileOpts {
     progress: bool,
 }
 
+/// Removes the temporary file unless the download was renamed into place, whichever way the
+/// task ends: an error, a timeout that cancels it, or the caller's death.
+struct TempFile {
+    path: std::path::PathBuf,
+    keep: bool,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            // An unlink of a file this task created: quick, and nothing else may run it later.
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 /// Downloads an object into `local_path`: `concurrency` ranged GETs pinned to the object's
-/// ETag write at their offsets into a temporary file beside the target, whose size is checked
-/// before it is renamed into place. On any failure the temporary file is removed.
+/// ETag (or version), each answer checked against it, write at their offsets into a temporary
+/// file beside the target, whose size is checked before it is renamed into place. An object
+/// with neither ETag nor version is read with one GET. On any failure the temporary file is
+/// removed.
 #[rustler::nif]
 fn object_download_file(
     env: Env,
@@ -487,27 +583,24 @@ fn object_download_file(
             .ok_or_else(|| NifError::invalid_argument("local_path names no file"))?
             .to_string_lossy()
             .into_owned();
-        let tmp = target.with_file_name(format!(
-            ".{name}.objectstorex-{}.part",
-            std::process::id() as u128 * 1_000_000 + rand_suffix()
-        ));
+        let mut tmp = TempFile {
+            path: target.with_file_name(format!(
+                ".{name}.objectstorex-{}.part",
+                std::process::id() as u128 * 1_000_000 + rand_suffix()
+            )),
+            keep: false,
+        };
         let (chunk_size, concurrency) = (opts.chunk_size.max(1), opts.concurrency.max(1));
-        let result = download_into(&store, &path, &tmp, chunk_size, concurrency, counter).await;
-        match result {
-            Ok(meta) => {
-                tokio::fs::rename(&tmp, &target).await.map_err(|e| {
-                    NifError::new(
-                        Reason::Generic,
-                        format!("cannot rename into {local_path:?}: {e}"),
-                    )
-                })?;
-                Ok(Meta(meta))
-            }
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                Err(e)
-            }
-        }
+        let meta =
+            download_into(&store, &path, &tmp.path, chunk_size, concurrency, counter).await?;
+        tokio::fs::rename(&tmp.path, &target).await.map_err(|e| {
+            NifError::new(
+                Reason::Generic,
+                format!("cannot rename into {local_path:?}: {e}"),
+            )
+        })?;
+        tmp.keep = true;
+        Ok(Meta(meta))
     })
 }
 
@@ -517,6 +610,26 @@ fn rand_suffix() -> u128 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos() as u128)
         .unwrap_or(0)
+}
+
+fn local_error(what: &str, e: impl std::fmt::Display) -> NifError {
+    NifError::new(Reason::Generic, format!("{what}: {e}"))
+}
+
+/// Writes `bytes` at `offset` of `file` on the blocking pool.
+async fn write_at(
+    file: &Arc<std::fs::File>,
+    bytes: bytes::Bytes,
+    offset: u64,
+) -> Result<(), NifError> {
+    let file = file.clone();
+    tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::FileExt;
+        file.write_all_at(&bytes, offset)
+    })
+    .await
+    .map_err(|e| NifError::new(Reason::Internal, e.to_string()))?
+    .map_err(|e| local_error("local write", e))
 }
 
 async fn download_into(
@@ -533,55 +646,56 @@ async fn download_into(
     }
     let file = tokio::fs::File::create(tmp)
         .await
-        .map_err(|e| NifError::new(Reason::Generic, format!("cannot create {tmp:?}: {e}")))?
+        .map_err(|e| local_error(&format!("cannot create {tmp:?}"), e))?
         .into_std()
         .await;
     file.set_len(meta.size)
-        .map_err(|e| NifError::new(Reason::Generic, format!("cannot size {tmp:?}: {e}")))?;
+        .map_err(|e| local_error(&format!("cannot size {tmp:?}"), e))?;
     let file = Arc::new(file);
-    let starts: Vec<u64> = (0..meta.size).step_by(chunk_size).collect();
-    futures::stream::iter(starts)
-        .map(|start| {
-            let end = (start + chunk_size as u64).min(meta.size);
-            let opts = GetOptions {
-                range: Some(GetRange::Bounded(start..end)),
-                if_match: meta.e_tag.clone(),
-                version: meta.version.clone(),
-                ..Default::default()
-            };
-            let (file, progress) = (file.clone(), progress.clone());
-            async move {
-                let bytes = store
-                    .store
-                    .get_opts(path, opts)
-                    .await
-                    .map_err(|e| changed_or(store, path, e))?
-                    .bytes()
-                    .await
-                    .map_err(|e| store.error(e))?;
-                if bytes.len() as u64 != end - start {
-                    return Err(NifError::new(
-                        Reason::Generic,
-                        format!("range {start}..{end} returned {} bytes", bytes.len()),
-                    ));
+    let pin = Pin::of(&meta);
+    let added = |len: usize| {
+        if let Some(p) = &progress {
+            p.add(len as u64);
+        }
+    };
+    if pin.is_pinned() {
+        let starts: Vec<u64> = (0..meta.size).step_by(chunk_size).collect();
+        futures::stream::iter(starts)
+            .map(|start| {
+                let end = (start + chunk_size as u64).min(meta.size);
+                let (file, pin) = (file.clone(), pin.clone());
+                async move {
+                    let bytes = read::pinned_range(&store.store, path, &pin, start..end)
+                        .await
+                        .map_err(|e| read::changed_or(store, path, e))?;
+                    let len = bytes.len();
+                    write_at(&file, bytes, start).await?;
+                    added(len);
+                    Ok::<(), NifError>(())
                 }
-                let len = bytes.len() as u64;
-                tokio::task::spawn_blocking(move || {
-                    use std::os::unix::fs::FileExt;
-                    file.write_all_at(&bytes, start)
-                })
-                .await
-                .map_err(|e| NifError::new(Reason::Internal, e.to_string()))?
-                .map_err(|e| NifError::new(Reason::Generic, format!("local write: {e}")))?;
-                if let Some(p) = &progress {
-                    p.add(len);
-                }
-                Ok(())
-            }
-        })
-        .buffer_unordered(concurrency)
-        .try_collect::<Vec<()>>()
-        .await?;
+            })
+            .buffer_unordered(concurrency)
+            .try_collect::<Vec<()>>()
+            .await?;
+    } else {
+        // Nothing to pin parallel ranges to: one GET, never resumed, written in order.
+        let result = store.store.get(path).await.map_err(|e| store.error(e))?;
+        let mut body = result.into_stream();
+        let mut offset = 0u64;
+        while let Some(piece) = body.next().await {
+            let piece = piece.map_err(|e| store.error(e))?;
+            let len = piece.len();
+            write_at(&file, piece, offset).await?;
+            offset += len as u64;
+            added(len);
+        }
+        if offset != meta.size {
+            return Err(NifError::new(
+                Reason::Generic,
+                format!("the body held {offset} bytes, expected {}", meta.size),
+            ));
+        }
+    }
     let written = file
         .metadata()
         .map_err(|e| NifError::new(Reason::Generic, e.to_string()))?
@@ -593,15 +707,4 @@ async fn download_into(
         ));
     }
     Ok(meta)
-}
-
-/// A failed `if_match` while downloading means the object was replaced mid-download.
-pub fn changed_or(store: &StoreResource, path: &Path, e: object_store::Error) -> NifError {
-    match e {
-        object_store::Error::Precondition { .. } => NifError::new(
-            Reason::PreconditionFailed,
-            format!("{path} changed while it was being downloaded"),
-        ),
-        e => store.error(e),
-    }
 }

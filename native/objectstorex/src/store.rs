@@ -36,6 +36,9 @@ pub struct StoreResource {
     pub secrets: Vec<String>,
     /// The in-memory backend, which keeps every object as one contiguous buffer.
     pub in_memory: bool,
+    /// Paths per bulk delete request of this backend (S3: 1,000, Azure: 256); stores without
+    /// bulk deletes answer path by path, for which any batch size works.
+    pub bulk_delete: usize,
 }
 
 #[rustler::resource_impl]
@@ -183,13 +186,40 @@ async fn build(provider: Atom, cfg: &StoreConfig) -> Result<Built, NifError> {
     }
 }
 
-async fn open(provider: Atom, cfg: StoreConfig) -> Result<ResourceArc<StoreResource>, NifError> {
-    let secrets: Vec<String> = cfg
+/// Every value that must not appear in a message: configured credentials, the password of a
+/// URL's userinfo, and, when the builder reads the environment, the provider's credential
+/// variables.
+fn secrets_of(provider: Atom, cfg: &StoreConfig) -> Vec<String> {
+    let mut secrets: Vec<String> = cfg
         .pairs
         .iter()
         .filter(|(k, _)| is_secret_key(k))
         .map(|(_, v)| v.clone())
         .collect();
+    if let Some(url) = cfg.url.as_deref().and_then(|u| url::Url::parse(u).ok()) {
+        secrets.extend(url.password().map(str::to_string));
+    }
+    if cfg.from_env {
+        let prefix = if provider == atoms::s3() {
+            "AWS_"
+        } else if provider == atoms::azure() {
+            "AZURE_"
+        } else if provider == atoms::gcs() {
+            "GOOGLE_"
+        } else {
+            return secrets;
+        };
+        secrets.extend(
+            std::env::vars()
+                .filter(|(k, _)| k.starts_with(prefix) && is_secret_key(&k.to_lowercase()))
+                .map(|(_, v)| v),
+        );
+    }
+    secrets
+}
+
+async fn open(provider: Atom, cfg: StoreConfig) -> Result<ResourceArc<StoreResource>, NifError> {
+    let secrets = secrets_of(provider, &cfg);
     let (store, signer) = build(provider, &cfg)
         .await
         .map_err(|e| e.redact(&secrets))?;
@@ -210,6 +240,11 @@ async fn open(provider: Atom, cfg: StoreConfig) -> Result<ResourceArc<StoreResou
         prefix,
         secrets,
         in_memory: provider == atoms::memory(),
+        bulk_delete: if provider == atoms::azure() {
+            256
+        } else {
+            1000
+        },
     }))
 }
 
@@ -222,4 +257,11 @@ fn store_new(
     config: StoreConfig,
 ) -> ResourceArc<TaskHandle> {
     runtime::spawn(env, reference, open(provider, config))
+}
+
+/// Whether `term` is a store resource of this library, built in this VM: a hand-built
+/// `%ObjectStoreX.Store{}` or one from another node is not, and must be refused by name.
+#[rustler::nif]
+fn store_valid(term: Term) -> bool {
+    term.decode::<ResourceArc<StoreResource>>().is_ok()
 }

@@ -15,9 +15,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore};
+use object_store::{GetOptions, GetResultPayload};
 use objectstorex_core::hash::Hasher;
 use objectstorex_core::pool;
 use objectstorex_core::rechunk::Rechunker;
@@ -27,8 +28,9 @@ use tokio::task::JoinHandle;
 
 use crate::error::{NifError, Reason};
 use crate::meta::Meta;
-use crate::object::{changed_or, get_range, listing, parse_path};
+use crate::object::{get_range, listing, parse_path};
 use crate::payload::Blob;
+use crate::read::{changed_or, pinned_range, resumable, Pin};
 use crate::runtime::{runtime, CancelSlot, Emitter, Live, LIVE_STREAMS};
 use crate::store::StoreResource;
 
@@ -48,6 +50,14 @@ impl Resource for StreamResource {
 
     /// The consumer died: stop the work it asked for.
     fn down<'a>(&'a self, _env: Env<'a>, _pid: LocalPid, _monitor: Monitor) {
+        self.producer.cancel();
+    }
+}
+
+/// A stream dropped while suspended (its continuation garbage-collected) is freed here: its
+/// producer and connection must not outlive it.
+impl Drop for StreamResource {
+    fn drop(&mut self) {
         self.producer.cancel();
     }
 }
@@ -75,31 +85,30 @@ impl Producer {
     }
 }
 
-fn spawn_stream<F, Fut, T>(
+fn spawn_stream<F, T>(
     env: Env,
     reference: Term,
     credit: usize,
     produce: F,
 ) -> ResourceArc<StreamResource>
 where
-    F: FnOnce(Producer) -> Fut + Send + 'static,
-    Fut: Future<Output = (Emitter, Result<T, NifError>)> + Send + 'static,
+    F: for<'p> FnOnce(&'p mut Producer) -> BoxFuture<'p, Result<T, NifError>> + Send + 'static,
     T: rustler::Encoder + Send + 'static,
 {
     let credit = Arc::new(Semaphore::new(credit.max(1)));
-    let producer = Producer {
+    let mut producer = Producer {
         emitter: Emitter::new(env, reference),
         credit: credit.clone(),
     };
     let live = Live::new(&LIVE_STREAMS);
     let join = runtime().spawn(async move {
-        // On a panic the emitter is dropped while unwinding and sends {:error, :cancelled}.
-        let outcome = AssertUnwindSafe(produce(producer)).catch_unwind().await;
+        let outcome = AssertUnwindSafe(produce(&mut producer))
+            .catch_unwind()
+            .await;
         // Uncounted before the consumer can see the end of the stream.
         drop(live);
-        if let Ok((emitter, result)) = outcome {
-            emitter.finish_tagged(atoms::done(), result);
-        }
+        let result = outcome.unwrap_or_else(|panic| Err(NifError::from_panic(panic)));
+        producer.emitter.finish_tagged(atoms::done(), result);
     });
     let resource = ResourceArc::new(StreamResource {
         credit,
@@ -254,7 +263,7 @@ async fn download(
         }
         GetResultPayload::Stream(body) => {
             let body = resumable(store, path, &result.meta, span.clone(), body);
-            let mut chunks = Rechunker::new(body, chunk_size);
+            let mut chunks = Rechunker::new(body, chunk_size).with_total(span.end - span.start);
             let mut first = true;
             while let Some(chunk) = chunks.next_chunk().await {
                 let chunk = chunk.map_err(|e| changed_or(store, path, e))?;
@@ -268,94 +277,6 @@ async fn download(
         }
     }
     Ok(progress.summary())
-}
-
-/// Consecutive failed resumptions (without a byte of progress) before a download gives up.
-const MAX_RESUMES: u32 = 3;
-
-/// The body of a GET that, when the connection breaks or a request timeout cuts it, asks again
-/// for the rest of the range, pinned to the object's ETag (or version) so that the parts cannot
-/// come from two versions. This does not depend on object_store's own retry window, which ends
-/// a few minutes after the first request: a slowly consumed stream may last far longer.
-fn resumable(
-    store: &StoreResource,
-    path: &Path,
-    meta: &object_store::ObjectMeta,
-    span: std::ops::Range<u64>,
-    body: futures::stream::BoxStream<'static, object_store::Result<Bytes>>,
-) -> futures::stream::BoxStream<'static, object_store::Result<Bytes>> {
-    struct Resume {
-        store: Arc<dyn ObjectStore>,
-        path: Path,
-        etag: Option<String>,
-        version: Option<String>,
-        pos: u64,
-        end: u64,
-        failures: u32,
-        body: Option<futures::stream::BoxStream<'static, object_store::Result<Bytes>>>,
-    }
-    let state = Resume {
-        store: store.store.clone(),
-        path: path.clone(),
-        etag: meta.e_tag.clone(),
-        version: meta.version.clone(),
-        pos: span.start,
-        end: span.end,
-        failures: 0,
-        body: Some(body),
-    };
-    futures::stream::unfold(state, |mut st| async move {
-        loop {
-            if st.pos >= st.end {
-                return None;
-            }
-            let body = match st.body.as_mut() {
-                Some(body) => body,
-                None => {
-                    let opts = GetOptions {
-                        range: Some(GetRange::Bounded(st.pos..st.end)),
-                        if_match: st.etag.clone(),
-                        version: st.version.clone(),
-                        ..Default::default()
-                    };
-                    match st.store.get_opts(&st.path, opts).await {
-                        Ok(result) => st.body.insert(result.into_stream()),
-                        Err(e) => return Some((Err(e), Resume { pos: st.end, ..st })),
-                    }
-                }
-            };
-            match body.next().await {
-                Some(Ok(bytes)) => {
-                    st.pos += bytes.len() as u64;
-                    st.failures = 0;
-                    return Some((Ok(bytes), st));
-                }
-                // A cut body: resume from here, unless the object cannot be pinned or this
-                // keeps failing without progress.
-                Some(Err(e)) => {
-                    st.failures += 1;
-                    let pinned = st.etag.is_some() || st.version.is_some();
-                    if !pinned || st.failures > MAX_RESUMES {
-                        return Some((Err(e), Resume { pos: st.end, ..st }));
-                    }
-                    st.body = None;
-                }
-                None if st.pos < st.end => {
-                    st.failures += 1;
-                    if st.failures > MAX_RESUMES {
-                        let e = object_store::Error::Generic {
-                            store: "ObjectStoreX",
-                            source: format!("body ended at byte {} of {}", st.pos, st.end).into(),
-                        };
-                        return Some((Err(e), Resume { pos: st.end, ..st }));
-                    }
-                    st.body = None;
-                }
-                None => return None,
-            }
-        }
-    })
-    .boxed()
 }
 
 /// Reads a local file in `chunk_size` blocking reads: object_store's own stream reads 8 KiB at
@@ -406,21 +327,16 @@ async fn parallel(
 ) -> Result<(), NifError> {
     let mut starts = (span.start..span.end).step_by(chunk_size);
     let mut window: VecDeque<AbortOnDrop<object_store::Result<Bytes>>> = VecDeque::new();
+    let pin = Pin::of(meta);
     let mut first = true;
     loop {
         while window.len() < concurrency {
             let Some(start) = starts.next() else { break };
             let end = (start + chunk_size as u64).min(span.end);
-            let opts = GetOptions {
-                range: Some(GetRange::Bounded(start..end)),
-                if_match: meta.e_tag.clone(),
-                version: meta.version.clone(),
-                ..Default::default()
-            };
-            let (inner, path) = (store.store.clone(), path.clone());
-            window.push_back(AbortOnDrop(
-                runtime().spawn(async move { inner.get_opts(&path, opts).await?.bytes().await }),
-            ));
+            let (inner, path, pin) = (store.store.clone(), path.clone(), pin.clone());
+            window.push_back(AbortOnDrop(runtime().spawn(async move {
+                pinned_range(&inner, &path, &pin, start..end).await
+            })));
         }
         let Some(mut next) = window.pop_front() else {
             break;
@@ -449,12 +365,8 @@ fn stream_download(
 ) -> ResourceArc<StreamResource> {
     let path = parse_path("path", &path);
     let credit = opts.prefetch;
-    spawn_stream(env, reference, credit, move |mut p| async move {
-        let result = match path {
-            Ok(path) => download(&mut p, &store, &path, opts).await,
-            Err(e) => Err(e),
-        };
-        (p.emitter, result)
+    spawn_stream(env, reference, credit, move |p| {
+        Box::pin(async move { download(p, &store, &path?, opts).await })
     })
 }
 
@@ -475,11 +387,13 @@ fn stream_list(
         .filter(|p| !p.is_empty())
         .map(|p| parse_path("prefix", &p))
         .transpose();
-    spawn_stream(env, reference, prefetch, move |mut p| async move {
-        let result = list(&mut p, &store, prefix, offset, page_size.max(1)).await;
-        (p.emitter, result)
+    spawn_stream(env, reference, prefetch, move |p| {
+        Box::pin(async move { list(p, &store, prefix, offset, page_size.clamp(1, MAX_PAGE)).await })
     })
 }
+
+/// The largest page: `ready_chunks` reserves a whole page up front.
+const MAX_PAGE: usize = 100_000;
 
 /// Sends pages of `{:data, [meta]}`; replies with the number of objects listed.
 async fn list(
@@ -507,4 +421,19 @@ async fn list(
         p.send((atoms::data(), metas));
     }
     Ok(count)
+}
+
+/// For the test suite: a producer that panics with `message` once it holds its first credit,
+/// so that the suite can prove a panic reaches the consumer as `:internal` with its message.
+#[rustler::nif]
+fn stream_test_panic(env: Env, reference: Term, message: String) -> ResourceArc<StreamResource> {
+    spawn_stream(env, reference, 1, move |p| {
+        Box::pin(async move {
+            p.reserve().await;
+            if !message.is_empty() {
+                panic!("{message}");
+            }
+            Ok(0u64)
+        })
+    })
 }

@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 use crate::error::{self, NifError, Reason};
 use crate::object::{parse_path, put_options, PutOpts};
 use crate::payload;
+use crate::read::{changed_or, resumable};
 use crate::runtime::{self, runtime, CancelSlot, Live, Progress, TaskHandle, LIVE_UPLOADS};
 use crate::store::StoreResource;
 
@@ -199,6 +200,23 @@ impl UploadState {
         } else {
             Ok(())
         }
+    }
+}
+
+/// Passes a step's result on; a failed one aborts the upload first, and an abort that fails
+/// too is reported in the error rather than hidden.
+async fn settle<T>(state: &mut UploadState, result: Result<T, NifError>) -> Result<T, NifError> {
+    let Err(e) = result else { return result };
+    match state.abort().await {
+        Ok(()) => Err(e),
+        Err(abort) => Err(NifError::new(
+            e.reason,
+            format!(
+                "{}; aborting the multipart upload failed too, so it may be left on the store: {}",
+                e.message, abort.message
+            ),
+        )
+        .retryable(e.retryable)),
     }
 }
 
@@ -381,10 +399,7 @@ where
     let handle = runtime::spawn(env, reference, async move {
         let mut guard = state.lock().await;
         let result = op(&mut guard).await;
-        if result.is_err() {
-            let _ = guard.abort().await;
-        }
-        result
+        settle(&mut guard, result).await
     });
     upload.current.set(handle.task.get());
     handle
@@ -448,38 +463,72 @@ fn upload_file(
         let file = std::fs::File::open(&local_path).map_err(|e| {
             NifError::new(Reason::NotFound, format!("cannot open {local_path:?}: {e}"))
         })?;
-        if let (Some(counter), Ok(meta)) = (&counter, file.metadata()) {
-            counter.set_total(meta.len());
+        let size = file
+            .metadata()
+            .map_err(|e| {
+                NifError::new(Reason::Generic, format!("cannot stat {local_path:?}: {e}"))
+            })?
+            .len();
+        if let Some(counter) = &counter {
+            counter.set_total(size);
         }
         let file = Arc::new(file);
-        let block = state.part_size;
-        let mut pos = 0u64;
-        loop {
-            let f = file.clone();
-            let chunk = tokio::task::spawn_blocking(move || read_block(&f, pos, block))
-                .await
-                .map_err(|e| NifError::new(Reason::Internal, e.to_string()))?
-                .map_err(|e| {
-                    NifError::new(Reason::Generic, format!("reading {local_path:?}: {e}"))
-                })?;
-            if chunk.is_empty() {
-                break;
-            }
-            pos += chunk.len() as u64;
-            let len = chunk.len() as u64;
-            state.write(PutPayload::from(chunk)).await?;
-            if let Some(c) = &counter {
-                c.add(len);
-            }
-        }
-        state.finish().await
+        let result = match copy_file(&mut state, &file, size, counter.as_deref(), &local_path).await
+        {
+            Ok(()) => state.finish().await,
+            Err(e) => Err(e),
+        };
+        settle(&mut state, result).await
     })
+}
+
+/// Writes exactly `size` bytes of `file` into the upload, in part-size blocks read on the
+/// blocking pool. A file that shrank or grew meanwhile fails the upload before anything is
+/// completed: an object is never committed from bytes that were not read in full.
+async fn copy_file(
+    state: &mut UploadState,
+    file: &Arc<std::fs::File>,
+    size: u64,
+    counter: Option<&Progress>,
+    name: &str,
+) -> Result<(), NifError> {
+    let mut pos = 0u64;
+    while pos < size {
+        let (f, len) = (
+            file.clone(),
+            (state.part_size as u64).min(size - pos) as usize,
+        );
+        let chunk = tokio::task::spawn_blocking(move || read_block(&f, pos, len))
+            .await
+            .map_err(|e| NifError::new(Reason::Internal, e.to_string()))?
+            .map_err(|e| NifError::new(Reason::Generic, format!("reading {name:?}: {e}")))?;
+        if chunk.is_empty() {
+            break;
+        }
+        pos += chunk.len() as u64;
+        let len = chunk.len() as u64;
+        state.write(PutPayload::from(chunk)).await?;
+        if let Some(c) = counter {
+            c.add(len);
+        }
+    }
+    let now = file.metadata().map(|m| m.len()).unwrap_or(pos);
+    if pos != size || now != size {
+        return Err(NifError::new(
+            Reason::PreconditionFailed,
+            format!("{name:?} changed while it was being read: {size} bytes at the start, {pos} read, {now} now"),
+        ));
+    }
+    Ok(())
 }
 
 /// Reads up to `len` bytes at `pos`; shorter only at the end of the file.
 fn read_block(file: &std::fs::File, pos: u64, len: usize) -> std::io::Result<Bytes> {
     use std::os::unix::fs::FileExt;
-    let mut buf = bytes::BytesMut::zeroed(len);
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(len)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::OutOfMemory, e))?;
+    buf.resize(len, 0);
     let mut filled = 0;
     while filled < len {
         let n = file.read_at(&mut buf[filled..], pos + filled as u64)?;
@@ -489,7 +538,7 @@ fn read_block(file: &std::fs::File, pos: u64, len: usize) -> std::io::Result<Byt
         filled += n;
     }
     buf.truncate(filled);
-    Ok(buf.freeze())
+    Ok(buf.into())
 }
 
 /// Streams an object from one store into another: the download and the part uploads overlap,
@@ -511,72 +560,70 @@ fn upload_transfer(
     runtime::spawn_reporting(env, reference, progress, async move {
         use futures::StreamExt;
         let (mut state, source_path) = (state?, source_path?);
-        let got = source
-            .store
-            .get(&source_path)
-            .await
-            .map_err(|e| source.error(e))?;
-        let expected = got.meta.size;
-        if let Some(c) = &counter {
-            c.set_total(expected);
-        }
-        match got.payload {
-            object_store::GetResultPayload::File(file, _) => {
-                let (file, block) = (Arc::new(file), state.part_size);
-                let mut pos = 0u64;
-                while pos < expected {
-                    let f = file.clone();
-                    let chunk = tokio::task::spawn_blocking(move || read_block(&f, pos, block))
-                        .await
-                        .map_err(|e| NifError::new(Reason::Internal, e.to_string()))?
-                        .map_err(|e| NifError::new(Reason::Generic, format!("local read: {e}")))?;
-                    if chunk.is_empty() {
-                        break;
-                    }
-                    pos += chunk.len() as u64;
-                    let len = chunk.len() as u64;
-                    state.write(PutPayload::from(chunk)).await?;
-                    if let Some(c) = &counter {
-                        c.add(len);
+        let result = async {
+            let got = source
+                .store
+                .get(&source_path)
+                .await
+                .map_err(|e| source.error(e))?;
+            let expected = got.meta.size;
+            if let Some(c) = &counter {
+                c.set_total(expected);
+            }
+            let name = source_path.to_string();
+            match got.payload {
+                object_store::GetResultPayload::File(file, _) => {
+                    copy_file(
+                        &mut state,
+                        &Arc::new(file),
+                        expected,
+                        counter.as_deref(),
+                        &name,
+                    )
+                    .await?;
+                }
+                object_store::GetResultPayload::Stream(body) => {
+                    let span = got.range.clone();
+                    let mut body = resumable(&source, &source_path, &got.meta, span, body);
+                    while let Some(chunk) = body.next().await {
+                        let chunk = chunk.map_err(|e| changed_or(&source, &source_path, e))?;
+                        let len = chunk.len() as u64;
+                        state.write(PutPayload::from(chunk)).await?;
+                        if let Some(c) = &counter {
+                            c.add(len);
+                        }
                     }
                 }
             }
-            object_store::GetResultPayload::Stream(mut body) => {
-                while let Some(chunk) = body.next().await {
-                    let chunk = chunk.map_err(|e| source.error(e))?;
-                    let len = chunk.len() as u64;
-                    state.write(PutPayload::from(chunk)).await?;
-                    if let Some(c) = &counter {
-                        c.add(len);
-                    }
-                }
+            // Checked before completing: a short or long read must never replace the destination.
+            if state.bytes != expected {
+                return Err(NifError::new(
+                    Reason::PreconditionFailed,
+                    format!(
+                        "read {} bytes but the source object has {expected}",
+                        state.bytes
+                    ),
+                ));
             }
+            let summary = state.finish().await?;
+            let written = state
+                .store
+                .store
+                .head(&state.path)
+                .await
+                .map_err(|e| state.store.error(e))?;
+            if written.size != expected {
+                return Err(NifError::new(
+                    Reason::Generic,
+                    format!(
+                        "wrote {expected} bytes but the destination reports {}",
+                        written.size
+                    ),
+                ));
+            }
+            Ok(summary)
         }
-        let summary = state.finish().await?;
-        if summary.bytes != expected {
-            return Err(NifError::new(
-                Reason::Generic,
-                format!(
-                    "read {} bytes but the source object has {expected}",
-                    summary.bytes
-                ),
-            ));
-        }
-        let written = state
-            .store
-            .store
-            .head(&state.path)
-            .await
-            .map_err(|e| state.store.error(e))?;
-        if written.size != expected {
-            return Err(NifError::new(
-                Reason::Generic,
-                format!(
-                    "wrote {expected} bytes but the destination reports {}",
-                    written.size
-                ),
-            ));
-        }
-        Ok(summary)
+        .await;
+        settle(&mut state, result).await
     })
 }

@@ -26,7 +26,7 @@ pub enum Reason {
     Generic,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct Error {
     pub reason: Reason,
@@ -42,6 +42,12 @@ impl Error {
             message: message.into(),
             retryable,
         }
+    }
+
+    /// The same error with `retryable` set as given.
+    pub fn retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
     }
 
     pub fn invalid_argument(message: impl Into<String>) -> Self {
@@ -64,29 +70,153 @@ impl Error {
     }
 }
 
-/// Replaces known secrets and strips URL query strings (which can carry SAS tokens or signatures).
+/// Query parameters, headers and XML elements that carry credentials or signatures, wherever
+/// they appear in a message (a server may quote the request back, as S3 does on signature
+/// errors). Matched without regard to case.
+const SECRET_PARAMS: &[&str] = &[
+    "sig=",
+    "signature=",
+    "x-amz-signature=",
+    "x-amz-security-token=",
+    "x-amz-credential=",
+    "x-amz-security-token:",
+    "authorization:",
+    "token=",
+];
+const SECRET_ELEMENTS: &[&str] = &[
+    "SignatureProvided",
+    "StringToSign",
+    "StringToSignBytes",
+    "CanonicalRequest",
+    "CanonicalRequestBytes",
+];
+const REDACTED: &str = "[REDACTED]";
+
+/// Removes credentials from a message by their structure, then every known secret value: a
+/// URL's userinfo and query string, signature and token parameters, the request a server
+/// quotes back, and each secret as written, percent-encoded, and without a leading `?`.
 pub fn redact(message: &str, secrets: &[String]) -> String {
+    let mut out = redact_urls(message);
+    for param in SECRET_PARAMS {
+        out = redact_after(&out, param);
+    }
+    for element in SECRET_ELEMENTS {
+        out = redact_element(&out, element);
+    }
+    for secret in secrets {
+        for form in secret_forms(secret) {
+            if form.len() >= 4 {
+                out = out.replace(form.as_str(), REDACTED);
+            }
+        }
+    }
+    out
+}
+
+fn redact_urls(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
-    while let Some(start) = rest.find("http") {
-        let (before, url_and_more) = rest.split_at(start);
+    while let Some(start) = rest.find("://") {
+        let (before, url_and_more) = rest.split_at(start + 3);
         out.push_str(before);
         let end = url_and_more
-            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ')')
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ')' | '<' | '>'))
             .unwrap_or(url_and_more.len());
         let (url, more) = url_and_more.split_at(end);
+        let authority_end = url.find(['/', '?', '#']).unwrap_or(url.len());
+        let url = match url[..authority_end].rfind('@') {
+            Some(at) => format!("{REDACTED}{}", &url[at..]),
+            None => url.to_string(),
+        };
         match url.find('?') {
             Some(q) => {
                 out.push_str(&url[..q]);
-                out.push_str("?[REDACTED]");
+                out.push('?');
+                out.push_str(REDACTED);
             }
-            None => out.push_str(url),
+            None => out.push_str(&url),
         }
         rest = more;
     }
     out.push_str(rest);
-    for secret in secrets.iter().filter(|s| s.len() >= 4) {
-        out = out.replace(secret.as_str(), "[REDACTED]");
+    out
+}
+
+/// Replaces what follows each (case-insensitive) `marker` up to a delimiter.
+fn redact_after(message: &str, marker: &str) -> String {
+    let lower = message.to_ascii_lowercase();
+    let mut out = String::with_capacity(message.len());
+    let mut pos = 0;
+    while let Some(found) = lower[pos..].find(marker) {
+        let value_start = pos + found + marker.len();
+        // A marker inside a longer name (`x-amz-signature=` in `sig=`'s search) is still a
+        // credential parameter; only an empty value is left alone.
+        let value_len = message[value_start..]
+            .find(|c: char| {
+                c.is_whitespace() || matches!(c, '&' | '"' | '\'' | '<' | '>' | ',' | ';' | ')')
+            })
+            .unwrap_or(message.len() - value_start);
+        out.push_str(&message[pos..value_start]);
+        if value_len > 0 && &message[value_start..value_start + value_len] != REDACTED {
+            out.push_str(REDACTED);
+        } else {
+            out.push_str(&message[value_start..value_start + value_len]);
+        }
+        pos = value_start + value_len;
+    }
+    out.push_str(&message[pos..]);
+    out
+}
+
+/// Replaces the content of every `<element>...</element>`.
+fn redact_element(message: &str, element: &str) -> String {
+    let (open, close) = (format!("<{element}>"), format!("</{element}>"));
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(&open) {
+        let content = start + open.len();
+        let Some(len) = rest[content..].find(&close) else {
+            break;
+        };
+        out.push_str(&rest[..content]);
+        out.push_str(REDACTED);
+        rest = &rest[content + len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The ways a secret may be written in a message.
+fn secret_forms(secret: &str) -> Vec<String> {
+    let trimmed = secret.trim().trim_start_matches('?');
+    let mut forms = vec![
+        secret.to_string(),
+        trimmed.to_string(),
+        percent_encode(trimmed),
+    ];
+    // A SAS token is a query string: each of its values is secret on its own too.
+    if trimmed.contains('=') {
+        forms.extend(
+            trimmed
+                .split('&')
+                .filter_map(|pair| pair.split_once('=').map(|(_, v)| v.to_string()))
+                .filter(|v| v.len() >= 8),
+        );
+    }
+    // Longest first, so that a secret's longer form is not cut by a shorter one.
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms.dedup();
+    forms
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
     }
     out
 }
@@ -178,6 +308,36 @@ mod tests {
             out,
             "Error performing GET http://h:1/b/k?[REDACTED] in 2s - key [REDACTED]"
         );
+    }
+
+    #[test]
+    fn redacts_by_structure() {
+        let msg = "GET http://alice:hunter22@h:1/dav/k failed";
+        assert_eq!(redact(msg, &[]), "GET http://[REDACTED]@h:1/dav/k failed");
+        let msg = "<Error><StringToSign>AWS4 x-amz-security-token:tok</StringToSign>\
+                   <SignatureProvided>abc</SignatureProvided></Error>";
+        let out = redact(msg, &[]);
+        assert!(!out.contains("tok") && !out.contains("abc"), "{out}");
+        let out = redact(
+            "X-Amz-Security-Token=FwoGZXIvYXdz&X-Amz-Signature=deadbeef x",
+            &[],
+        );
+        assert!(!out.contains("FwoG") && !out.contains("deadbeef"), "{out}");
+        assert!(out.ends_with(" x"), "{out}");
+    }
+
+    #[test]
+    fn redacts_sas_tokens_in_every_form() {
+        let sas = "?sv=2022-11-02&ss=b&sig=Zm9vYmFyYmF6cXV4%2Bslash%3D".to_string();
+        let secrets = vec![sas.clone()];
+        for msg in [
+            format!("request with {sas} failed"),
+            format!("request with {} failed", sas.trim_start_matches('?')),
+            "sig value Zm9vYmFyYmF6cXV4%2Bslash%3D leaked".to_string(),
+        ] {
+            let out = redact(&msg, &secrets);
+            assert!(!out.contains("Zm9vYmFyYmF6cXV4"), "{out}");
+        }
     }
 
     #[test]

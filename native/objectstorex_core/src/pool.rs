@@ -74,6 +74,14 @@ pub struct PooledBuf {
 }
 
 impl PooledBuf {
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         &mut self.buf
     }
