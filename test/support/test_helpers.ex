@@ -138,4 +138,23 @@ defmodule ObjectStoreX.TestHelpers do
     assert DateTime.compare(dt, DateTime.add(from, -slack_s, :second)) in [:gt, :eq]
     assert DateTime.compare(dt, DateTime.add(to, slack_s, :second)) in [:lt, :eq]
   end
+
+  @doc """
+  Runs `code` in a child BEAM that has this build's code paths (the library, its NIF and these
+  test support modules), for cases where a regression could take the whole VM down. Returns
+  `{output, exit_status}`; output is stdout and stderr together. `env` is added to the child's
+  OS environment.
+  """
+  def in_child_vm(code, env \\ []) do
+    paths =
+      for path <- :code.get_path(),
+          path = List.to_string(path),
+          String.starts_with?(path, Mix.Project.build_path()),
+          do: ["-pa", path]
+
+    System.cmd(System.find_executable("elixir"), List.flatten(paths) ++ ["-e", code],
+      stderr_to_stdout: true,
+      env: env
+    )
+  end
 end

@@ -148,7 +148,10 @@ fn redact_after(message: &str, marker: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut pos = 0;
     while let Some(found) = lower[pos..].find(marker) {
-        let value_start = pos + found + marker.len();
+        let mut value_start = pos + found + marker.len();
+        // A header's value follows its colon after optional spaces.
+        value_start +=
+            message[value_start..].len() - message[value_start..].trim_start_matches(' ').len();
         // A marker inside a longer name (`x-amz-signature=` in `sig=`'s search) is still a
         // credential parameter; only an empty value is left alone.
         let value_len = message[value_start..]
