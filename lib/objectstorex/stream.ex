@@ -6,6 +6,10 @@ defmodule ObjectStoreX.Stream do
       |> Stream.into(File.stream!("local-file.bin"))
       |> Stream.run()
 
+  Every function of Elixir's `Stream` can be called through this module too, so code that does
+  `alias ObjectStoreX.Stream` can keep writing `Stream.map/2`, `Stream.into/2`,
+  `Stream.run/1` and the rest.
+
   ## Memory and flow control
 
   Nothing is requested until the stream is enumerated, and each enumeration starts afresh, in
@@ -481,6 +485,43 @@ defmodule ObjectStoreX.Stream do
       {^ref, _terminal} -> :ok
     after
       30_000 -> :ok
+    end
+  end
+
+  # ---------------------------------------------------------------------------------------------
+  # Elixir's Stream, through this module
+  #
+  # Code that does `alias ObjectStoreX.Stream` shadows Elixir's `Stream`, so every function of
+  # it is delegated from here; the list is read at compile time and follows the Elixir version.
+  # Struct functions are not delegated (this module is no struct), nor anything defined above.
+
+  @deprecated_in_stream Map.new(Elixir.Stream.__info__(:deprecated))
+
+  for {name, arity} <- Elixir.Stream.__info__(:functions),
+      not String.starts_with?(Atom.to_string(name), "__"),
+      not Module.defines?(__MODULE__, {name, arity}) do
+    args = Macro.generate_arguments(arity, __MODULE__)
+
+    case @deprecated_in_stream do
+      %{{^name, ^arity} => message} ->
+        # Called through apply/3 so that this module compiles without the deprecation
+        # warning, which its callers still get.
+        @deprecated message
+        @doc false
+        def unquote(name)(unquote_splicing(args)),
+          do: apply(Elixir.Stream, unquote(name), unquote(args))
+
+      _ ->
+        @doc """
+        Same as `Stream.#{name}/#{arity}`, for code that aliases this module as `Stream`.
+
+        ## Options
+
+        Those of `Stream.#{name}/#{arity}`.
+        """
+        @spec unquote(name)(unquote_splicing(List.duplicate(quote(do: term()), arity))) ::
+                term()
+        defdelegate unquote(name)(unquote_splicing(args)), to: Elixir.Stream
     end
   end
 end
