@@ -33,8 +33,8 @@ defmodule ObjectStoreX do
 
   ## Common options
 
-  Every operation accepts `:timeout` (milliseconds or `:infinity`, the default): when it
-  expires, the request is cancelled and `{:error, %ObjectStoreX.Error{reason: :timeout}}` is
+  Every operation accepts `:timeout` (milliseconds, at most 4_294_967_295, or `:infinity`, the
+  default): when it expires, the request is cancelled and `{:error, %ObjectStoreX.Error{reason: :timeout}}` is
   returned. Network requests are also bounded by the store's own `:timeout`, `:read_timeout`
   and `:retry` settings (see `new/2`).
   """
@@ -82,6 +82,8 @@ defmodule ObjectStoreX do
     * `:prefix` - scope the store under this path: every path is relative to it.
 
   ## Options for the network providers (`:s3`, `:gcs`, `:azure`, `:http`)
+
+  Durations are in ms, at most 4_294_967_295.
 
     * `:timeout` - whole-request timeout in ms, default 300_000 (streamed downloads resume
       transparently when it cuts them)

@@ -46,11 +46,22 @@ defmodule ObjectStoreX.Args do
   def opts(other, _allowed, _defaults),
     do: Error.invalid("options must be a keyword list, got: #{brief(other)}")
 
-  def timeout(%{timeout: t}) when t == :infinity or (is_integer(t) and t >= 0), do: {:ok, t}
+  # The largest timeout `receive ... after` accepts; a larger one raises once the request has
+  # started, so it is refused up front.
+  @max_timeout 4_294_967_295
+
+  @doc "The largest timeout in ms: 2^32 - 1."
+  def max_timeout, do: @max_timeout
+
+  def timeout(%{timeout: t})
+      when t == :infinity or (is_integer(t) and t >= 0 and t <= @max_timeout),
+      do: {:ok, t}
 
   def timeout(%{timeout: t}),
     do:
-      Error.invalid(":timeout must be a non-negative integer (ms) or :infinity, got: #{brief(t)}")
+      Error.invalid(
+        ":timeout must be a non-negative integer of ms, at most #{@max_timeout}, or :infinity, got: #{brief(t)}"
+      )
 
   def timeout(_), do: {:ok, :infinity}
 

@@ -216,11 +216,11 @@ defmodule ObjectStoreX.Store do
   @boolean_opts [:allow_http, :virtual_hosted_style_request, :skip_signature, :use_emulator]
 
   defp config_value(key, ms) when key in @duration_opts do
-    if is_integer(ms) and ms > 0,
+    if is_integer(ms) and ms > 0 and ms <= Args.max_timeout(),
       do: {:ok, "#{ms}ms"},
       else:
         Error.invalid(
-          "option #{inspect(key)} must be a positive integer of milliseconds, got: #{Args.brief(ms)}"
+          "option #{inspect(key)} must be a positive integer of milliseconds, at most #{Args.max_timeout()}, got: #{Args.brief(ms)}"
         )
   end
 

@@ -68,7 +68,8 @@ defmodule ObjectStoreX.Stream do
       fetched in parallel and delivered in order (needs an ETag or version on the object)
     * `:range` - stream part of the object: `{first, last}` (inclusive), `{:offset, n}` or
       `{:suffix, n}`
-    * `:timeout` - ms to wait for each chunk, default 30_000; on expiry the download is
+    * `:timeout` - ms to wait for each chunk (at most 4_294_967_295, or `:infinity`), default
+      30_000; on expiry the download is
       cancelled and `%ObjectStoreX.Error{reason: :timeout}` raised. Network stalls are
       detected separately by the store's `:read_timeout`.
     * `:hash` - `:sha256`, `:sha1`, `:md5` or `:crc32c`, computed natively as the bytes flow;
@@ -254,7 +255,8 @@ defmodule ObjectStoreX.Stream do
       changing the return value
     * `:content_type`, `:content_encoding`, `:content_disposition`, `:content_language`,
       `:cache_control`, `:metadata`, `:tags` - as for `ObjectStoreX.put/4`
-    * `:timeout` - ms to wait for each write or the completion, default `:infinity`
+    * `:timeout` - ms to wait for each write or the completion (at most 4_294_967_295),
+      default `:infinity`
   """
   @spec upload(Enumerable.t(), ObjectStoreX.Store.t(), String.t(), keyword()) ::
           :ok | {:error, Error.t()}
@@ -290,7 +292,8 @@ defmodule ObjectStoreX.Stream do
     * `:offset` - only objects whose path sorts after this one
     * `:page_size` - objects per message from the native side, default 1000
     * `:prefetch` - pages read ahead of the consumer, default 2
-    * `:timeout` - ms to wait for each page, default 30_000
+    * `:timeout` - ms to wait for each page (at most 4_294_967_295, or `:infinity`), default
+      30_000
   """
   @spec list_stream(ObjectStoreX.Store.t(), keyword()) :: Enumerable.t()
   def list_stream(store, opts \\ []) do

@@ -1,0 +1,134 @@
+defmodule ObjectStoreX.GuaranteesTest do
+  # What the README's "Guarantees" promise for bad input: non-bang functions return
+  # {:error, %ObjectStoreX.Error{reason: :invalid_argument}} naming the argument and never
+  # raise; streams raise that error at once; nil means "not set"; documented maxima and
+  # timeouts are enforced before any request starts; secrets never appear in messages.
+  use ExUnit.Case, async: true
+
+  alias ObjectStoreX.{Error, TestBackends}
+  alias ObjectStoreX.Stream, as: OSXStream
+
+  @max_timeout 4_294_967_295
+
+  setup do
+    store = TestBackends.store!(:memory)
+    :ok = ObjectStoreX.put(store, "exists.txt", "0123456789")
+    dir = TestBackends.tmp_dir!("guarantees")
+    on_exit(fn -> File.rm_rf!(dir) end)
+    %{store: store, dir: dir}
+  end
+
+  # Calls `fun`, failing the test if it raises, throws or exits instead of returning.
+  defp call(fun) do
+    fun.()
+  catch
+    kind, value ->
+      flunk("expected {:error, %ObjectStoreX.Error{}}, the call #{kind}: #{inspect(value)}")
+  end
+
+  defp assert_invalid(fun, mentions) do
+    assert {:error, %Error{reason: :invalid_argument, message: message}} = call(fun)
+
+    for word <- List.wrap(mentions) do
+      assert message =~ word, "message #{inspect(message)} should name #{inspect(word)}"
+    end
+
+    message
+  end
+
+  defp assert_raises_invalid(fun, mentions) do
+    error = assert_raise Error, fun
+    assert error.reason == :invalid_argument
+
+    for word <- List.wrap(mentions) do
+      assert error.message =~ word, "message #{inspect(error.message)} should name #{word}"
+    end
+
+    error.message
+  end
+
+  defp mailbox, do: Process.info(self(), :messages) |> elem(1)
+
+  describe "timeouts" do
+    test "above 2^32 - 1 ms are refused before any request starts", ctx do
+      %{store: store, dir: dir} = ctx
+      file = Path.join(dir, "up.bin")
+      File.write!(file, "data")
+
+      for t <- [@max_timeout + 1, 2 ** 64, 2 ** 70] do
+        calls = [
+          fn -> ObjectStoreX.put(store, "new.txt", "data", timeout: t) end,
+          fn -> ObjectStoreX.put_with_result(store, "new.txt", "data", timeout: t) end,
+          fn -> ObjectStoreX.get(store, "exists.txt", timeout: t) end,
+          fn -> ObjectStoreX.head(store, "exists.txt", timeout: t) end,
+          fn -> ObjectStoreX.get_ranges(store, "exists.txt", [{0, 1}], timeout: t) end,
+          fn -> ObjectStoreX.delete(store, "exists.txt", timeout: t) end,
+          fn -> ObjectStoreX.delete_many(store, ["exists.txt"], timeout: t) end,
+          fn -> ObjectStoreX.copy(store, "exists.txt", "new.txt", timeout: t) end,
+          fn -> ObjectStoreX.rename(store, "exists.txt", "new.txt", timeout: t) end,
+          fn -> ObjectStoreX.list(store, timeout: t) end,
+          fn -> ObjectStoreX.list_with_delimiter(store, timeout: t) end,
+          fn -> ObjectStoreX.upload_file(store, "new.txt", file, timeout: t) end,
+          fn -> ObjectStoreX.transfer(store, "exists.txt", store, "new.txt", timeout: t) end,
+          fn ->
+            ObjectStoreX.download_file(store, "exists.txt", Path.join(dir, "d"), timeout: t)
+          end,
+          fn -> OSXStream.upload(["data"], store, "new.txt", timeout: t) end
+        ]
+
+        for fun <- calls, do: assert_invalid(fun, ":timeout")
+
+        assert_raises_invalid(fn -> OSXStream.download(store, "exists.txt", timeout: t) end, [
+          ":timeout"
+        ])
+
+        assert_raises_invalid(fn -> OSXStream.lines(store, "exists.txt", timeout: t) end, [
+          ":timeout"
+        ])
+
+        assert_raises_invalid(fn -> OSXStream.list_stream(store, timeout: t) end, ":timeout")
+
+        assert_raises_invalid(
+          fn -> Enum.into(["data"], OSXStream.upload_sink(store, "new.txt", timeout: t)) end,
+          ":timeout"
+        )
+      end
+
+      # nothing ran: nothing written, moved or deleted, and no reply left behind
+      assert {:ok, [%ObjectStoreX.Meta{location: "exists.txt"}]} = ObjectStoreX.list(store)
+      assert {:ok, "0123456789", _} = ObjectStoreX.get(store, "exists.txt")
+      refute File.exists?(Path.join(dir, "d"))
+      assert mailbox() == []
+    end
+
+    test "2^32 - 1 ms and :infinity are accepted", %{store: store} do
+      assert :ok = ObjectStoreX.put(store, "new.txt", "data", timeout: @max_timeout)
+      assert {:ok, "data", _} = ObjectStoreX.get(store, "new.txt", timeout: :infinity)
+
+      assert ["data"] =
+               OSXStream.download(store, "new.txt", timeout: @max_timeout) |> Enum.to_list()
+
+      assert [_] = OSXStream.list_stream(store, timeout: :infinity) |> Enum.take(1)
+      assert mailbox() == []
+    end
+
+    test "store timeouts in ms above 2^32 - 1 are refused, naming the option" do
+      for key <- [:timeout, :connect_timeout, :read_timeout, :pool_idle_timeout] do
+        assert_invalid(
+          fn ->
+            ObjectStoreX.new(:http, [{:url, "http://127.0.0.1:1/"}, {key, @max_timeout + 1}])
+          end,
+          inspect(key)
+        )
+
+        assert_invalid(
+          fn -> ObjectStoreX.new(:s3, [{:bucket, "b"}, {key, 2 ** 64}]) end,
+          inspect(key)
+        )
+
+        assert {:ok, _} =
+                 ObjectStoreX.new(:http, [{:url, "http://127.0.0.1:1/"}, {key, @max_timeout}])
+      end
+    end
+  end
+end
