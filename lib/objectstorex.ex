@@ -93,8 +93,9 @@ defmodule ObjectStoreX do
     * `:proxy_url` - an HTTP(S) proxy
     * `:allow_http` - permit plain `http://` endpoints (default `false`)
     * `:retry` - keyword list: `:max_retries` (default 10), `:retry_timeout` (ms, default
-      180_000), `:init_backoff` (ms, default 100), `:max_backoff` (ms, default 15_000), `:base`
-      (default 2.0)
+      180_000), `:init_backoff` (ms, positive, default 100), `:max_backoff` (ms, at least
+      `:init_backoff`, default 15_000), `:base` (the backoff's growth factor, a number greater
+      than 1.0 and at most 1000, default 2.0); integers at most 4_294_967_295
     * `:from_env` - read the provider's standard environment variables first (default `true`)
 
   Unknown options are rejected by name.

@@ -237,9 +237,12 @@ defmodule ObjectStoreX.Store do
 
   defp retry(opts) do
     with {:ok, r} <- Args.opts(opts, Keyword.keys(@retry_defaults), @retry_defaults),
-         :ok <-
-           non_negative_integers(r, [:max_retries, :retry_timeout, :init_backoff, :max_backoff]),
-         :ok <- positive_number(r.base) do
+         :ok <- retry_integer(r, :max_retries, 0),
+         :ok <- retry_integer(r, :retry_timeout, 0),
+         :ok <- retry_integer(r, :init_backoff, 1),
+         :ok <- retry_integer(r, :max_backoff, 1),
+         :ok <- backoff_order(r),
+         :ok <- backoff_base(r.base) do
       {:ok,
        %{
          max_retries: r.max_retries,
@@ -254,22 +257,37 @@ defmodule ObjectStoreX.Store do
     end
   end
 
-  defp non_negative_integers(map, keys) do
-    case Enum.find(keys, fn k -> not (is_integer(map[k]) and map[k] >= 0) end) do
-      nil ->
-        :ok
+  defp retry_integer(map, key, min) do
+    value = map[key]
 
-      key ->
+    if is_integer(value) and value >= min and value <= Args.max_timeout(),
+      do: :ok,
+      else:
         Error.invalid(
-          "#{inspect(key)} must be a non-negative integer, got: #{Args.brief(map[key])}"
+          "#{inspect(key)} must be an integer from #{min} to #{Args.max_timeout()}, got: #{Args.brief(value)}"
         )
-    end
   end
 
-  defp positive_number(n) when is_number(n) and n > 0, do: :ok
+  # object_store draws each backoff from init_backoff..(previous * base): that range is empty,
+  # and the draw panics on every retry, unless base > 1 and max_backoff >= init_backoff.
+  defp backoff_order(%{init_backoff: init, max_backoff: max}) when max >= init, do: :ok
 
-  defp positive_number(n),
-    do: Error.invalid(":base must be a positive number, got: #{Args.brief(n)}")
+  defp backoff_order(%{init_backoff: init, max_backoff: max}),
+    do:
+      Error.invalid(
+        ":max_backoff must be at least :init_backoff (#{init} ms), got: #{Args.brief(max)}"
+      )
+
+  # The upper bound keeps every backoff finite (and an integer convertible to a float).
+  @max_base 1_000
+
+  defp backoff_base(base) when is_number(base) and base > 1.0 and base <= @max_base, do: :ok
+
+  defp backoff_base(base),
+    do:
+      Error.invalid(
+        ":base must be a number greater than 1.0 and at most #{@max_base}, got: #{Args.brief(base)}"
+      )
 
   @doc false
   @spec from_url(String.t(), keyword()) :: {:ok, t()} | {:error, Error.t()}

@@ -131,4 +131,52 @@ defmodule ObjectStoreX.GuaranteesTest do
       end
     end
   end
+
+  describe "retry settings" do
+    defp http_store(retry),
+      do:
+        ObjectStoreX.new(:http,
+          url: "http://127.0.0.1:1/",
+          allow_http: true,
+          connect_timeout: 500,
+          retry: retry
+        )
+
+    test "settings that would make object_store panic on a retry are refused by name" do
+      cases = [
+        {[base: 1.0], ":retry :base"},
+        {[base: 1], ":retry :base"},
+        {[base: 0.5], ":retry :base"},
+        {[base: -2.0], ":retry :base"},
+        {[base: :fast], ":retry :base"},
+        {[base: 10 ** 400], ":retry :base"},
+        {[init_backoff: 0], ":retry :init_backoff"},
+        {[init_backoff: -1], ":retry :init_backoff"},
+        {[init_backoff: 1.5], ":retry :init_backoff"},
+        {[init_backoff: 200, max_backoff: 100], ":retry :max_backoff"},
+        # the default max_backoff (15 s) is below this init_backoff
+        {[init_backoff: 20_000], ":retry :max_backoff"},
+        {[max_backoff: 0], ":retry :max_backoff"},
+        {[max_retries: -1], ":retry :max_retries"},
+        {[max_retries: 2 ** 64], ":retry :max_retries"},
+        {[retry_timeout: 2 ** 64], ":retry :retry_timeout"}
+      ]
+
+      for {retry, name} <- cases do
+        message = assert_invalid(fn -> http_store(retry) end, name)
+        assert message =~ "must", message
+      end
+    end
+
+    test "the smallest valid settings retry without a panic" do
+      # init_backoff == max_backoff and a base just above 1: every draw has a non-empty range.
+      assert {:ok, store} =
+               http_store(max_retries: 2, init_backoff: 1, max_backoff: 1, base: 1.000001)
+
+      assert {:error, %Error{reason: :network_error}} = ObjectStoreX.get(store, "x")
+
+      assert {:ok, store} = http_store(max_retries: 1, init_backoff: 5, base: 2)
+      assert {:error, %Error{reason: :network_error}} = ObjectStoreX.get(store, "x")
+    end
+  end
 end
