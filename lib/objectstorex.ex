@@ -37,6 +37,10 @@ defmodule ObjectStoreX do
   default): when it expires, the request is cancelled and `{:error, %ObjectStoreX.Error{reason: :timeout}}` is
   returned. Network requests are also bounded by the store's own `:timeout`, `:read_timeout`
   and `:retry` settings (see `new/2`).
+
+  An option given as `nil` is not set: its default applies, as if it were left out (so
+  `region: System.get_env("REGION")` needs no special case). This holds for every option of
+  every function, store options included.
   """
 
   alias ObjectStoreX.{Args, Error, ListResult, Meta, Native, PutResult, Store}
@@ -647,6 +651,7 @@ defmodule ObjectStoreX do
   @spec upload_file(store(), path(), Path.t(), keyword()) :: {:ok, map()} | error()
   def upload_file(store, path, local_path, opts \\ []) do
     with {:ok, local_path} <- Args.path("local_path", local_path),
+         {:ok, opts} <- Args.keyword(opts),
          {:ok, size} <- file_size(local_path),
          {:ok, resource, path, opts, native} <-
            ObjectStoreX.Upload.validate(store, path, Keyword.put(opts, :size_hint, size)) do
@@ -697,13 +702,14 @@ defmodule ObjectStoreX do
   ## Options
 
   The same as `ObjectStoreX.Stream.upload/4` for the destination (`:hash` defaults to
-  `:sha256`). `:on_progress` receives `%{bytes: copied, total: source_size}` at most every
+  `:sha256`; `false` computes no digest). `:on_progress` receives `%{bytes: copied, total: source_size}` at most every
   100 ms while the copy runs, and once at the end.
   """
   @spec transfer(store(), path(), store(), path(), keyword()) :: {:ok, map()} | error()
   def transfer(source, source_path, store, path, opts \\ []) do
     with {:ok, source_resource} <- Args.store(source),
          {:ok, source_path} <- Args.path("source_path", source_path),
+         {:ok, opts} <- Args.keyword(opts),
          {:ok, resource, path, opts, native} <-
            ObjectStoreX.Upload.validate(store, path, Keyword.put_new(opts, :hash, :sha256)) do
       span = ObjectStoreX.Upload.span(store, path)

@@ -23,11 +23,12 @@ defmodule ObjectStoreX.Args do
 
   def path(name, other), do: Error.invalid("#{name} must be a string, got: #{brief(other)}")
 
-  @doc "Validates a keyword list against `allowed` (a list of keys) and returns it as a map."
-  def opts(opts, allowed, defaults \\ [])
-
-  def opts(opts, allowed, defaults) when is_list(opts) do
-    if Keyword.keyword?(opts) do
+  @doc """
+  Validates a keyword list against `allowed` (a list of keys) and returns it as a map, with
+  `defaults` for the keys not set. A nil value means "not set", as with `System.get_env/1`.
+  """
+  def opts(opts, allowed, defaults \\ []) do
+    with {:ok, opts} <- keyword(opts) do
       case Enum.reject(Keyword.keys(opts), &(&1 in allowed)) do
         [] ->
           {:ok, Map.merge(Map.new(defaults), Map.new(opts))}
@@ -38,13 +39,15 @@ defmodule ObjectStoreX.Args do
               "valid options are: #{Enum.map_join(allowed, ", ", &inspect/1)}"
           )
       end
-    else
-      Error.invalid("options must be a keyword list, got: #{brief(opts)}")
     end
   end
 
-  def opts(other, _allowed, _defaults),
-    do: Error.invalid("options must be a keyword list, got: #{brief(other)}")
+  @doc "Checks that `opts` is a keyword list; returns it without its nil (not set) values."
+  def keyword(opts) do
+    if is_list(opts) and Keyword.keyword?(opts),
+      do: {:ok, Enum.reject(opts, fn {_key, value} -> is_nil(value) end)},
+      else: Error.invalid("options must be a keyword list, got: #{brief(opts)}")
+  end
 
   # The largest timeout `receive ... after` accepts; a larger one raises once the request has
   # started, so it is refused up front.

@@ -291,14 +291,13 @@ defmodule ObjectStoreX.Store do
 
   @doc false
   @spec from_url(String.t(), keyword()) :: {:ok, t()} | {:error, Error.t()}
-  def from_url(url, opts) when is_binary(url) and is_list(opts) do
-    with {:ok, provider, parsed} <- parse_url(url) do
+  def from_url(url, opts) when is_binary(url) do
+    # Options left nil do not override what the URL says.
+    with {:ok, opts} <- Args.keyword(opts),
+         {:ok, provider, parsed} <- parse_url(url) do
       new(provider, Keyword.merge(parsed, opts))
     end
   end
-
-  def from_url(url, opts) when is_binary(url),
-    do: Error.invalid("options must be a keyword list, got: #{Args.brief(opts)}")
 
   def from_url(other, _opts), do: Error.invalid("url must be a string, got: #{Args.brief(other)}")
 

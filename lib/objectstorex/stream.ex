@@ -83,7 +83,6 @@ defmodule ObjectStoreX.Stream do
   """
   @spec download(ObjectStoreX.Store.t(), String.t(), keyword()) :: Enumerable.t()
   def download(store, path, opts \\ []) do
-    opts = Keyword.put_new(opts, :chunk_size, default_chunk_size(store))
     {resource, opts} = validate_download!(store, path, opts)
 
     native = %{
@@ -112,7 +111,8 @@ defmodule ObjectStoreX.Stream do
     result =
       with {:ok, resource} <- Args.store(store),
            {:ok, path} <- Args.path("path", path),
-           {:ok, opts} <- Args.opts(opts, Keyword.keys(@download_defaults), @download_defaults),
+           defaults = Keyword.put(@download_defaults, :chunk_size, default_chunk_size(store)),
+           {:ok, opts} <- Args.opts(opts, Keyword.keys(@download_defaults), defaults),
            :ok <- Args.positive_integers(opts, [:chunk_size, :prefetch, :concurrency]),
            {:ok, _} <- Args.timeout(opts),
            {:ok, range} <- Args.range(":range", opts.range),
@@ -248,7 +248,8 @@ defmodule ObjectStoreX.Stream do
     * `:max_concurrency` - parts in flight, default 8 (2 on local stores)
     * `:size_hint` - the expected total size; raises `:part_size` so that no object needs
       more than 10,000 parts
-    * `:hash` - `:sha256`, `:sha1`, `:md5` or `:crc32c`, computed natively as data flows
+    * `:hash` - `:sha256`, `:sha1`, `:md5` or `:crc32c`, computed natively as data flows;
+      `false` (the default) computes none
     * `:on_progress` - `fn %{bytes: sent, total: size_hint} -> any end`, at most every 100 ms
     * `:on_complete` - `fn summary -> any end` with `%{etag:, version:, bytes:, parts:,
       duration_us:, throughput_mb_s:, digest:}`; the way to get the ETag and digest without
@@ -344,6 +345,12 @@ defmodule ObjectStoreX.Stream do
   """
   @spec lines(ObjectStoreX.Store.t(), String.t(), keyword()) :: Enumerable.t()
   def lines(store, path, opts \\ []) do
+    opts =
+      case Args.keyword(opts) do
+        {:ok, opts} -> opts
+        {:error, error} -> raise error
+      end
+
     {line_opts, download_opts} = Keyword.split(opts, Keyword.keys(@lines_defaults))
     line_opts = Keyword.merge(@lines_defaults, line_opts)
     max = line_opts[:max_line_length]

@@ -44,6 +44,9 @@ defmodule ObjectStoreX.Upload do
          {:ok, path} <- Args.path("path", path),
          {:ok, opts} <-
            Args.opts(opts, @keys ++ extra_keys, defaults(store.backend) ++ [timeout: :infinity]),
+         # `hash: false` turns off a default digest (transfer/5's), which nil cannot: nil is
+         # "not set".
+         opts = if(opts[:hash] == false, do: Map.delete(opts, :hash), else: opts),
          :ok <- check(opts),
          {:ok, put} <- Args.put_options(Map.delete(opts, :mode)) do
       part_size = part_size(opts.part_size, opts[:size_hint])

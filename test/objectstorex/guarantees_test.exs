@@ -179,4 +179,135 @@ defmodule ObjectStoreX.GuaranteesTest do
       assert {:error, %Error{reason: :network_error}} = ObjectStoreX.get(store, "x")
     end
   end
+
+  describe "nil means not set" do
+    test "store options left nil take their defaults", %{dir: dir} do
+      assert {:ok, %ObjectStoreX.Store{backend: :s3, bucket: "b", prefix: nil}} =
+               ObjectStoreX.new(:s3,
+                 bucket: "b",
+                 region: nil,
+                 endpoint: nil,
+                 access_key_id: nil,
+                 secret_access_key: nil,
+                 session_token: nil,
+                 allow_http: nil,
+                 timeout: nil,
+                 retry: [base: nil, max_retries: nil],
+                 from_env: nil,
+                 prefix: nil
+               )
+
+      assert {:ok, %ObjectStoreX.Store{backend: :local} = local} =
+               ObjectStoreX.new(:local, root: Path.join(dir, "root"), prefix: nil)
+
+      assert :ok = ObjectStoreX.put(local, "a.txt", "a")
+
+      assert {:ok, %ObjectStoreX.Store{backend: :http}} =
+               ObjectStoreX.new(:http,
+                 url: "http://127.0.0.1:1/",
+                 proxy_url: nil,
+                 connect_timeout: nil,
+                 retry: nil
+               )
+
+      # :endpoint cannot be combined with the emulator, unless it is not set
+      assert {:ok, %ObjectStoreX.Store{backend: :azure}} =
+               ObjectStoreX.new(:azure,
+                 container: "c",
+                 use_emulator: true,
+                 endpoint: nil,
+                 sas_token: nil
+               )
+
+      # a required option left nil is missing, not of the wrong type
+      message = assert_invalid(fn -> ObjectStoreX.new(:local, root: nil) end, ":root")
+      assert message =~ "required"
+
+      # nil options do not override what the URL says
+      assert {:ok, %ObjectStoreX.Store{bucket: "bucket", prefix: "some/prefix"}} =
+               ObjectStoreX.from_url("s3://bucket/some/prefix", prefix: nil, region: nil)
+    end
+
+    test "operation options left nil take their defaults", %{store: store, dir: dir} do
+      assert :ok =
+               ObjectStoreX.put(store, "p.txt", "data",
+                 mode: nil,
+                 content_type: nil,
+                 metadata: nil,
+                 tags: nil,
+                 timeout: nil
+               )
+
+      assert {:ok, "data", _} =
+               ObjectStoreX.get(store, "p.txt",
+                 range: nil,
+                 if_match: nil,
+                 if_modified_since: nil,
+                 version: nil,
+                 head: nil,
+                 timeout: nil
+               )
+
+      assert {:ok, [_, _]} = ObjectStoreX.list(store, prefix: nil, offset: nil)
+      assert :ok = ObjectStoreX.copy(store, "p.txt", "q.txt", timeout: nil)
+
+      target = Path.join(dir, "p.txt")
+
+      assert {:ok, %ObjectStoreX.Meta{size: 4}} =
+               ObjectStoreX.download_file(store, "p.txt", target,
+                 chunk_size: nil,
+                 concurrency: nil,
+                 on_progress: nil
+               )
+
+      assert {:ok, %{bytes: 4}} =
+               ObjectStoreX.upload_file(store, "r.txt", target, part_size: nil, hash: nil)
+
+      # transfer/5 hashes by default: nil keeps the default; false turns it off
+      sha256 = Base.encode16(:crypto.hash(:sha256, "data"), case: :lower)
+
+      assert {:ok, %{digest: ^sha256}} =
+               ObjectStoreX.transfer(store, "p.txt", store, "s", hash: nil)
+
+      assert {:ok, %{digest: nil}} =
+               ObjectStoreX.transfer(store, "p.txt", store, "t", hash: false)
+    end
+
+    test "stream options left nil take their defaults" do
+      local = TestBackends.store!(:local)
+      data = :crypto.strong_rand_bytes(9 * 1_048_576)
+      :ok = ObjectStoreX.put(local, "big.bin", data)
+
+      # the local default chunk size is 8 MiB: two chunks
+      assert [a, b] =
+               OSXStream.download(local, "big.bin", chunk_size: nil, prefetch: nil, range: nil)
+               |> Enum.to_list()
+
+      assert {byte_size(a), a <> b} == {8 * 1_048_576, data}
+
+      :ok = ObjectStoreX.put(local, "log.txt", "one\ntwo\n")
+
+      assert ["one", "two"] =
+               OSXStream.lines(local, "log.txt",
+                 max_line_length: nil,
+                 decompress: nil,
+                 chunk_size: nil
+               )
+               |> Enum.to_list()
+
+      assert :ok =
+               OSXStream.upload(["x", "y"], local, "up.txt",
+                 part_size: nil,
+                 max_concurrency: nil,
+                 hash: nil
+               )
+
+      assert [_ | _] =
+               OSXStream.list_stream(local, page_size: nil, prefetch: nil, timeout: nil)
+               |> Enum.to_list()
+
+      sink = OSXStream.upload_sink(local, "sink.txt", part_size: nil, on_complete: nil)
+      assert %{result: %{bytes: 2}} = Enum.into(["a", "b"], sink)
+    end
+  end
 end
