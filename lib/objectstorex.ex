@@ -251,8 +251,8 @@ defmodule ObjectStoreX do
 
   ## Options
 
-    * `:range` - `{first, last}` (inclusive), `{:offset, n}` or `{:suffix, n}`; a range that
-      starts past the end gives `:invalid_range`
+    * `:range` - `{first, last}` (inclusive), `{:offset, n}` or `{:suffix, n}`, with offsets
+      at most 2^64 - 2; a range that starts past the end gives `:invalid_range`
     * `:if_match` - read only if the ETag matches, else `:precondition_failed`
     * `:if_none_match` - fail with `:not_modified` if the ETag matches
     * `:if_modified_since` - a `DateTime`; `:not_modified` if not changed since
@@ -346,7 +346,8 @@ defmodule ObjectStoreX do
       {:ok, [header, footer]} =
         ObjectStoreX.get_ranges(store, "data.parquet", [{0, 1000}, {9_999_000, 10_000_000}])
 
-  Ranges are inclusive `{first, last}` pairs; one running past the end is clamped.
+  Ranges are inclusive `{first, last}` pairs, with offsets at most 2^64 - 2; one running past
+  the end is clamped.
 
   ## Options
 
@@ -377,18 +378,20 @@ defmodule ObjectStoreX do
   def get_ranges!(store, path, ranges, opts \\ []),
     do: unwrap!(get_ranges(store, path, ranges, opts))
 
-  defp bounded_ranges(ranges) when is_list(ranges) do
-    Args.map_all(ranges, fn range ->
-      case Args.range("ranges", range) do
-        {:ok, {:bounded, first, stop}} -> {:ok, {first, stop}}
-        {:ok, _} -> Error.invalid("ranges must be {first, last} pairs, got: #{Args.brief(range)}")
-        error -> error
-      end
-    end)
+  defp bounded_ranges(ranges) do
+    if is_list(ranges) and Args.proper_list?(ranges),
+      do: Args.map_all(ranges, &bounded_range/1),
+      else:
+        Error.invalid("ranges must be a list of {first, last} pairs, got: #{Args.brief(ranges)}")
   end
 
-  defp bounded_ranges(other),
-    do: Error.invalid("ranges must be a list of {first, last} pairs, got: #{Args.brief(other)}")
+  defp bounded_range(range) do
+    case Args.range("ranges", range) do
+      {:ok, {:bounded, first, stop}} -> {:ok, {first, stop}}
+      {:ok, _} -> Error.invalid("ranges must be {first, last} pairs, got: #{Args.brief(range)}")
+      error -> error
+    end
+  end
 
   # ---------------------------------------------------------------------------------------------
   # Deletes, copies, renames
@@ -463,10 +466,11 @@ defmodule ObjectStoreX do
     end
   end
 
-  defp path_list(paths) when is_list(paths), do: Args.map_all(paths, &Args.path("paths", &1))
-
-  defp path_list(other),
-    do: Error.invalid("paths must be a list of strings, got: #{Args.brief(other)}")
+  defp path_list(paths) do
+    if is_list(paths) and Args.proper_list?(paths),
+      do: Args.map_all(paths, &Args.path("paths", &1)),
+      else: Error.invalid("paths must be a list of strings, got: #{Args.brief(paths)}")
+  end
 
   @doc """
   Copies an object within the store, replacing any object at `to`.
@@ -754,9 +758,9 @@ defmodule ObjectStoreX do
 
   ## Options
 
-    * `:chunk_size` - bytes per ranged GET, default 8 MiB
-    * `:concurrency` - ranged GETs in flight, default 8 (memory bound: `concurrency *
-      chunk_size`)
+    * `:chunk_size` - bytes per ranged GET, default 8 MiB, at most 1 GiB
+    * `:concurrency` - ranged GETs in flight, default 8, at most 1_000 (memory bound:
+      `concurrency * chunk_size`)
     * `:on_progress` - `fn %{bytes: written, total: size} -> any end`, called at most every
       100 ms while the file is written, and once at the end
     * `:timeout` - see "Common options" in the module doc
@@ -809,14 +813,16 @@ defmodule ObjectStoreX do
 
   @doc """
   Returns a presigned URL that lets anyone holding it perform `method` (`:get`, `:put`,
-  `:delete`, `:head`, `:post`) on `path` for `expires_in` seconds, without credentials.
+  `:delete`, `:head`, `:post`) on `path` for `expires_in` seconds (at most 604_800, 7 days),
+  without credentials.
 
   Supported by S3, GCS and Azure stores; others return `:not_supported`. On GCS without a
   private key, signing asks Google's signing service.
 
   ## Options
 
-  None; the signature takes no options.
+  None; the signature takes no options. `expires_in` is at most 604_800 (7 days, the longest
+  that S3 and GCS signatures allow).
   """
   @spec sign_url(store(), atom(), path(), pos_integer()) :: {:ok, String.t()} | error()
   def sign_url(store, method, path, expires_in) do
@@ -850,6 +856,12 @@ defmodule ObjectStoreX do
         )
     end
   end
+
+  # S3's longest presigned URL (SigV4); GCS's V4 signatures have the same limit.
+  @max_expires_in 604_800
+
+  defp expires(seconds) when is_integer(seconds) and seconds > @max_expires_in,
+    do: Args.too_large("expires_in (seconds)", seconds, @max_expires_in)
 
   defp expires(seconds) when is_integer(seconds) and seconds > 0, do: {:ok, seconds}
 

@@ -180,7 +180,7 @@ defmodule ObjectStoreX.Store do
   defp require_string(opts, key) do
     case opts[key] do
       value when is_binary(value) and value != "" ->
-        :ok
+        with {:ok, _} <- Args.utf8("option #{inspect(key)}", value), do: :ok
 
       nil ->
         Error.invalid("option #{inspect(key)} is required")
@@ -228,7 +228,8 @@ defmodule ObjectStoreX.Store do
     with {:ok, bool} <- Args.boolean("option #{inspect(key)}", value), do: {:ok, to_string(bool)}
   end
 
-  defp config_value(_key, value) when is_binary(value), do: {:ok, value}
+  defp config_value(key, value) when is_binary(value),
+    do: Args.utf8("option #{inspect(key)}", value)
 
   defp config_value(key, value),
     do: Error.invalid("option #{inspect(key)} must be a string, got: #{Args.brief(value)}")
@@ -293,7 +294,8 @@ defmodule ObjectStoreX.Store do
   @spec from_url(String.t(), keyword()) :: {:ok, t()} | {:error, Error.t()}
   def from_url(url, opts) when is_binary(url) do
     # Options left nil do not override what the URL says.
-    with {:ok, opts} <- Args.keyword(opts),
+    with {:ok, url} <- Args.utf8("url", url),
+         {:ok, opts} <- Args.keyword(opts),
          {:ok, provider, parsed} <- parse_url(url) do
       new(provider, Keyword.merge(parsed, opts))
     end
@@ -313,7 +315,7 @@ defmodule ObjectStoreX.Store do
       "file" ->
         if uri.path in [nil, ""],
           do: Error.invalid("file URL #{inspect(url)} has no path"),
-          else: {:ok, :local, root: URI.decode(uri.path)}
+          else: {:ok, :local, root: decode(uri.path)}
 
       scheme when scheme in ["s3", "s3a"] ->
         bucket_url(:s3, url, uri, with_prefix)
@@ -345,6 +347,13 @@ defmodule ObjectStoreX.Store do
           "unsupported URL #{inspect(url)}; expected memory://, file://, s3://, gs://, az://, abfs:// or http(s)://"
         )
     end
+  end
+
+  # A malformed escape is kept as it is; a path that is then not a valid one is refused later.
+  defp decode(path) do
+    URI.decode(path)
+  rescue
+    ArgumentError -> path
   end
 
   defp bucket_url(provider, url, uri, with_prefix) do

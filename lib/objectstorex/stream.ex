@@ -60,14 +60,15 @@ defmodule ObjectStoreX.Stream do
 
   ## Options
 
-    * `:chunk_size` - bytes per chunk, default 8 MiB on local stores and 2 MiB elsewhere;
-      every chunk but the last has exactly this size
-    * `:prefetch` - chunks read ahead of the consumer, default 2 (see "Memory and flow
-      control")
-    * `:concurrency` - ranged GETs in flight for one object, default 1; above 1, chunks are
-      fetched in parallel and delivered in order (needs an ETag or version on the object)
+    * `:chunk_size` - bytes per chunk, default 8 MiB on local stores and 2 MiB elsewhere, at
+      most 1 GiB; every chunk but the last has exactly this size
+    * `:prefetch` - chunks read ahead of the consumer, default 2, at most 1_000 (see "Memory
+      and flow control")
+    * `:concurrency` - ranged GETs in flight for one object, default 1, at most 1_000; above
+      1, chunks are fetched in parallel and delivered in order (needs an ETag or version on
+      the object)
     * `:range` - stream part of the object: `{first, last}` (inclusive), `{:offset, n}` or
-      `{:suffix, n}`
+      `{:suffix, n}`, with offsets at most 2^64 - 2
     * `:timeout` - ms to wait for each chunk (at most 4_294_967_295, or `:infinity`), default
       30_000; on expiry the download is
       cancelled and `%ObjectStoreX.Error{reason: :timeout}` raised. Network stalls are
@@ -200,8 +201,10 @@ defmodule ObjectStoreX.Stream do
   defp check_hash(%{hash: nil}),
     do: Error.invalid(":verify needs :hash to say which digest to compute")
 
-  defp check_hash(%{hash: h, verify: v}) when h in @hashes and (is_nil(v) or is_binary(v)),
-    do: :ok
+  defp check_hash(%{hash: h, verify: nil}) when h in @hashes, do: :ok
+
+  defp check_hash(%{hash: h, verify: v}) when h in @hashes and is_binary(v),
+    do: with({:ok, _} <- Args.utf8(":verify", v), do: :ok)
 
   defp check_hash(%{hash: h}) when h in @hashes,
     do: Error.invalid(":verify must be a hex digest string")
@@ -243,11 +246,11 @@ defmodule ObjectStoreX.Stream do
 
   ## Options
 
-    * `:part_size` - bytes per part, at least 5 MiB; default 8 MiB on S3, GCS and Azure and
-      64 MiB on local stores
-    * `:max_concurrency` - parts in flight, default 8 (2 on local stores)
+    * `:part_size` - bytes per part, at least 5 MiB and at most 5 GiB (S3's limits); default
+      8 MiB on S3, GCS and Azure and 64 MiB on local stores
+    * `:max_concurrency` - parts in flight, default 8 (2 on local stores), at most 1_000
     * `:size_hint` - the expected total size; raises `:part_size` so that no object needs
-      more than 10,000 parts
+      more than 10,000 parts, so at most 10,000 parts of 5 GiB (53_687_091_200_000 bytes)
     * `:hash` - `:sha256`, `:sha1`, `:md5` or `:crc32c`, computed natively as data flows;
       `false` (the default) computes none
     * `:on_progress` - `fn %{bytes: sent, total: size_hint} -> any end`, at most every 100 ms
@@ -291,8 +294,9 @@ defmodule ObjectStoreX.Stream do
 
     * `:prefix` - list under this path
     * `:offset` - only objects whose path sorts after this one
-    * `:page_size` - objects per message from the native side, default 1000
-    * `:prefetch` - pages read ahead of the consumer, default 2
+    * `:page_size` - objects per message from the native side, default 1000, at most
+      100_000
+    * `:prefetch` - pages read ahead of the consumer, default 2, at most 1_000
     * `:timeout` - ms to wait for each page (at most 4_294_967_295, or `:infinity`), default
       30_000
   """
@@ -431,7 +435,7 @@ defmodule ObjectStoreX.Stream do
       fn
         %{stream: nil} = s ->
           ref = make_ref()
-          stream = s.start.(ref)
+          stream = start!(s.start, ref)
           {items, state} = handle.(:opened, s.state)
           {items, %{s | ref: ref, stream: stream, state: state}}
 
@@ -440,6 +444,19 @@ defmodule ObjectStoreX.Stream do
       end,
       &close/1
     )
+  end
+
+  # Options are checked before a NIF is called, so a badarg can only mean a resource of the
+  # wrong kind, such as a hand-built %ObjectStoreX.Store{}.
+  defp start!(start, ref) do
+    start.(ref)
+  rescue
+    ArgumentError ->
+      reraise %Error{
+                reason: :invalid_argument,
+                message: "the store argument is not a live ObjectStoreX resource"
+              },
+              __STACKTRACE__
   end
 
   defp receive_event(%{ref: ref, stream: stream} = s, timeout, handle) do

@@ -310,4 +310,213 @@ defmodule ObjectStoreX.GuaranteesTest do
       assert %{result: %{bytes: 2}} = Enum.into(["a", "b"], sink)
     end
   end
+
+  describe "invalid UTF-8 in option strings" do
+    test "is refused in Elixir, naming the option", %{store: store, dir: dir} do
+      bad = <<"ok", 255>>
+      file = Path.join(dir, "up.bin")
+      File.write!(file, "data")
+
+      cases = [
+        {fn -> ObjectStoreX.list(store, prefix: bad) end, ":prefix"},
+        {fn -> ObjectStoreX.list(store, offset: bad) end, ":offset"},
+        {fn -> ObjectStoreX.list_with_delimiter(store, prefix: bad) end, ":prefix"},
+        {fn -> ObjectStoreX.get(store, "exists.txt", if_match: bad) end, ":if_match"},
+        {fn -> ObjectStoreX.get(store, "exists.txt", if_none_match: bad) end, ":if_none_match"},
+        {fn -> ObjectStoreX.get(store, "exists.txt", version: bad) end, ":version"},
+        {fn -> ObjectStoreX.put(store, "a", "b", content_type: bad) end, ":content_type"},
+        {fn -> ObjectStoreX.put(store, "a", "b", cache_control: bad) end, ":cache_control"},
+        {fn -> ObjectStoreX.put(store, "a", "b", metadata: %{"k" => bad}) end, ":metadata"},
+        {fn -> ObjectStoreX.put(store, "a", "b", metadata: %{bad => "v"}) end, ":metadata"},
+        {fn -> ObjectStoreX.put(store, "a", "b", tags: %{"k" => bad}) end, ":tags"},
+        {fn -> ObjectStoreX.put(store, "a", "b", mode: {:update, bad}) end, ":mode"},
+        {fn -> ObjectStoreX.upload_file(store, "a", file, content_type: bad) end,
+         ":content_type"},
+        {fn -> OSXStream.upload(["b"], store, "a", metadata: %{"k" => bad}) end, ":metadata"},
+        {fn -> ObjectStoreX.new(:memory, prefix: bad) end, ":prefix"},
+        {fn -> ObjectStoreX.new(:local, root: bad) end, ":root"},
+        {fn -> ObjectStoreX.new(:http, url: "http://127.0.0.1/" <> bad) end, ":url"},
+        {fn -> ObjectStoreX.new(:http, url: "http://127.0.0.1/", proxy_url: bad) end,
+         ":proxy_url"},
+        {fn -> ObjectStoreX.new(:s3, bucket: "b", region: bad) end, ":region"},
+        {fn -> ObjectStoreX.new(:s3, bucket: bad) end, ":bucket"},
+        {fn -> ObjectStoreX.new(:azure, container: "c", account: bad) end, ":account"},
+        {fn -> ObjectStoreX.from_url("s3://bucket/" <> bad) end, "url"},
+        {fn -> ObjectStoreX.from_url("s3://bucket/x", region: bad) end, ":region"}
+      ]
+
+      for {fun, name} <- cases do
+        message = assert_invalid(fun, name)
+        assert message =~ "UTF-8", message
+      end
+
+      assert_raises_invalid(fn -> OSXStream.list_stream(store, prefix: bad) end, [
+        ":prefix",
+        "UTF-8"
+      ])
+
+      assert_raises_invalid(
+        fn -> OSXStream.download(store, "exists.txt", hash: :md5, verify: bad) end,
+        [":verify", "UTF-8"]
+      )
+
+      assert {:error, %Error{reason: :not_found}} = ObjectStoreX.head(store, "a")
+    end
+  end
+
+  describe "integers above the documented maxima" do
+    test "are :invalid_argument naming the argument", %{store: store, dir: dir} do
+      gib = 1_073_741_824
+      file = Path.join(dir, "up.bin")
+      File.write!(file, "data")
+      target = Path.join(dir, "down.bin")
+
+      cases = [
+        {fn -> ObjectStoreX.get_ranges(store, "exists.txt", [{0, 2 ** 64}]) end, "ranges"},
+        {fn -> ObjectStoreX.get_ranges(store, "exists.txt", [{0, 1}, {2 ** 70, 2 ** 71}]) end,
+         "ranges"},
+        {fn -> ObjectStoreX.get(store, "exists.txt", range: {0, 2 ** 64 - 1}) end, ":range"},
+        {fn -> ObjectStoreX.get(store, "exists.txt", range: {:offset, 2 ** 64}) end, ":range"},
+        {fn -> ObjectStoreX.get(store, "exists.txt", range: {:suffix, 2 ** 70}) end, ":range"},
+        {fn -> ObjectStoreX.sign_url(store, :get, "exists.txt", 604_801) end, "expires_in"},
+        {fn -> ObjectStoreX.sign_url(store, :get, "exists.txt", 2 ** 64) end, "expires_in"},
+        {fn -> ObjectStoreX.download_file(store, "exists.txt", target, chunk_size: gib + 1) end,
+         ":chunk_size"},
+        {fn -> ObjectStoreX.download_file(store, "exists.txt", target, chunk_size: 2 ** 64) end,
+         ":chunk_size"},
+        {fn -> ObjectStoreX.download_file(store, "exists.txt", target, concurrency: 1_001) end,
+         ":concurrency"},
+        {fn -> ObjectStoreX.download_file(store, "exists.txt", target, concurrency: 2 ** 64) end,
+         ":concurrency"},
+        {fn -> ObjectStoreX.upload_file(store, "a", file, part_size: 5 * gib + 1) end,
+         ":part_size"},
+        {fn -> ObjectStoreX.upload_file(store, "a", file, max_concurrency: 1_001) end,
+         ":max_concurrency"},
+        {fn -> ObjectStoreX.transfer(store, "exists.txt", store, "a", part_size: 2 ** 64) end,
+         ":part_size"},
+        {fn -> OSXStream.upload(["b"], store, "a", max_concurrency: 2 ** 64) end,
+         ":max_concurrency"},
+        {fn -> OSXStream.upload(["b"], store, "a", size_hint: 2 ** 64) end, ":size_hint"},
+        # would need parts larger than 5 GiB
+        {fn -> OSXStream.upload(["b"], store, "a", size_hint: 10_000 * 5 * gib + 1) end,
+         ":size_hint"}
+      ]
+
+      for {fun, name} <- cases do
+        message = assert_invalid(fun, name)
+        assert message =~ "at most", message
+      end
+
+      for {opts, name} <- [
+            {[chunk_size: gib + 1], ":chunk_size"},
+            {[chunk_size: 2 ** 64], ":chunk_size"},
+            {[prefetch: 1_001], ":prefetch"},
+            {[concurrency: 1_001], ":concurrency"},
+            {[range: {0, 2 ** 64}], ":range"}
+          ] do
+        assert_raises_invalid(fn -> OSXStream.download(store, "exists.txt", opts) end, [
+          name,
+          "at most"
+        ])
+
+        assert_raises_invalid(fn -> OSXStream.lines(store, "exists.txt", opts) end, [
+          name,
+          "at most"
+        ])
+      end
+
+      assert_raises_invalid(fn -> OSXStream.list_stream(store, page_size: 100_001) end, [
+        ":page_size",
+        "at most"
+      ])
+
+      assert_raises_invalid(fn -> OSXStream.list_stream(store, prefetch: 1_001) end, [
+        ":prefetch",
+        "at most"
+      ])
+
+      assert_raises_invalid(
+        fn -> Enum.into(["b"], OSXStream.upload_sink(store, "a", part_size: 5 * gib + 1)) end,
+        [":part_size", "at most"]
+      )
+
+      assert {:error, %Error{reason: :not_found}} = ObjectStoreX.head(store, "a")
+      refute File.exists?(target)
+      assert mailbox() == []
+    end
+
+    test "the maxima themselves are accepted", %{store: store, dir: dir} do
+      assert {:ok, "0123456789", _} =
+               ObjectStoreX.get(store, "exists.txt", range: {0, 2 ** 64 - 2})
+
+      assert {:ok, ["0123456789"]} =
+               ObjectStoreX.get_ranges(store, "exists.txt", [{0, 2 ** 64 - 2}])
+
+      # the memory store cannot sign: the expiry itself was accepted
+      assert {:error, %Error{reason: :not_supported}} =
+               ObjectStoreX.sign_url(store, :get, "exists.txt", 604_800)
+
+      assert {:ok, %ObjectStoreX.Meta{size: 10}} =
+               ObjectStoreX.download_file(store, "exists.txt", Path.join(dir, "d"),
+                 concurrency: 1_000
+               )
+
+      assert ["0123456789"] =
+               OSXStream.download(store, "exists.txt", prefetch: 1_000, concurrency: 1_000)
+               |> Enum.to_list()
+
+      assert [_] =
+               OSXStream.list_stream(store, page_size: 100_000, prefetch: 1_000) |> Enum.to_list()
+
+      assert :ok =
+               OSXStream.upload(["b"], store, "a",
+                 max_concurrency: 1_000,
+                 part_size: 5 * 1_073_741_824,
+                 size_hint: 10_000 * 5 * 1_073_741_824
+               )
+    end
+  end
+
+  describe "arguments of the wrong shape" do
+    test "non-keyword options and improper lists return an error, never raise", ctx do
+      %{store: store, dir: dir} = ctx
+      file = Path.join(dir, "up.bin")
+      File.write!(file, "data")
+
+      cases = [
+        {fn -> ObjectStoreX.upload_file(store, "k", file, :bad) end, "option"},
+        {fn -> ObjectStoreX.upload_file(store, "k", file, [1, 2]) end, "option"},
+        {fn -> ObjectStoreX.transfer(store, "exists.txt", store, "k", %{}) end, "option"},
+        {fn -> ObjectStoreX.transfer(store, "exists.txt", store, "k", [:x]) end, "option"},
+        {fn -> ObjectStoreX.from_url("memory://", [1]) end, "option"},
+        {fn -> ObjectStoreX.from_url("memory://", :bad) end, "option"},
+        {fn -> ObjectStoreX.new(:memory, [:prefix]) end, "option"},
+        {fn -> ObjectStoreX.get_ranges(store, "exists.txt", [{0, 1} | {2, 3}]) end, "ranges"},
+        {fn -> ObjectStoreX.delete_many(store, ["exists.txt" | "b"]) end, "paths"},
+        {fn -> ObjectStoreX.new(:http, url: "http://127.0.0.1/", retry: :fast) end, ":retry"},
+        {fn ->
+           ObjectStoreX.get(store, "exists.txt", if_modified_since: struct(DateTime, year: :x))
+         end, ":if_modified_since"}
+      ]
+
+      for {fun, name} <- cases, do: assert_invalid(fun, name)
+
+      assert_raises_invalid(fn -> OSXStream.download(store, "exists.txt", :bad) end, "option")
+      assert_raises_invalid(fn -> OSXStream.lines(store, "exists.txt", %{}) end, "option")
+      assert_raises_invalid(fn -> OSXStream.list_stream(store, [1]) end, "option")
+      assert {:ok, "0123456789", _} = ObjectStoreX.get(store, "exists.txt")
+      assert {:error, %Error{reason: :not_found}} = ObjectStoreX.head(store, "k")
+    end
+
+    test "a hand-built store struct gives an error, not an ArgumentError" do
+      fake = %ObjectStoreX.Store{backend: :memory, resource: make_ref()}
+
+      assert_invalid(fn -> OSXStream.upload(["x"], fake, "a") end, "store")
+
+      assert_raises_invalid(
+        fn -> OSXStream.download(fake, "a") |> Enum.to_list() end,
+        "store"
+      )
+    end
+  end
 end
