@@ -100,7 +100,8 @@ defmodule ObjectStoreX.Store do
   @doc false
   @spec new(atom(), keyword()) :: {:ok, t()} | {:error, Error.t()}
   def new(provider, opts) when provider in @providers do
-    with {:ok, opts} <- Args.opts(opts, allowed_options(provider)),
+    with :ok <- keyword(opts),
+         {:ok, opts} <- Args.opts(opts, allowed_options(provider)),
          {:ok, config} <- native_config(provider, opts),
          {:ok, resource} <- open(provider, config) do
       {:ok,
@@ -120,6 +121,41 @@ defmodule ObjectStoreX.Store do
         "unknown provider #{Args.brief(provider)}; expected one of #{Enum.map_join(@providers, ", ", &inspect/1)}"
       )
 
+  # Args.opts would quote a malformed list, and store options carry credentials.
+  defp keyword(opts) do
+    if is_list(opts) and Keyword.keyword?(opts),
+      do: :ok,
+      else: Error.invalid("store options must be a keyword list, got #{kind(opts)}")
+  end
+
+  # What a value is, for messages that must not show it.
+  defp kind(value) when is_list(value), do: "a list"
+  defp kind(value) when is_map(value), do: "a map"
+  defp kind(""), do: "an empty string"
+  defp kind(value) when is_binary(value), do: "a string"
+  defp kind(value) when is_atom(value), do: "an atom"
+  defp kind(value) when is_number(value), do: "a number"
+  defp kind(_value), do: "another term"
+
+  # Values of options named like credentials (and URLs, which may carry a user and password)
+  # are never quoted in messages, only described.
+  defp shown(key, value) do
+    name = Atom.to_string(key)
+
+    if String.contains?(name, ["secret", "token", "key", "password", "credential", "url"]),
+      do: kind(value),
+      else: Args.brief(value)
+  end
+
+  # The URL without its user information and query (which may hold a SAS token), for messages
+  # and inspect/2.
+  # Done on the text, so that a URL that URI cannot split still loses them.
+  defp redact_url(url) do
+    url
+    |> String.replace(~r{^([^/?#]*://)?[^/?#]*@}, "\\1")
+    |> String.replace(~r{\?[^#]*}, "")
+  end
+
   defp open(provider, config) do
     case ObjectStoreX.Call.await(&Native.store_new(&1, provider, config), :infinity) do
       {:ok, resource} -> {:ok, resource}
@@ -128,15 +164,9 @@ defmodule ObjectStoreX.Store do
   end
 
   defp root(:local, opts), do: opts[:root] && Path.expand(opts[:root])
-  defp root(:http, opts), do: opts[:url] && strip_userinfo(opts[:url])
+  defp root(:http, opts), do: opts[:url] && redact_url(opts[:url])
   defp root(:azure, opts), do: opts[:account]
   defp root(_, _), do: nil
-
-  defp strip_userinfo(url) do
-    case URI.parse(url) do
-      %URI{} = uri -> URI.to_string(%URI{uri | userinfo: nil, query: nil})
-    end
-  end
 
   defp normalize_prefix(nil), do: nil
 
@@ -187,7 +217,7 @@ defmodule ObjectStoreX.Store do
 
       other ->
         Error.invalid(
-          "option #{inspect(key)} must be a non-empty string, got: #{Args.brief(other)}"
+          "option #{inspect(key)} must be a non-empty string, got: #{shown(key, other)}"
         )
     end
   end
@@ -232,7 +262,7 @@ defmodule ObjectStoreX.Store do
     do: Args.utf8("option #{inspect(key)}", value)
 
   defp config_value(key, value),
-    do: Error.invalid("option #{inspect(key)} must be a string, got: #{Args.brief(value)}")
+    do: Error.invalid("option #{inspect(key)} must be a string, got: #{shown(key, value)}")
 
   defp retry(nil), do: {:ok, nil}
 
@@ -301,7 +331,7 @@ defmodule ObjectStoreX.Store do
     end
   end
 
-  def from_url(other, _opts), do: Error.invalid("url must be a string, got: #{Args.brief(other)}")
+  def from_url(other, _opts), do: Error.invalid("url must be a string, got #{kind(other)}")
 
   defp parse_url(url) do
     uri = URI.parse(url)
@@ -314,7 +344,7 @@ defmodule ObjectStoreX.Store do
 
       "file" ->
         if uri.path in [nil, ""],
-          do: Error.invalid("file URL #{inspect(url)} has no path"),
+          do: Error.invalid("file URL #{inspect(redact_url(url))} has no path"),
           else: {:ok, :local, root: decode(uri.path)}
 
       scheme when scheme in ["s3", "s3a"] ->
@@ -328,14 +358,15 @@ defmodule ObjectStoreX.Store do
              do: {:ok, :azure, with_prefix.(container: container)}
 
       scheme when scheme in ["abfs", "abfss"] ->
+        account = uri.host |> to_string() |> String.split(".") |> hd()
+
         case String.split(uri.userinfo || "", "@") do
-          [container] when container != "" ->
-            account = uri.host |> to_string() |> String.split(".") |> hd()
+          [container] when container != "" and account != "" ->
             {:ok, :azure, with_prefix.(container: container, account: account)}
 
           _ ->
             Error.invalid(
-              "expected abfs://CONTAINER@ACCOUNT.dfs.core.windows.net/PATH, got: #{inspect(url)}"
+              "an abfs URL must be abfs://CONTAINER@ACCOUNT.dfs.core.windows.net/PATH, got: #{inspect(redact_url(url))}"
             )
         end
 
@@ -344,7 +375,7 @@ defmodule ObjectStoreX.Store do
 
       _ ->
         Error.invalid(
-          "unsupported URL #{inspect(url)}; expected memory://, file://, s3://, gs://, az://, abfs:// or http(s)://"
+          "unsupported URL #{inspect(redact_url(url))}; expected memory://, file://, s3://, gs://, az://, abfs:// or http(s)://"
         )
     end
   end
@@ -359,7 +390,7 @@ defmodule ObjectStoreX.Store do
   defp bucket_url(provider, url, uri, with_prefix) do
     case uri.host do
       host when is_binary(host) and host != "" -> {:ok, provider, with_prefix.(bucket: host)}
-      _ -> Error.invalid("URL #{inspect(url)} names no bucket")
+      _ -> Error.invalid("URL #{inspect(redact_url(url))} names no bucket")
     end
   end
 

@@ -519,4 +519,92 @@ defmodule ObjectStoreX.GuaranteesTest do
       )
     end
   end
+
+  describe "secrets" do
+    # Recognisable fake credentials: none may appear in any message or inspected store.
+    @secrets [
+      "S3SECRETfake1",
+      "AKIDfake2",
+      "SESSIONfake3",
+      "AZKEYfake4",
+      "SASfake5",
+      "BEARERfake6",
+      "CLIENTSECRETfake7",
+      "GCSKEYfake8",
+      "URLPASSfake9",
+      "QUERYSIGfake10"
+    ]
+
+    defp refute_secrets(text) do
+      for secret <- @secrets, do: refute(text =~ secret, "#{inspect(text)} shows #{secret}")
+    end
+
+    test "wrong-typed credential options are named, their values never shown" do
+      cases = [
+        {:s3, [bucket: "b", secret_access_key: ~c"S3SECRETfake1"]},
+        {:s3, [bucket: "b", access_key_id: {:key, "AKIDfake2"}]},
+        {:s3, [bucket: "b", session_token: [~c"SESSIONfake3"]]},
+        {:s3, [bucket: "b", secret_access_key: <<"S3SECRETfake1", 255>>]},
+        {:azure, [container: "c", access_key: ~c"AZKEYfake4"]},
+        {:azure, [container: "c", sas_token: %{token: "SASfake5"}]},
+        {:azure, [container: "c", bearer_token: ~c"BEARERfake6"]},
+        {:azure, [container: "c", client_secret: ~c"CLIENTSECRETfake7"]},
+        {:gcs, [bucket: "b", service_account_key: ~c"GCSKEYfake8"]},
+        {:http, [url: ~c"http://user:URLPASSfake9@127.0.0.1/"]},
+        {:http, [url: "http://127.0.0.1/", proxy_url: ~c"http://u:URLPASSfake9@proxy/"]},
+        {:s3, [{:secret_access_key, "S3SECRETfake1"}, :not_a_pair]},
+        {:s3, %{bucket: "b", secret_access_key: "S3SECRETfake1"}}
+      ]
+
+      for {provider, opts} <- cases do
+        message = assert_invalid(fn -> ObjectStoreX.new(provider, opts) end, "option")
+        refute_secrets(message)
+
+        # the option at fault is named
+        if is_list(opts) and Keyword.keyword?(opts) do
+          {key, _} = List.last(opts)
+          assert message =~ inspect(key), message
+        end
+      end
+    end
+
+    test "from_url messages show no user information or query" do
+      for url <- [
+            "ftp://user:URLPASSfake9@host/x",
+            "s3://user:URLPASSfake9@/x?sig=QUERYSIGfake10",
+            "abfs://user:URLPASSfake9@/x?sig=QUERYSIGfake10",
+            "file://user:URLPASSfake9@"
+          ] do
+        message = assert_invalid(fn -> ObjectStoreX.from_url(url) end, "URL")
+        refute_secrets(message)
+      end
+
+      message =
+        assert_invalid(fn -> ObjectStoreX.from_url(~c"http://u:URLPASSfake9@h/") end, "url")
+
+      refute_secrets(message)
+    end
+
+    test "inspect/2 of a store shows no credentials" do
+      {:ok, s3} =
+        ObjectStoreX.new(:s3,
+          bucket: "b",
+          access_key_id: "AKIDfake2",
+          secret_access_key: "S3SECRETfake1",
+          session_token: "SESSIONfake3"
+        )
+
+      {:ok, azure} =
+        ObjectStoreX.new(:azure, account: "acct", container: "c", sas_token: "sv=1&sig=SASfake5")
+
+      {:ok, http} =
+        ObjectStoreX.new(:http, url: "http://user:URLPASSfake9@127.0.0.1:1/p?sig=QUERYSIGfake10")
+
+      for store <- [s3, azure, http] do
+        refute_secrets(inspect(store, limit: :infinity, structs: true))
+      end
+
+      assert inspect(http) =~ "127.0.0.1:1/p"
+    end
+  end
 end
