@@ -662,7 +662,7 @@ defmodule ObjectStoreX do
       span = ObjectStoreX.Upload.span(store, path)
 
       start = &Native.upload_file(&1, resource, path, Path.expand(local_path), native)
-      start |> upload_call(opts) |> ObjectStoreX.Upload.close_span(span)
+      upload_call(start, opts, span)
     end
   end
 
@@ -719,14 +719,26 @@ defmodule ObjectStoreX do
       span = ObjectStoreX.Upload.span(store, path)
 
       start = &Native.upload_transfer(&1, source_resource, source_path, resource, path, native)
-      start |> upload_call(opts) |> ObjectStoreX.Upload.close_span(span)
+      upload_call(start, opts, span)
     end
   end
 
-  # A natively driven upload: reports progress, then the summary to :on_complete.
-  defp upload_call(start, opts) do
-    with {:ok, summary} <- call(start, opts.timeout, &ObjectStoreX.Upload.summary/1, opts),
-         :ok <- report_end(opts, summary.bytes) do
+  # A natively driven upload: reports progress and closes the telemetry span, then gives the
+  # summary to :on_complete, as Stream.upload/4 does. A raising :on_progress closes the span
+  # with :exception too.
+  defp upload_call(start, opts, span) do
+    result =
+      try do
+        with {:ok, summary} <- call(start, opts.timeout, &ObjectStoreX.Upload.summary/1, opts),
+             :ok <- report_end(opts, summary.bytes),
+             do: {:ok, summary}
+      catch
+        kind, reason ->
+          ObjectStoreX.Upload.raised(span, kind, reason, __STACKTRACE__)
+          :erlang.raise(kind, reason, __STACKTRACE__)
+      end
+
+    with {:ok, summary} <- ObjectStoreX.Upload.close_span(result, span) do
       if opts[:on_complete], do: opts[:on_complete].(summary)
       {:ok, summary}
     end

@@ -156,6 +156,34 @@ defmodule ObjectStoreX.TelemetryTest do
         assert %{kind: :error, reason: :cancelled, path: "t/halted.bin"} = meta
       end
 
+      test "upload_file and transfer whose :on_progress raises emit one exception", ctx do
+        file = Path.join(TestBackends.tmp_dir!("telemetry"), "source.bin")
+        File.write!(file, random(1000))
+        on_exit(fn -> File.rm_rf!(Path.dirname(file)) end)
+        # A source of its own: the upload above may be cancelled before it writes.
+        :ok = ObjectStoreX.put(ctx.store, "t/source.bin", random(1000))
+        boom = fn _progress -> raise "boom" end
+
+        assert_raise RuntimeError, "boom", fn ->
+          ObjectStoreX.upload_file(ctx.store, "t/p.bin", file, on_progress: boom)
+        end
+
+        assert_raise RuntimeError, "boom", fn ->
+          ObjectStoreX.transfer(ctx.store, "t/source.bin", ctx.store, "t/q.bin", on_progress: boom)
+        end
+
+        assert [
+                 {[:upload, :start], _, %{path: "t/p.bin"}},
+                 {[:upload, :exception], _, %{path: "t/p.bin"} = file_meta},
+                 {[:upload, :start], _, %{path: "t/q.bin"}},
+                 {[:upload, :exception], _, %{path: "t/q.bin"} = copy_meta}
+               ] = events()
+
+        for meta <- [file_meta, copy_meta] do
+          assert %{kind: :error, reason: %RuntimeError{message: "boom"}} = meta
+        end
+      end
+
       test "upload_file and transfer emit start and stop", ctx do
         data = random(2 * @part + 3)
         file = Path.join(TestBackends.tmp_dir!("telemetry"), "source.bin")
