@@ -156,6 +156,27 @@ defmodule ObjectStoreX.TelemetryTest do
         assert %{kind: :error, reason: :cancelled, path: "t/halted.bin"} = meta
       end
 
+      test "a failed write into the upload sink emits one exception, with its reason", ctx do
+        sink = OSXStream.upload_sink(ctx.store, "t/bad.bin")
+
+        collects = [
+          fn -> Enum.into([random(10), :not_iodata], sink) end,
+          fn -> Stream.into([random(10), :not_iodata], sink) |> Stream.run() end
+        ]
+
+        for collect <- collects do
+          assert_raise ObjectStoreX.Error, ~r/upload chunks/, collect
+
+          assert [
+                   {[:upload, :start], _, _},
+                   {[:upload, :exception], _, %{kind: :error, reason: :invalid_argument}}
+                 ] = events()
+        end
+
+        assert {:error, %ObjectStoreX.Error{reason: :not_found}} =
+                 ObjectStoreX.head(ctx.store, "t/bad.bin")
+      end
+
       test "upload_file and transfer whose :on_progress raises emit one exception", ctx do
         file = Path.join(TestBackends.tmp_dir!("telemetry"), "source.bin")
         File.write!(file, random(1000))
