@@ -265,11 +265,18 @@ defmodule ObjectStoreX.Stream do
   @spec upload(Enumerable.t(), ObjectStoreX.Store.t(), String.t(), keyword()) ::
           :ok | {:error, Error.t()}
   def upload(enumerable, store, path, opts \\ []) do
-    with {:ok, resource, path, opts, native} <- Upload.validate(store, path, opts),
+    with :ok <- enumerable(enumerable),
+         {:ok, resource, path, opts, native} <- Upload.validate(store, path, opts),
          {:ok, upload} <- Upload.start(resource, path, native),
          {:ok, _summary} <- Upload.run(enumerable, upload, opts, Upload.span(store, path)) do
       :ok
     end
+  end
+
+  defp enumerable(enumerable) do
+    if Enumerable.impl_for(enumerable),
+      do: :ok,
+      else: Error.invalid("the source must be an Enumerable, got: #{Args.brief(enumerable)}")
   end
 
   @doc """

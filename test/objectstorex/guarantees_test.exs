@@ -494,6 +494,7 @@ defmodule ObjectStoreX.GuaranteesTest do
         {fn -> ObjectStoreX.get_ranges(store, "exists.txt", [{0, 1} | {2, 3}]) end, "ranges"},
         {fn -> ObjectStoreX.delete_many(store, ["exists.txt" | "b"]) end, "paths"},
         {fn -> ObjectStoreX.new(:http, url: "http://127.0.0.1/", retry: :fast) end, ":retry"},
+        {fn -> OSXStream.upload(:not_enumerable, store, "k") end, "Enumerable"},
         {fn ->
            ObjectStoreX.get(store, "exists.txt", if_modified_since: struct(DateTime, year: :x))
          end, ":if_modified_since"}
