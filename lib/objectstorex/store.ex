@@ -325,6 +325,7 @@ defmodule ObjectStoreX.Store do
   def from_url(url, opts) when is_binary(url) do
     # Options left nil do not override what the URL says.
     with {:ok, url} <- Args.utf8("url", url),
+         :ok <- keyword(opts),
          {:ok, opts} <- Args.keyword(opts),
          {:ok, provider, parsed} <- parse_url(url) do
       new(provider, Keyword.merge(parsed, opts))

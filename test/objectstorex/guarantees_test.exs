@@ -584,6 +584,14 @@ defmodule ObjectStoreX.GuaranteesTest do
         assert_invalid(fn -> ObjectStoreX.from_url(~c"http://u:URLPASSfake9@h/") end, "url")
 
       refute_secrets(message)
+
+      message =
+        assert_invalid(
+          fn -> ObjectStoreX.from_url("s3://b", [{:secret_access_key, "S3SECRETfake1"}, :x]) end,
+          "option"
+        )
+
+      refute_secrets(message)
     end
 
     test "inspect/2 of a store shows no credentials" do
