@@ -33,10 +33,14 @@ defmodule ObjectStoreX do
 
   ## Common options
 
-  Every operation accepts `:timeout` (milliseconds or `:infinity`, the default): when it
-  expires, the request is cancelled and `{:error, %ObjectStoreX.Error{reason: :timeout}}` is
+  Every operation accepts `:timeout` (milliseconds, at most 4_294_967_295, or `:infinity`, the
+  default): when it expires, the request is cancelled and `{:error, %ObjectStoreX.Error{reason: :timeout}}` is
   returned. Network requests are also bounded by the store's own `:timeout`, `:read_timeout`
   and `:retry` settings (see `new/2`).
+
+  An option given as `nil` is not set: its default applies, as if it were left out (so
+  `region: System.get_env("REGION")` needs no special case). This holds for every option of
+  every function, store options included.
   """
 
   alias ObjectStoreX.{Args, Error, ListResult, Meta, Native, PutResult, Store}
@@ -83,6 +87,8 @@ defmodule ObjectStoreX do
 
   ## Options for the network providers (`:s3`, `:gcs`, `:azure`, `:http`)
 
+  Durations are in ms, at most 4_294_967_295.
+
     * `:timeout` - whole-request timeout in ms, default 300_000 (streamed downloads resume
       transparently when it cuts them)
     * `:connect_timeout` - connection timeout in ms (default 5_000)
@@ -91,8 +97,9 @@ defmodule ObjectStoreX do
     * `:proxy_url` - an HTTP(S) proxy
     * `:allow_http` - permit plain `http://` endpoints (default `false`)
     * `:retry` - keyword list: `:max_retries` (default 10), `:retry_timeout` (ms, default
-      180_000), `:init_backoff` (ms, default 100), `:max_backoff` (ms, default 15_000), `:base`
-      (default 2.0)
+      180_000), `:init_backoff` (ms, positive, default 100), `:max_backoff` (ms, at least
+      `:init_backoff`, default 15_000), `:base` (the backoff's growth factor, a number greater
+      than 1.0 and at most 1000, default 2.0); integers at most 4_294_967_295
     * `:from_env` - read the provider's standard environment variables first (default `true`)
 
   Unknown options are rejected by name.
@@ -244,8 +251,8 @@ defmodule ObjectStoreX do
 
   ## Options
 
-    * `:range` - `{first, last}` (inclusive), `{:offset, n}` or `{:suffix, n}`; a range that
-      starts past the end gives `:invalid_range`
+    * `:range` - `{first, last}` (inclusive), `{:offset, n}` or `{:suffix, n}`, with offsets
+      at most 2^64 - 2; a range that starts past the end gives `:invalid_range`
     * `:if_match` - read only if the ETag matches, else `:precondition_failed`
     * `:if_none_match` - fail with `:not_modified` if the ETag matches
     * `:if_modified_since` - a `DateTime`; `:not_modified` if not changed since
@@ -339,7 +346,8 @@ defmodule ObjectStoreX do
       {:ok, [header, footer]} =
         ObjectStoreX.get_ranges(store, "data.parquet", [{0, 1000}, {9_999_000, 10_000_000}])
 
-  Ranges are inclusive `{first, last}` pairs; one running past the end is clamped.
+  Ranges are inclusive `{first, last}` pairs, with offsets at most 2^64 - 2; one running past
+  the end is clamped.
 
   ## Options
 
@@ -370,18 +378,20 @@ defmodule ObjectStoreX do
   def get_ranges!(store, path, ranges, opts \\ []),
     do: unwrap!(get_ranges(store, path, ranges, opts))
 
-  defp bounded_ranges(ranges) when is_list(ranges) do
-    Args.map_all(ranges, fn range ->
-      case Args.range("ranges", range) do
-        {:ok, {:bounded, first, stop}} -> {:ok, {first, stop}}
-        {:ok, _} -> Error.invalid("ranges must be {first, last} pairs, got: #{Args.brief(range)}")
-        error -> error
-      end
-    end)
+  defp bounded_ranges(ranges) do
+    if is_list(ranges) and Args.proper_list?(ranges),
+      do: Args.map_all(ranges, &bounded_range/1),
+      else:
+        Error.invalid("ranges must be a list of {first, last} pairs, got: #{Args.brief(ranges)}")
   end
 
-  defp bounded_ranges(other),
-    do: Error.invalid("ranges must be a list of {first, last} pairs, got: #{Args.brief(other)}")
+  defp bounded_range(range) do
+    case Args.range("ranges", range) do
+      {:ok, {:bounded, first, stop}} -> {:ok, {first, stop}}
+      {:ok, _} -> Error.invalid("ranges must be {first, last} pairs, got: #{Args.brief(range)}")
+      error -> error
+    end
+  end
 
   # ---------------------------------------------------------------------------------------------
   # Deletes, copies, renames
@@ -456,10 +466,11 @@ defmodule ObjectStoreX do
     end
   end
 
-  defp path_list(paths) when is_list(paths), do: Args.map_all(paths, &Args.path("paths", &1))
-
-  defp path_list(other),
-    do: Error.invalid("paths must be a list of strings, got: #{Args.brief(other)}")
+  defp path_list(paths) do
+    if is_list(paths) and Args.proper_list?(paths),
+      do: Args.map_all(paths, &Args.path("paths", &1)),
+      else: Error.invalid("paths must be a list of strings, got: #{Args.brief(paths)}")
+  end
 
   @doc """
   Copies an object within the store, replacing any object at `to`.
@@ -644,13 +655,14 @@ defmodule ObjectStoreX do
   @spec upload_file(store(), path(), Path.t(), keyword()) :: {:ok, map()} | error()
   def upload_file(store, path, local_path, opts \\ []) do
     with {:ok, local_path} <- Args.path("local_path", local_path),
+         {:ok, opts} <- Args.keyword(opts),
          {:ok, size} <- file_size(local_path),
          {:ok, resource, path, opts, native} <-
            ObjectStoreX.Upload.validate(store, path, Keyword.put(opts, :size_hint, size)) do
       span = ObjectStoreX.Upload.span(store, path)
 
       start = &Native.upload_file(&1, resource, path, Path.expand(local_path), native)
-      start |> upload_call(opts) |> ObjectStoreX.Upload.close_span(span)
+      upload_call(start, opts, span)
     end
   end
 
@@ -694,26 +706,39 @@ defmodule ObjectStoreX do
   ## Options
 
   The same as `ObjectStoreX.Stream.upload/4` for the destination (`:hash` defaults to
-  `:sha256`). `:on_progress` receives `%{bytes: copied, total: source_size}` at most every
+  `:sha256`; `false` computes no digest). `:on_progress` receives `%{bytes: copied, total: source_size}` at most every
   100 ms while the copy runs, and once at the end.
   """
   @spec transfer(store(), path(), store(), path(), keyword()) :: {:ok, map()} | error()
   def transfer(source, source_path, store, path, opts \\ []) do
     with {:ok, source_resource} <- Args.store(source),
          {:ok, source_path} <- Args.path("source_path", source_path),
+         {:ok, opts} <- Args.keyword(opts),
          {:ok, resource, path, opts, native} <-
            ObjectStoreX.Upload.validate(store, path, Keyword.put_new(opts, :hash, :sha256)) do
       span = ObjectStoreX.Upload.span(store, path)
 
       start = &Native.upload_transfer(&1, source_resource, source_path, resource, path, native)
-      start |> upload_call(opts) |> ObjectStoreX.Upload.close_span(span)
+      upload_call(start, opts, span)
     end
   end
 
-  # A natively driven upload: reports progress, then the summary to :on_complete.
-  defp upload_call(start, opts) do
-    with {:ok, summary} <- call(start, opts.timeout, &ObjectStoreX.Upload.summary/1, opts),
-         :ok <- report_end(opts, summary.bytes) do
+  # A natively driven upload: reports progress and closes the telemetry span, then gives the
+  # summary to :on_complete, as Stream.upload/4 does. A raising :on_progress closes the span
+  # with :exception too.
+  defp upload_call(start, opts, span) do
+    result =
+      try do
+        with {:ok, summary} <- call(start, opts.timeout, &ObjectStoreX.Upload.summary/1, opts),
+             :ok <- report_end(opts, summary.bytes),
+             do: {:ok, summary}
+      catch
+        kind, reason ->
+          ObjectStoreX.Upload.raised(span, kind, reason, __STACKTRACE__)
+          :erlang.raise(kind, reason, __STACKTRACE__)
+      end
+
+    with {:ok, summary} <- ObjectStoreX.Upload.close_span(result, span) do
       if opts[:on_complete], do: opts[:on_complete].(summary)
       {:ok, summary}
     end
@@ -745,9 +770,9 @@ defmodule ObjectStoreX do
 
   ## Options
 
-    * `:chunk_size` - bytes per ranged GET, default 8 MiB
-    * `:concurrency` - ranged GETs in flight, default 8 (memory bound: `concurrency *
-      chunk_size`)
+    * `:chunk_size` - bytes per ranged GET, default 8 MiB, at most 1 GiB
+    * `:concurrency` - ranged GETs in flight, default 8, at most 1_000 (memory bound:
+      `concurrency * chunk_size`)
     * `:on_progress` - `fn %{bytes: written, total: size} -> any end`, called at most every
       100 ms while the file is written, and once at the end
     * `:timeout` - see "Common options" in the module doc
@@ -800,14 +825,16 @@ defmodule ObjectStoreX do
 
   @doc """
   Returns a presigned URL that lets anyone holding it perform `method` (`:get`, `:put`,
-  `:delete`, `:head`, `:post`) on `path` for `expires_in` seconds, without credentials.
+  `:delete`, `:head`, `:post`) on `path` for `expires_in` seconds (at most 604_800, 7 days),
+  without credentials.
 
   Supported by S3, GCS and Azure stores; others return `:not_supported`. On GCS without a
   private key, signing asks Google's signing service.
 
   ## Options
 
-  None; the signature takes no options.
+  None; the signature takes no options. `expires_in` is at most 604_800 (7 days, the longest
+  that S3 and GCS signatures allow).
   """
   @spec sign_url(store(), atom(), path(), pos_integer()) :: {:ok, String.t()} | error()
   def sign_url(store, method, path, expires_in) do
@@ -841,6 +868,12 @@ defmodule ObjectStoreX do
         )
     end
   end
+
+  # S3's longest presigned URL (SigV4); GCS's V4 signatures have the same limit.
+  @max_expires_in 604_800
+
+  defp expires(seconds) when is_integer(seconds) and seconds > @max_expires_in,
+    do: Args.too_large("expires_in (seconds)", seconds, @max_expires_in)
 
   defp expires(seconds) when is_integer(seconds) and seconds > 0, do: {:ok, seconds}
 

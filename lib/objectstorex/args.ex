@@ -23,11 +23,12 @@ defmodule ObjectStoreX.Args do
 
   def path(name, other), do: Error.invalid("#{name} must be a string, got: #{brief(other)}")
 
-  @doc "Validates a keyword list against `allowed` (a list of keys) and returns it as a map."
-  def opts(opts, allowed, defaults \\ [])
-
-  def opts(opts, allowed, defaults) when is_list(opts) do
-    if Keyword.keyword?(opts) do
+  @doc """
+  Validates a keyword list against `allowed` (a list of keys) and returns it as a map, with
+  `defaults` for the keys not set. A nil value means "not set", as with `System.get_env/1`.
+  """
+  def opts(opts, allowed, defaults \\ []) do
+    with {:ok, opts} <- keyword(opts) do
       case Enum.reject(Keyword.keys(opts), &(&1 in allowed)) do
         [] ->
           {:ok, Map.merge(Map.new(defaults), Map.new(opts))}
@@ -38,28 +39,82 @@ defmodule ObjectStoreX.Args do
               "valid options are: #{Enum.map_join(allowed, ", ", &inspect/1)}"
           )
       end
-    else
-      Error.invalid("options must be a keyword list, got: #{brief(opts)}")
     end
   end
 
-  def opts(other, _allowed, _defaults),
-    do: Error.invalid("options must be a keyword list, got: #{brief(other)}")
+  @doc "Checks that `opts` is a keyword list; returns it without its nil (not set) values."
+  def keyword(opts) do
+    if is_list(opts) and Keyword.keyword?(opts),
+      do: {:ok, Enum.reject(opts, fn {_key, value} -> is_nil(value) end)},
+      else: Error.invalid("options must be a keyword list, got: #{brief(opts)}")
+  end
 
-  def timeout(%{timeout: t}) when t == :infinity or (is_integer(t) and t >= 0), do: {:ok, t}
+  # The largest timeout `receive ... after` accepts; a larger one raises once the request has
+  # started, so it is refused up front.
+  @max_timeout 4_294_967_295
+
+  @doc "The largest timeout in ms: 2^32 - 1."
+  def max_timeout, do: @max_timeout
+
+  def timeout(%{timeout: t})
+      when t == :infinity or (is_integer(t) and t >= 0 and t <= @max_timeout),
+      do: {:ok, t}
 
   def timeout(%{timeout: t}),
     do:
-      Error.invalid(":timeout must be a non-negative integer (ms) or :infinity, got: #{brief(t)}")
+      Error.invalid(
+        ":timeout must be a non-negative integer of ms, at most #{@max_timeout}, or :infinity, got: #{brief(t)}"
+      )
 
   def timeout(_), do: {:ok, :infinity}
 
+  @gib 1_073_741_824
+
+  # The documented maxima of the integer options. They keep each value within what the native
+  # side takes (u64/usize) and refuse settings that could only exhaust memory; 5 GiB is S3's
+  # largest part.
+  @limits %{
+    chunk_size: @gib,
+    prefetch: 1_000,
+    concurrency: 1_000,
+    max_concurrency: 1_000,
+    page_size: 100_000,
+    part_size: 5 * @gib
+  }
+
+  @doc "The documented maximum of an integer option."
+  def limit(key), do: Map.fetch!(@limits, key)
+
+  @doc "`:ok` when each of `keys` is a positive integer no larger than its documented maximum."
   def positive_integers(opts, keys) do
     case Enum.find(keys, fn k -> not (is_integer(opts[k]) and opts[k] > 0) end) do
-      nil -> :ok
-      key -> Error.invalid("#{inspect(key)} must be a positive integer, got: #{brief(opts[key])}")
+      nil ->
+        case Enum.find(keys, fn k -> opts[k] > limit(k) end) do
+          nil -> :ok
+          key -> too_large(inspect(key), opts[key], limit(key))
+        end
+
+      key ->
+        Error.invalid("#{inspect(key)} must be a positive integer, got: #{brief(opts[key])}")
     end
   end
+
+  @doc "The error for an integer above its documented maximum."
+  def too_large(name, value, max),
+    do: Error.invalid("#{name} must be at most #{digits(max)}, got: #{digits(value)}")
+
+  # 1_073_741_824 rather than 1073741824: big numbers are read, and compared, more easily.
+  defp digits(n) when is_integer(n) and n >= 10_000 do
+    n
+    |> Integer.to_string()
+    |> String.reverse()
+    |> String.graphemes()
+    |> Enum.chunk_every(3)
+    |> Enum.join("_")
+    |> String.reverse()
+  end
+
+  defp digits(n), do: brief(n)
 
   @doc "Turns a binary or iodata into a list of binaries, without copying large binaries."
   def iovec(_name, data) when is_binary(data), do: {:ok, [data]}
@@ -74,19 +129,39 @@ defmodule ObjectStoreX.Args do
     do: Error.invalid("#{name} must be a binary or iodata, got: #{brief(other)}")
 
   def optional_string(_name, nil), do: {:ok, nil}
-  def optional_string(_name, value) when is_binary(value), do: {:ok, value}
+  def optional_string(name, value) when is_binary(value), do: utf8(name, value)
 
   def optional_string(name, other),
     do: Error.invalid("#{name} must be a string, got: #{brief(other)}")
 
+  @doc """
+  `{:ok, value}` for a valid UTF-8 binary (the native side takes strings only). The message
+  does not quote the value, which may be a credential.
+  """
+  def utf8(name, value) do
+    if String.valid?(value), do: {:ok, value}, else: Error.invalid("#{name} must be valid UTF-8")
+  end
+
   def optional_datetime(_name, nil), do: {:ok, nil}
-  def optional_datetime(_name, %DateTime{} = dt), do: {:ok, DateTime.to_unix(dt, :microsecond)}
+
+  def optional_datetime(name, %DateTime{} = dt) do
+    {:ok, DateTime.to_unix(dt, :microsecond)}
+  rescue
+    # A hand-built struct with fields out of range.
+    _ -> Error.invalid("#{name} is not a valid DateTime")
+  end
 
   def optional_datetime(name, other),
     do: Error.invalid("#{name} must be a DateTime, got: #{brief(other)}")
 
   def boolean(_name, value) when is_boolean(value), do: {:ok, value}
   def boolean(name, other), do: Error.invalid("#{name} must be a boolean, got: #{brief(other)}")
+
+  # Byte offsets are u64 natively, and the end of {first, last} is sent as last + 1.
+  @max_offset 18_446_744_073_709_551_614
+
+  @doc "The largest byte offset in a range: 2^64 - 2."
+  def max_offset, do: @max_offset
 
   @doc """
   Normalises a range to the native form `{:bounded, first, last + 1}`, `{:offset, n, 0}` or
@@ -102,13 +177,17 @@ defmodule ObjectStoreX.Args do
       last < first ->
         Error.invalid("#{name} is inverted (last < first), got: #{inspect({first, last})}")
 
+      last > @max_offset ->
+        too_large("#{name} bounds", last, @max_offset)
+
       true ->
         {:ok, {:bounded, first, last + 1}}
     end
   end
 
-  def range(_name, {kind, n}) when kind in [:offset, :suffix] and is_integer(n) and n >= 0,
-    do: {:ok, {kind, n, 0}}
+  def range(name, {kind, n}) when kind in [:offset, :suffix] and is_integer(n) and n >= 0 do
+    if n > @max_offset, do: too_large("#{name} bounds", n, @max_offset), else: {:ok, {kind, n, 0}}
+  end
 
   def range(name, other),
     do:
@@ -157,16 +236,26 @@ defmodule ObjectStoreX.Args do
       )
 
   defp update_mode(etag, version) do
-    if (is_binary(etag) or is_nil(etag)) and (is_binary(version) or is_nil(version)) and
-         not (is_nil(etag) and is_nil(version)),
-       do: {:ok, {:update, etag, version}},
-       else: Error.invalid(":mode {:update, _} needs a string etag or version")
+    cond do
+      not ((is_binary(etag) or is_nil(etag)) and (is_binary(version) or is_nil(version)) and
+               not (is_nil(etag) and is_nil(version))) ->
+        Error.invalid(":mode {:update, _} needs a string etag or version")
+
+      not Enum.all?([etag, version], &(is_nil(&1) or String.valid?(&1))) ->
+        Error.invalid(":mode {:update, _} etag and version must be valid UTF-8")
+
+      true ->
+        {:ok, {:update, etag, version}}
+    end
   end
 
   defp string_pairs(map, what) do
     map_all(Enum.sort(map), fn
-      {k, v} when is_binary(v) -> {:ok, {k, v}}
-      {k, v} -> Error.invalid("#{what} #{inspect(k)} must be a string, got: #{brief(v)}")
+      {k, v} when is_binary(v) ->
+        with {:ok, v} <- utf8("#{what} #{inspect(k)}", v), do: {:ok, {k, v}}
+
+      {k, v} ->
+        Error.invalid("#{what} #{inspect(k)} must be a string, got: #{brief(v)}")
     end)
   end
 
@@ -174,14 +263,24 @@ defmodule ObjectStoreX.Args do
     case Map.get(opts, key, %{}) do
       map when is_map(map) ->
         map_all(Enum.sort(map), fn
-          {k, v} when is_binary(k) and is_binary(v) -> {:ok, {k, v}}
-          _ -> Error.invalid("#{inspect(key)} must map strings to strings")
+          {k, v} when is_binary(k) and is_binary(v) ->
+            if String.valid?(k) and String.valid?(v),
+              do: {:ok, {k, v}},
+              else: Error.invalid("#{inspect(key)} keys and values must be valid UTF-8")
+
+          _ ->
+            Error.invalid("#{inspect(key)} must map strings to strings")
         end)
 
       other ->
         Error.invalid("#{inspect(key)} must be a map of strings, got: #{brief(other)}")
     end
   end
+
+  @doc "Whether `term` is a proper list (Enum raises on an improper one)."
+  def proper_list?([]), do: true
+  def proper_list?([_ | tail]), do: proper_list?(tail)
+  def proper_list?(_), do: false
 
   @doc "Runs `fun` over `list`, stopping at the first error."
   def map_all(list, fun) do

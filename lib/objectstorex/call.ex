@@ -30,7 +30,7 @@ defmodule ObjectStoreX.Call do
   defp await_reply(ref, handle, deadline, on_progress) do
     receive do
       {^ref, {:progress, done, total}} ->
-        if on_progress, do: on_progress.(%{bytes: done, total: total})
+        if on_progress, do: report(on_progress, %{bytes: done, total: total}, ref, handle)
         await_reply(ref, handle, deadline, on_progress)
 
       {^ref, result} ->
@@ -39,6 +39,24 @@ defmodule ObjectStoreX.Call do
       remaining(deadline) ->
         ObjectStoreX.Native.task_cancel(handle)
         timed_out(ref, elem(deadline, 1))
+    end
+  end
+
+  # A callback that raises, throws or exits must not leave the task running on nor its messages
+  # in the mailbox: the task is cancelled and its terminal reply awaited before re-raising.
+  defp report(on_progress, progress, ref, handle) do
+    on_progress.(progress)
+  catch
+    kind, reason ->
+      ObjectStoreX.Native.task_cancel(handle)
+      drain(ref)
+      :erlang.raise(kind, reason, __STACKTRACE__)
+  end
+
+  defp drain(ref) do
+    receive do
+      {^ref, {:progress, _, _}} -> drain(ref)
+      {^ref, _result} -> :ok
     end
   end
 

@@ -100,7 +100,8 @@ defmodule ObjectStoreX.Store do
   @doc false
   @spec new(atom(), keyword()) :: {:ok, t()} | {:error, Error.t()}
   def new(provider, opts) when provider in @providers do
-    with {:ok, opts} <- Args.opts(opts, allowed_options(provider)),
+    with :ok <- keyword(opts),
+         {:ok, opts} <- Args.opts(opts, allowed_options(provider)),
          {:ok, config} <- native_config(provider, opts),
          {:ok, resource} <- open(provider, config) do
       {:ok,
@@ -120,6 +121,41 @@ defmodule ObjectStoreX.Store do
         "unknown provider #{Args.brief(provider)}; expected one of #{Enum.map_join(@providers, ", ", &inspect/1)}"
       )
 
+  # Args.opts would quote a malformed list, and store options carry credentials.
+  defp keyword(opts) do
+    if is_list(opts) and Keyword.keyword?(opts),
+      do: :ok,
+      else: Error.invalid("store options must be a keyword list, got #{kind(opts)}")
+  end
+
+  # What a value is, for messages that must not show it.
+  defp kind(value) when is_list(value), do: "a list"
+  defp kind(value) when is_map(value), do: "a map"
+  defp kind(""), do: "an empty string"
+  defp kind(value) when is_binary(value), do: "a string"
+  defp kind(value) when is_atom(value), do: "an atom"
+  defp kind(value) when is_number(value), do: "a number"
+  defp kind(_value), do: "another term"
+
+  # Values of options named like credentials (and URLs, which may carry a user and password)
+  # are never quoted in messages, only described.
+  defp shown(key, value) do
+    name = Atom.to_string(key)
+
+    if String.contains?(name, ["secret", "token", "key", "password", "credential", "url"]),
+      do: kind(value),
+      else: Args.brief(value)
+  end
+
+  # The URL without its user information and query (which may hold a SAS token), for messages
+  # and inspect/2.
+  # Done on the text, so that a URL that URI cannot split still loses them.
+  defp redact_url(url) do
+    url
+    |> String.replace(~r{^([^/?#]*://)?[^/?#]*@}, "\\1")
+    |> String.replace(~r{\?[^#]*}, "")
+  end
+
   defp open(provider, config) do
     case ObjectStoreX.Call.await(&Native.store_new(&1, provider, config), :infinity) do
       {:ok, resource} -> {:ok, resource}
@@ -128,15 +164,9 @@ defmodule ObjectStoreX.Store do
   end
 
   defp root(:local, opts), do: opts[:root] && Path.expand(opts[:root])
-  defp root(:http, opts), do: opts[:url] && strip_userinfo(opts[:url])
+  defp root(:http, opts), do: opts[:url] && redact_url(opts[:url])
   defp root(:azure, opts), do: opts[:account]
   defp root(_, _), do: nil
-
-  defp strip_userinfo(url) do
-    case URI.parse(url) do
-      %URI{} = uri -> URI.to_string(%URI{uri | userinfo: nil, query: nil})
-    end
-  end
 
   defp normalize_prefix(nil), do: nil
 
@@ -180,14 +210,14 @@ defmodule ObjectStoreX.Store do
   defp require_string(opts, key) do
     case opts[key] do
       value when is_binary(value) and value != "" ->
-        :ok
+        with {:ok, _} <- Args.utf8("option #{inspect(key)}", value), do: :ok
 
       nil ->
         Error.invalid("option #{inspect(key)} is required")
 
       other ->
         Error.invalid(
-          "option #{inspect(key)} must be a non-empty string, got: #{Args.brief(other)}"
+          "option #{inspect(key)} must be a non-empty string, got: #{shown(key, other)}"
         )
     end
   end
@@ -216,11 +246,11 @@ defmodule ObjectStoreX.Store do
   @boolean_opts [:allow_http, :virtual_hosted_style_request, :skip_signature, :use_emulator]
 
   defp config_value(key, ms) when key in @duration_opts do
-    if is_integer(ms) and ms > 0,
+    if is_integer(ms) and ms > 0 and ms <= Args.max_timeout(),
       do: {:ok, "#{ms}ms"},
       else:
         Error.invalid(
-          "option #{inspect(key)} must be a positive integer of milliseconds, got: #{Args.brief(ms)}"
+          "option #{inspect(key)} must be a positive integer of milliseconds, at most #{Args.max_timeout()}, got: #{Args.brief(ms)}"
         )
   end
 
@@ -228,18 +258,22 @@ defmodule ObjectStoreX.Store do
     with {:ok, bool} <- Args.boolean("option #{inspect(key)}", value), do: {:ok, to_string(bool)}
   end
 
-  defp config_value(_key, value) when is_binary(value), do: {:ok, value}
+  defp config_value(key, value) when is_binary(value),
+    do: Args.utf8("option #{inspect(key)}", value)
 
   defp config_value(key, value),
-    do: Error.invalid("option #{inspect(key)} must be a string, got: #{Args.brief(value)}")
+    do: Error.invalid("option #{inspect(key)} must be a string, got: #{shown(key, value)}")
 
   defp retry(nil), do: {:ok, nil}
 
   defp retry(opts) do
     with {:ok, r} <- Args.opts(opts, Keyword.keys(@retry_defaults), @retry_defaults),
-         :ok <-
-           non_negative_integers(r, [:max_retries, :retry_timeout, :init_backoff, :max_backoff]),
-         :ok <- positive_number(r.base) do
+         :ok <- retry_integer(r, :max_retries, 0),
+         :ok <- retry_integer(r, :retry_timeout, 0),
+         :ok <- retry_integer(r, :init_backoff, 1),
+         :ok <- retry_integer(r, :max_backoff, 1),
+         :ok <- backoff_order(r),
+         :ok <- backoff_base(r.base) do
       {:ok,
        %{
          max_retries: r.max_retries,
@@ -254,35 +288,51 @@ defmodule ObjectStoreX.Store do
     end
   end
 
-  defp non_negative_integers(map, keys) do
-    case Enum.find(keys, fn k -> not (is_integer(map[k]) and map[k] >= 0) end) do
-      nil ->
-        :ok
+  defp retry_integer(map, key, min) do
+    value = map[key]
 
-      key ->
+    if is_integer(value) and value >= min and value <= Args.max_timeout(),
+      do: :ok,
+      else:
         Error.invalid(
-          "#{inspect(key)} must be a non-negative integer, got: #{Args.brief(map[key])}"
+          "#{inspect(key)} must be an integer from #{min} to #{Args.max_timeout()}, got: #{Args.brief(value)}"
         )
-    end
   end
 
-  defp positive_number(n) when is_number(n) and n > 0, do: :ok
+  # object_store draws each backoff from init_backoff..(previous * base): that range is empty,
+  # and the draw panics on every retry, unless base > 1 and max_backoff >= init_backoff.
+  defp backoff_order(%{init_backoff: init, max_backoff: max}) when max >= init, do: :ok
 
-  defp positive_number(n),
-    do: Error.invalid(":base must be a positive number, got: #{Args.brief(n)}")
+  defp backoff_order(%{init_backoff: init, max_backoff: max}),
+    do:
+      Error.invalid(
+        ":max_backoff must be at least :init_backoff (#{init} ms), got: #{Args.brief(max)}"
+      )
+
+  # The upper bound keeps every backoff finite (and an integer convertible to a float).
+  @max_base 1_000
+
+  defp backoff_base(base) when is_number(base) and base > 1.0 and base <= @max_base, do: :ok
+
+  defp backoff_base(base),
+    do:
+      Error.invalid(
+        ":base must be a number greater than 1.0 and at most #{@max_base}, got: #{Args.brief(base)}"
+      )
 
   @doc false
   @spec from_url(String.t(), keyword()) :: {:ok, t()} | {:error, Error.t()}
-  def from_url(url, opts) when is_binary(url) and is_list(opts) do
-    with {:ok, provider, parsed} <- parse_url(url) do
+  def from_url(url, opts) when is_binary(url) do
+    # Options left nil do not override what the URL says.
+    with {:ok, url} <- Args.utf8("url", url),
+         :ok <- keyword(opts),
+         {:ok, opts} <- Args.keyword(opts),
+         {:ok, provider, parsed} <- parse_url(url) do
       new(provider, Keyword.merge(parsed, opts))
     end
   end
 
-  def from_url(url, opts) when is_binary(url),
-    do: Error.invalid("options must be a keyword list, got: #{Args.brief(opts)}")
-
-  def from_url(other, _opts), do: Error.invalid("url must be a string, got: #{Args.brief(other)}")
+  def from_url(other, _opts), do: Error.invalid("url must be a string, got #{kind(other)}")
 
   defp parse_url(url) do
     uri = URI.parse(url)
@@ -295,8 +345,8 @@ defmodule ObjectStoreX.Store do
 
       "file" ->
         if uri.path in [nil, ""],
-          do: Error.invalid("file URL #{inspect(url)} has no path"),
-          else: {:ok, :local, root: URI.decode(uri.path)}
+          do: Error.invalid("file URL #{inspect(redact_url(url))} has no path"),
+          else: {:ok, :local, root: decode(uri.path)}
 
       scheme when scheme in ["s3", "s3a"] ->
         bucket_url(:s3, url, uri, with_prefix)
@@ -309,14 +359,15 @@ defmodule ObjectStoreX.Store do
              do: {:ok, :azure, with_prefix.(container: container)}
 
       scheme when scheme in ["abfs", "abfss"] ->
+        account = uri.host |> to_string() |> String.split(".") |> hd()
+
         case String.split(uri.userinfo || "", "@") do
-          [container] when container != "" ->
-            account = uri.host |> to_string() |> String.split(".") |> hd()
+          [container] when container != "" and account != "" ->
             {:ok, :azure, with_prefix.(container: container, account: account)}
 
           _ ->
             Error.invalid(
-              "expected abfs://CONTAINER@ACCOUNT.dfs.core.windows.net/PATH, got: #{inspect(url)}"
+              "an abfs URL must be abfs://CONTAINER@ACCOUNT.dfs.core.windows.net/PATH, got: #{inspect(redact_url(url))}"
             )
         end
 
@@ -325,15 +376,22 @@ defmodule ObjectStoreX.Store do
 
       _ ->
         Error.invalid(
-          "unsupported URL #{inspect(url)}; expected memory://, file://, s3://, gs://, az://, abfs:// or http(s)://"
+          "unsupported URL #{inspect(redact_url(url))}; expected memory://, file://, s3://, gs://, az://, abfs:// or http(s)://"
         )
     end
+  end
+
+  # A malformed escape is kept as it is; a path that is then not a valid one is refused later.
+  defp decode(path) do
+    URI.decode(path)
+  rescue
+    ArgumentError -> path
   end
 
   defp bucket_url(provider, url, uri, with_prefix) do
     case uri.host do
       host when is_binary(host) and host != "" -> {:ok, provider, with_prefix.(bucket: host)}
-      _ -> Error.invalid("URL #{inspect(url)} names no bucket")
+      _ -> Error.invalid("URL #{inspect(redact_url(url))} names no bucket")
     end
   end
 

@@ -6,6 +6,10 @@ defmodule ObjectStoreX.Stream do
       |> Stream.into(File.stream!("local-file.bin"))
       |> Stream.run()
 
+  Every function of Elixir's `Stream` can be called through this module too, so code that does
+  `alias ObjectStoreX.Stream` can keep writing `Stream.map/2`, `Stream.into/2`,
+  `Stream.run/1` and the rest.
+
   ## Memory and flow control
 
   Nothing is requested until the stream is enumerated, and each enumeration starts afresh, in
@@ -56,15 +60,17 @@ defmodule ObjectStoreX.Stream do
 
   ## Options
 
-    * `:chunk_size` - bytes per chunk, default 8 MiB on local stores and 2 MiB elsewhere;
-      every chunk but the last has exactly this size
-    * `:prefetch` - chunks read ahead of the consumer, default 2 (see "Memory and flow
-      control")
-    * `:concurrency` - ranged GETs in flight for one object, default 1; above 1, chunks are
-      fetched in parallel and delivered in order (needs an ETag or version on the object)
+    * `:chunk_size` - bytes per chunk, default 8 MiB on local stores and 2 MiB elsewhere, at
+      most 1 GiB; every chunk but the last has exactly this size
+    * `:prefetch` - chunks read ahead of the consumer, default 2, at most 1_000 (see "Memory
+      and flow control")
+    * `:concurrency` - ranged GETs in flight for one object, default 1, at most 1_000; above
+      1, chunks are fetched in parallel and delivered in order (needs an ETag or version on
+      the object)
     * `:range` - stream part of the object: `{first, last}` (inclusive), `{:offset, n}` or
-      `{:suffix, n}`
-    * `:timeout` - ms to wait for each chunk, default 30_000; on expiry the download is
+      `{:suffix, n}`, with offsets at most 2^64 - 2
+    * `:timeout` - ms to wait for each chunk (at most 4_294_967_295, or `:infinity`), default
+      30_000; on expiry the download is
       cancelled and `%ObjectStoreX.Error{reason: :timeout}` raised. Network stalls are
       detected separately by the store's `:read_timeout`.
     * `:hash` - `:sha256`, `:sha1`, `:md5` or `:crc32c`, computed natively as the bytes flow;
@@ -78,7 +84,6 @@ defmodule ObjectStoreX.Stream do
   """
   @spec download(ObjectStoreX.Store.t(), String.t(), keyword()) :: Enumerable.t()
   def download(store, path, opts \\ []) do
-    opts = Keyword.put_new(opts, :chunk_size, default_chunk_size(store))
     {resource, opts} = validate_download!(store, path, opts)
 
     native = %{
@@ -107,7 +112,8 @@ defmodule ObjectStoreX.Stream do
     result =
       with {:ok, resource} <- Args.store(store),
            {:ok, path} <- Args.path("path", path),
-           {:ok, opts} <- Args.opts(opts, Keyword.keys(@download_defaults), @download_defaults),
+           defaults = Keyword.put(@download_defaults, :chunk_size, default_chunk_size(store)),
+           {:ok, opts} <- Args.opts(opts, Keyword.keys(@download_defaults), defaults),
            :ok <- Args.positive_integers(opts, [:chunk_size, :prefetch, :concurrency]),
            {:ok, _} <- Args.timeout(opts),
            {:ok, range} <- Args.range(":range", opts.range),
@@ -195,8 +201,10 @@ defmodule ObjectStoreX.Stream do
   defp check_hash(%{hash: nil}),
     do: Error.invalid(":verify needs :hash to say which digest to compute")
 
-  defp check_hash(%{hash: h, verify: v}) when h in @hashes and (is_nil(v) or is_binary(v)),
-    do: :ok
+  defp check_hash(%{hash: h, verify: nil}) when h in @hashes, do: :ok
+
+  defp check_hash(%{hash: h, verify: v}) when h in @hashes and is_binary(v),
+    do: with({:ok, _} <- Args.utf8(":verify", v), do: :ok)
 
   defp check_hash(%{hash: h}) when h in @hashes,
     do: Error.invalid(":verify must be a hex digest string")
@@ -238,28 +246,37 @@ defmodule ObjectStoreX.Stream do
 
   ## Options
 
-    * `:part_size` - bytes per part, at least 5 MiB; default 8 MiB on S3, GCS and Azure and
-      64 MiB on local stores
-    * `:max_concurrency` - parts in flight, default 8 (2 on local stores)
+    * `:part_size` - bytes per part, at least 5 MiB and at most 5 GiB (S3's limits); default
+      8 MiB on S3, GCS and Azure and 64 MiB on local stores
+    * `:max_concurrency` - parts in flight, default 8 (2 on local stores), at most 1_000
     * `:size_hint` - the expected total size; raises `:part_size` so that no object needs
-      more than 10,000 parts
-    * `:hash` - `:sha256`, `:sha1`, `:md5` or `:crc32c`, computed natively as data flows
+      more than 10,000 parts, so at most 10,000 parts of 5 GiB (53_687_091_200_000 bytes)
+    * `:hash` - `:sha256`, `:sha1`, `:md5` or `:crc32c`, computed natively as data flows;
+      `false` (the default) computes none
     * `:on_progress` - `fn %{bytes: sent, total: size_hint} -> any end`, at most every 100 ms
     * `:on_complete` - `fn summary -> any end` with `%{etag:, version:, bytes:, parts:,
       duration_us:, throughput_mb_s:, digest:}`; the way to get the ETag and digest without
       changing the return value
     * `:content_type`, `:content_encoding`, `:content_disposition`, `:content_language`,
       `:cache_control`, `:metadata`, `:tags` - as for `ObjectStoreX.put/4`
-    * `:timeout` - ms to wait for each write or the completion, default `:infinity`
+    * `:timeout` - ms to wait for each write or the completion (at most 4_294_967_295),
+      default `:infinity`
   """
   @spec upload(Enumerable.t(), ObjectStoreX.Store.t(), String.t(), keyword()) ::
           :ok | {:error, Error.t()}
   def upload(enumerable, store, path, opts \\ []) do
-    with {:ok, resource, path, opts, native} <- Upload.validate(store, path, opts),
+    with :ok <- enumerable(enumerable),
+         {:ok, resource, path, opts, native} <- Upload.validate(store, path, opts),
          {:ok, upload} <- Upload.start(resource, path, native),
          {:ok, _summary} <- Upload.run(enumerable, upload, opts, Upload.span(store, path)) do
       :ok
     end
+  end
+
+  defp enumerable(enumerable) do
+    if Enumerable.impl_for(enumerable),
+      do: :ok,
+      else: Error.invalid("the source must be an Enumerable, got: #{Args.brief(enumerable)}")
   end
 
   @doc """
@@ -284,9 +301,11 @@ defmodule ObjectStoreX.Stream do
 
     * `:prefix` - list under this path
     * `:offset` - only objects whose path sorts after this one
-    * `:page_size` - objects per message from the native side, default 1000
-    * `:prefetch` - pages read ahead of the consumer, default 2
-    * `:timeout` - ms to wait for each page, default 30_000
+    * `:page_size` - objects per message from the native side, default 1000, at most
+      100_000
+    * `:prefetch` - pages read ahead of the consumer, default 2, at most 1_000
+    * `:timeout` - ms to wait for each page (at most 4_294_967_295, or `:infinity`), default
+      30_000
   """
   @spec list_stream(ObjectStoreX.Store.t(), keyword()) :: Enumerable.t()
   def list_stream(store, opts \\ []) do
@@ -337,6 +356,12 @@ defmodule ObjectStoreX.Stream do
   """
   @spec lines(ObjectStoreX.Store.t(), String.t(), keyword()) :: Enumerable.t()
   def lines(store, path, opts \\ []) do
+    opts =
+      case Args.keyword(opts) do
+        {:ok, opts} -> opts
+        {:error, error} -> raise error
+      end
+
     {line_opts, download_opts} = Keyword.split(opts, Keyword.keys(@lines_defaults))
     line_opts = Keyword.merge(@lines_defaults, line_opts)
     max = line_opts[:max_line_length]
@@ -417,7 +442,7 @@ defmodule ObjectStoreX.Stream do
       fn
         %{stream: nil} = s ->
           ref = make_ref()
-          stream = s.start.(ref)
+          stream = start!(s.start, ref)
           {items, state} = handle.(:opened, s.state)
           {items, %{s | ref: ref, stream: stream, state: state}}
 
@@ -426,6 +451,19 @@ defmodule ObjectStoreX.Stream do
       end,
       &close/1
     )
+  end
+
+  # Options are checked before a NIF is called, so a badarg can only mean a resource of the
+  # wrong kind, such as a hand-built %ObjectStoreX.Store{}.
+  defp start!(start, ref) do
+    start.(ref)
+  rescue
+    ArgumentError ->
+      reraise %Error{
+                reason: :invalid_argument,
+                message: "the store argument is not a live ObjectStoreX resource"
+              },
+              __STACKTRACE__
   end
 
   defp receive_event(%{ref: ref, stream: stream} = s, timeout, handle) do
@@ -481,6 +519,43 @@ defmodule ObjectStoreX.Stream do
       {^ref, _terminal} -> :ok
     after
       30_000 -> :ok
+    end
+  end
+
+  # ---------------------------------------------------------------------------------------------
+  # Elixir's Stream, through this module
+  #
+  # Code that does `alias ObjectStoreX.Stream` shadows Elixir's `Stream`, so every function of
+  # it is delegated from here; the list is read at compile time and follows the Elixir version.
+  # Struct functions are not delegated (this module is no struct), nor anything defined above.
+
+  @deprecated_in_stream Map.new(Elixir.Stream.__info__(:deprecated))
+
+  for {name, arity} <- Elixir.Stream.__info__(:functions),
+      not String.starts_with?(Atom.to_string(name), "__"),
+      not Module.defines?(__MODULE__, {name, arity}) do
+    args = Macro.generate_arguments(arity, __MODULE__)
+
+    case @deprecated_in_stream do
+      %{{^name, ^arity} => message} ->
+        # Called through apply/3 so that this module compiles without the deprecation
+        # warning, which its callers still get.
+        @deprecated message
+        @doc false
+        def unquote(name)(unquote_splicing(args)),
+          do: apply(Elixir.Stream, unquote(name), unquote(args))
+
+      _ ->
+        @doc """
+        Same as `Stream.#{name}/#{arity}`, for code that aliases this module as `Stream`.
+
+        ## Options
+
+        Those of `Stream.#{name}/#{arity}`.
+        """
+        @spec unquote(name)(unquote_splicing(List.duplicate(quote(do: term()), arity))) ::
+                term()
+        defdelegate unquote(name)(unquote_splicing(args)), to: Elixir.Stream
     end
   end
 end

@@ -9,6 +9,7 @@ defmodule ObjectStoreX.Upload do
 
   @mib 1_048_576
   @min_part 5 * @mib
+  @max_part Args.limit(:part_size)
   @max_parts 10_000
 
   @keys [
@@ -44,6 +45,9 @@ defmodule ObjectStoreX.Upload do
          {:ok, path} <- Args.path("path", path),
          {:ok, opts} <-
            Args.opts(opts, @keys ++ extra_keys, defaults(store.backend) ++ [timeout: :infinity]),
+         # `hash: false` turns off a default digest (transfer/5's), which nil cannot: nil is
+         # "not set".
+         opts = if(opts[:hash] == false, do: Map.delete(opts, :hash), else: opts),
          :ok <- check(opts),
          {:ok, put} <- Args.put_options(Map.delete(opts, :mode)) do
       part_size = part_size(opts.part_size, opts[:size_hint])
@@ -67,15 +71,25 @@ defmodule ObjectStoreX.Upload do
           ":part_size must be an integer of at least #{@min_part} bytes (5 MiB), got: #{Args.brief(opts.part_size)}"
         )
 
+      opts.part_size > @max_part ->
+        Args.too_large(":part_size", opts.part_size, @max_part)
+
       not (is_integer(opts.max_concurrency) and opts.max_concurrency > 0) ->
         Error.invalid(
           ":max_concurrency must be a positive integer, got: #{Args.brief(opts.max_concurrency)}"
         )
 
+      opts.max_concurrency > Args.limit(:max_concurrency) ->
+        Args.too_large(":max_concurrency", opts.max_concurrency, Args.limit(:max_concurrency))
+
       not (is_nil(opts[:size_hint]) or (is_integer(opts[:size_hint]) and opts[:size_hint] >= 0)) ->
         Error.invalid(
           ":size_hint must be a non-negative integer, got: #{Args.brief(opts[:size_hint])}"
         )
+
+      # More would need parts above the largest part size.
+      opts[:size_hint] && opts[:size_hint] > @max_parts * @max_part ->
+        Args.too_large(":size_hint (bytes)", opts[:size_hint], @max_parts * @max_part)
 
       not (is_nil(opts[:hash]) or opts[:hash] in @hashes) ->
         Error.invalid(":hash must be one of #{inspect(@hashes)}, got: #{Args.brief(opts[:hash])}")
@@ -106,6 +120,11 @@ defmodule ObjectStoreX.Upload do
       {:ok, upload} -> {:ok, upload}
       {:error, native_error} -> {:error, Error.from_native(native_error)}
     end
+  rescue
+    # Options are checked first, so a badarg can only mean a resource of the wrong kind, such
+    # as a hand-built %ObjectStoreX.Store{}.
+    ArgumentError ->
+      Error.invalid("the store argument is not a live ObjectStoreX resource")
   end
 
   # Returns once the native side has room for more.

@@ -56,6 +56,8 @@ defmodule ObjectStoreX.UploadSink do
         {:error, %Error{} = error} ->
           Upload.abort(upload)
           Upload.close_span({:error, error}, span)
+          # Collectable's :halt comes next; it must not close the span a second time.
+          Process.put({__MODULE__, upload}, :closed)
           raise error
       end
     end
@@ -75,11 +77,15 @@ defmodule ObjectStoreX.UploadSink do
       end
     end
 
-    # Collection stopped early: the source raised or the consumer halted. The sink cannot see
-    # which, so the event says the upload was cancelled.
+    # Collection stopped early: a write failed (its span is closed already, with the reason),
+    # the source raised or the consumer halted. The sink cannot see which of the last two, so
+    # the event says the upload was cancelled.
     defp collect(_sink, _opts, {upload, _progress, span, _gathered}, :halt) do
-      Upload.abort(upload)
-      Upload.close_span({:error, %Error{reason: :cancelled}}, span)
+      with nil <- Process.delete({__MODULE__, upload}) do
+        Upload.abort(upload)
+        Upload.close_span({:error, %Error{reason: :cancelled}}, span)
+      end
+
       :ok
     end
   end

@@ -138,4 +138,131 @@ defmodule ObjectStoreX.ProgressTest do
 
     assert message =~ ":on_progress"
   end
+
+  describe "an :on_progress that raises mid-operation" do
+    # The callback runs in the caller: it waits until the server holds the request half-way,
+    # so the operation is certainly unfinished when it raises. The raise must cancel the native
+    # task, leave nothing in the mailbox, and re-raise; the operation must not finish later.
+    defp when_held(stop) do
+      fn %{bytes: _} ->
+        assert_receive {:holding, server}, 10_000
+        Process.put(:held_by, server)
+        stop.()
+      end
+    end
+
+    defp assert_clean_mailbox,
+      do: assert(Process.info(self(), :messages) == {:messages, []})
+
+    # Lets the held request go, and gives anything still running time to finish.
+    defp release do
+      send(Process.delete(:held_by), :go)
+      refute_receive _, 500
+    end
+
+    @tag :tmp_dir
+    test "download_file cancels, leaves no message and writes no file", %{tmp_dir: dir} do
+      data = :crypto.strong_rand_bytes(@size)
+      store = http_store(holding_server(data, div(@size, 2)))
+      target = Path.join(dir, "copy.bin")
+
+      assert_raise RuntimeError, "stop download", fn ->
+        ObjectStoreX.download_file(store, "obj.bin", target,
+          chunk_size: div(@size, 4),
+          concurrency: 1,
+          on_progress: when_held(fn -> raise "stop download" end)
+        )
+      end
+
+      assert_clean_mailbox()
+      release()
+      refute File.exists?(target)
+      assert_clean_mailbox()
+    end
+
+    test "transfer cancels, leaves no message and writes no object" do
+      data = :crypto.strong_rand_bytes(@size)
+      source = http_store(holding_server(data, div(@size, 2)))
+      destination = ObjectStoreX.new!(:memory)
+
+      # A throw, not a raise: every kind of exit from the callback is handled alike.
+      thrown =
+        catch_throw(
+          ObjectStoreX.transfer(source, "obj.bin", destination, "copy.bin",
+            part_size: 5 * 1_048_576,
+            on_progress: when_held(fn -> throw(:stop_transfer) end)
+          )
+        )
+
+      assert thrown == :stop_transfer
+
+      assert_clean_mailbox()
+      release()
+
+      assert {:error, %ObjectStoreX.Error{reason: :not_found}} =
+               ObjectStoreX.head(destination, "copy.bin")
+
+      assert_clean_mailbox()
+    end
+
+    @tag :tmp_dir
+    test "upload_file cancels, leaves no message and abandons its PUT", %{tmp_dir: dir} do
+      # Smaller than one part: a single PUT, held by the server once its head has arrived.
+      size = 4 * 1_048_576
+      source = Path.join(dir, "source.bin")
+      File.write!(source, :crypto.strong_rand_bytes(size))
+      store = http_store(holding_put_server())
+
+      assert_raise RuntimeError, "stop upload", fn ->
+        ObjectStoreX.upload_file(store, "up.bin", source,
+          part_size: 8 * 1_048_576,
+          on_progress: when_held(fn -> raise "stop upload" end)
+        )
+      end
+
+      assert_clean_mailbox()
+      send(Process.delete(:held_by), :go)
+      # A running upload would wait for the answer; a cancelled one has hung up.
+      assert_receive {:put, :abandoned}, 5_000
+      refute_receive _, 500
+    end
+  end
+
+  # Accepts one PUT: reads its head, tells the test, waits for `:go`, reads the body, then tells
+  # the test whether the client still waits for an answer (which it then gets: 201) or has
+  # hung up.
+  defp holding_put_server do
+    test = self()
+
+    {port, server} =
+      TestHTTP.serve(fn sock ->
+        {:ok, request, body} = TestHTTP.read_head(sock)
+        length = String.to_integer(TestHTTP.header(request, "content-length") || "0")
+        send(test, {:holding, self()})
+
+        receive do
+          :go -> :ok
+        end
+
+        with :ok <- read_body(sock, length - byte_size(body)),
+             {:error, :timeout} <- :gen_tcp.recv(sock, 0, 1_000) do
+          :gen_tcp.send(sock, "HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n")
+          send(test, {:put, :answered})
+        else
+          _ -> send(test, {:put, :abandoned})
+        end
+      end)
+
+    on_exit(fn -> Process.exit(server, :kill) end)
+    port
+  end
+
+  defp read_body(_sock, left) when left <= 0, do: :ok
+
+  defp read_body(sock, left) do
+    case :gen_tcp.recv(sock, 0, 5_000) do
+      {:ok, bytes} -> read_body(sock, left - byte_size(bytes))
+      {:error, _} -> :closed
+    end
+  end
 end

@@ -156,6 +156,55 @@ defmodule ObjectStoreX.TelemetryTest do
         assert %{kind: :error, reason: :cancelled, path: "t/halted.bin"} = meta
       end
 
+      test "a failed write into the upload sink emits one exception, with its reason", ctx do
+        sink = OSXStream.upload_sink(ctx.store, "t/bad.bin")
+
+        collects = [
+          fn -> Enum.into([random(10), :not_iodata], sink) end,
+          fn -> Stream.into([random(10), :not_iodata], sink) |> Stream.run() end
+        ]
+
+        for collect <- collects do
+          assert_raise ObjectStoreX.Error, ~r/upload chunks/, collect
+
+          assert [
+                   {[:upload, :start], _, _},
+                   {[:upload, :exception], _, %{kind: :error, reason: :invalid_argument}}
+                 ] = events()
+        end
+
+        assert {:error, %ObjectStoreX.Error{reason: :not_found}} =
+                 ObjectStoreX.head(ctx.store, "t/bad.bin")
+      end
+
+      test "upload_file and transfer whose :on_progress raises emit one exception", ctx do
+        file = Path.join(TestBackends.tmp_dir!("telemetry"), "source.bin")
+        File.write!(file, random(1000))
+        on_exit(fn -> File.rm_rf!(Path.dirname(file)) end)
+        # A source of its own: the upload above may be cancelled before it writes.
+        :ok = ObjectStoreX.put(ctx.store, "t/source.bin", random(1000))
+        boom = fn _progress -> raise "boom" end
+
+        assert_raise RuntimeError, "boom", fn ->
+          ObjectStoreX.upload_file(ctx.store, "t/p.bin", file, on_progress: boom)
+        end
+
+        assert_raise RuntimeError, "boom", fn ->
+          ObjectStoreX.transfer(ctx.store, "t/source.bin", ctx.store, "t/q.bin", on_progress: boom)
+        end
+
+        assert [
+                 {[:upload, :start], _, %{path: "t/p.bin"}},
+                 {[:upload, :exception], _, %{path: "t/p.bin"} = file_meta},
+                 {[:upload, :start], _, %{path: "t/q.bin"}},
+                 {[:upload, :exception], _, %{path: "t/q.bin"} = copy_meta}
+               ] = events()
+
+        for meta <- [file_meta, copy_meta] do
+          assert %{kind: :error, reason: %RuntimeError{message: "boom"}} = meta
+        end
+      end
+
       test "upload_file and transfer emit start and stop", ctx do
         data = random(2 * @part + 3)
         file = Path.join(TestBackends.tmp_dir!("telemetry"), "source.bin")

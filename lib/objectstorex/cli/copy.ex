@@ -346,7 +346,8 @@ defmodule ObjectStoreX.CLI.Copy do
 
   # object -> object
   defp run({:object, source, src}, {:object, store, dst}, opts, reporter, id) do
-    copy = Keyword.put(upload_opts(opts), :hash, opts.checksum) ++ progress(reporter, id)
+    # transfer/5 hashes by default; without --checksum there is no digest to show.
+    copy = Keyword.put(upload_opts(opts), :hash, opts.checksum || false) ++ progress(reporter, id)
 
     with {:ok, summary} <- ObjectStoreX.transfer(source, key(src), store, key(dst), copy) do
       {:ok, summary.bytes, summary.digest}
