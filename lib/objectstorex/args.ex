@@ -5,7 +5,17 @@ defmodule ObjectStoreX.Args do
 
   alias ObjectStoreX.{Error, Store}
 
-  def store(%Store{resource: resource}) when is_reference(resource), do: {:ok, resource}
+  def store(%Store{resource: resource}) when is_reference(resource) do
+    # A reference is not enough: a struct built by hand or received from another node holds
+    # no store of this VM, and must be refused here rather than fail inside a NIF call.
+    if ObjectStoreX.Native.store_valid(resource),
+      do: {:ok, resource},
+      else:
+        Error.invalid(
+          "the store argument holds no live store of this VM (built by hand, or made on node " <>
+            "#{inspect(node(resource))}): build it with ObjectStoreX.new/2 on this node"
+        )
+  end
 
   def store(other),
     do:

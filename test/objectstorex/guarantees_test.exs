@@ -519,6 +519,26 @@ defmodule ObjectStoreX.GuaranteesTest do
         "store"
       )
     end
+
+    test "a store from another node gives an error naming the node" do
+      # A reference as another node's store arrives: the same term with that node's name.
+      <<131, 90, len::16, 100, size::16, _node::binary-size(size), rest::binary>> =
+        :erlang.term_to_binary(make_ref())
+
+      name = "elsewhere@127.0.0.1"
+
+      foreign =
+        :erlang.binary_to_term(<<131, 90, len::16, 100, 19::16, name::binary, rest::binary>>)
+
+      assert node(foreign) == :"elsewhere@127.0.0.1"
+      store = %ObjectStoreX.Store{backend: :memory, resource: foreign}
+
+      assert {:error, %Error{reason: :invalid_argument, message: message}} =
+               ObjectStoreX.get(store, "a")
+
+      assert message =~ "elsewhere@127.0.0.1"
+      assert_raises_invalid(fn -> OSXStream.list_stream(store) |> Enum.to_list() end, "store")
+    end
   end
 
   describe "secrets" do
