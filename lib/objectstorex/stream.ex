@@ -415,8 +415,9 @@ defmodule ObjectStoreX.Stream do
     end
   end
 
-  # safeInflate returns bounded pieces, so a small, highly compressed object cannot inflate
-  # into one huge binary.
+  # safeInflate returns bounded pieces, and each piece is handed on by itself as it is asked
+  # for, so a small, highly compressed object never inflates into one huge binary: memory is
+  # one piece plus the line being assembled (bounded by :max_line_length).
   defp gunzip(chunks) do
     Elixir.Stream.transform(
       chunks,
@@ -425,13 +426,40 @@ defmodule ObjectStoreX.Stream do
         :ok = :zlib.inflateInit(z, 31)
         z
       end,
-      fn chunk, z -> {inflate(z, :zlib.safeInflate(z, chunk), []), z} end,
+      fn chunk, z -> {inflated(z, chunk), z} end,
+      fn z -> {check_complete(z), z} end,
       fn z -> :zlib.close(z) end
     )
   end
 
-  defp inflate(z, {:continue, out}, acc), do: inflate(z, :zlib.safeInflate(z, []), [acc | out])
-  defp inflate(_z, {:finished, out}, acc), do: [IO.iodata_to_binary([acc | out])]
+  defp inflated(z, chunk) do
+    {:start, chunk}
+    |> Elixir.Stream.unfold(fn
+      :done -> nil
+      {:start, input} -> piece(zlib(fn -> :zlib.safeInflate(z, input) end))
+      :more -> piece(zlib(fn -> :zlib.safeInflate(z, []) end))
+    end)
+    |> Elixir.Stream.reject(&(&1 == ""))
+  end
+
+  defp piece({:continue, out}), do: {IO.iodata_to_binary(out), :more}
+  defp piece({:finished, out}), do: {IO.iodata_to_binary(out), :done}
+
+  # A stream without its end (a truncated object, a missing trailer) fails here.
+  defp check_complete(z) do
+    zlib(fn -> :zlib.inflateEnd(z) end)
+    []
+  end
+
+  defp zlib(fun) do
+    fun.()
+  rescue
+    e in ErlangError ->
+      raise %Error{
+        reason: :generic,
+        message: "the object is not a valid gzip stream (zlib: #{inspect(e.original)})"
+      }
+  end
 
   # ---------------------------------------------------------------------------------------------
   # The consumer side of the credit protocol (see the moduledoc).
