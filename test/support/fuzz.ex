@@ -31,6 +31,9 @@ defmodule ObjectStoreX.Fuzz do
   # Deletes and renames remove fixtures; putting them back keeps most reads meaningful.
   @refresh_every 100
 
+  # Call's message for a NIF badarg, which it attributes to a store or upload of the wrong kind.
+  @not_live "the store (or upload) argument is not a live ObjectStoreX resource"
+
   @fixture_paths [
     "fx/empty",
     "fx/small.txt",
@@ -290,18 +293,43 @@ defmodule ObjectStoreX.Fuzz do
   defp consume(stream, :twice), do: {Enum.take(stream, 1), Enum.to_list(stream)}
   defp consume(stream, :zip), do: Enum.take(Stream.zip(stream, stream), 3)
 
-  defp judge(i, %{kind: :plain} = call, {:returned, value}) do
+  defp judge(i, call, outcome) do
+    case error_of(outcome) do
+      # `:internal` is documented as a bug in ObjectStoreX, such as a native panic.
+      %Error{reason: :internal} = e ->
+        [finding(i, call, :internal_error, e.message)]
+
+      # A value the native side cannot take (a NIF badarg) blamed on a live store.
+      %Error{message: @not_live} when call.kind != :sink ->
+        if real_stores?(call.args), do: [finding(i, call, :misleading_error, @not_live)], else: []
+
+      _ ->
+        judge_outcome(i, call, outcome)
+    end
+  end
+
+  defp error_of({:returned, {:error, %Error{} = e}}), do: e
+  defp error_of({:caught, :error, %Error{} = e, _}), do: e
+  defp error_of(_), do: nil
+
+  defp real_stores?(args) do
+    real = :persistent_term.get({__MODULE__, :real_stores})
+    stores = Enum.filter(args, &match?(%Store{}, &1))
+    stores != [] and Enum.all?(stores, &(&1 in real))
+  end
+
+  defp judge_outcome(i, %{kind: :plain} = call, {:returned, value}) do
     if shape_ok?(call.fun, value), do: [], else: [finding(i, call, :bad_return, value)]
   end
 
-  defp judge(_i, _call, {:returned, _value}), do: []
+  defp judge_outcome(_i, _call, {:returned, _value}), do: []
 
   # Bang functions and streams raise the library's error, by design.
-  defp judge(_i, %{kind: kind}, {:caught, :error, %Error{}, _})
+  defp judge_outcome(_i, %{kind: kind}, {:caught, :error, %Error{}, _})
        when kind in [:bang, :stream, :sink],
        do: []
 
-  defp judge(i, call, {:caught, kind, reason, stack}),
+  defp judge_outcome(i, call, {:caught, kind, reason, stack}),
     do: [finding(i, call, :raised, {kind, reason, stack})]
 
   defp shape_ok?(_fun, {:error, %Error{}}), do: true
@@ -378,6 +406,12 @@ defmodule ObjectStoreX.Fuzz do
   defp signature(%{what: what, call: call, detail: messages})
        when what in [:stray_message, :late_message],
        do: "#{what} #{Enum.map_join(messages, ",", &message_shape/1)} from #{fun_name(call)}"
+
+  # Digits vary (sizes, ports, durations); the message's start names the failure.
+  defp signature(%{what: :internal_error, detail: message}),
+    do: "internal_error #{message |> String.replace(~r/\d+/, "N") |> clip(70)}"
+
+  defp signature(%{what: :misleading_error, call: call}), do: "misleading_error #{fun_name(call)}"
 
   defp signature(%{what: :bad_return, call: call, detail: value}),
     do: "bad_return #{fun_name(call)} #{message_shape(value)}"
@@ -538,6 +572,11 @@ defmodule ObjectStoreX.Fuzz do
           {http, "HTTP_CLOSED_PORT"}
         ] ++ fakes
       )
+    )
+
+    :persistent_term.put(
+      {__MODULE__, :real_stores},
+      [mem, mem_prefixed, local, local_prefixed, s3, http]
     )
 
     ctx = %{
