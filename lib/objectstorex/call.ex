@@ -16,15 +16,20 @@ defmodule ObjectStoreX.Call do
     end
   end
 
-  # Arguments are validated before a NIF is called, so a badarg can only mean a resource of
-  # the wrong kind, such as a hand-built %ObjectStoreX.Store{}.
   defp start_task(start, ref) do
     {:ok, start.(ref)}
   rescue
-    ArgumentError ->
-      {:error,
-       {:invalid_argument, "the store (or upload) argument is not a live ObjectStoreX resource",
-        false}}
+    e in ArgumentError -> {:error, badarg(e)}
+  end
+
+  @doc false
+  # Arguments, the store included (`Args.store/1` asks the native side), are validated before
+  # a NIF is called, so a badarg means that validation missed something: say so, with what the
+  # VM said, rather than guess which argument it was.
+  def badarg(%ArgumentError{} = e) do
+    {:invalid_argument,
+     "the native library refused an argument that passed validation: #{Exception.message(e)}",
+     false}
   end
 
   defp await_reply(ref, handle, deadline, on_progress) do
@@ -53,24 +58,21 @@ defmodule ObjectStoreX.Call do
       :erlang.raise(kind, reason, __STACKTRACE__)
   end
 
+  # The task always answers, with its result or with :cancelled once it is dropped, so this
+  # cannot hang and leaves no stray message behind.
   defp drain(ref) do
     receive do
       {^ref, {:progress, _, _}} -> drain(ref)
-      {^ref, _result} -> :ok
+      {^ref, result} -> result
     end
   end
 
-  # The task always answers, with its result or with :cancelled once it is dropped, so this
-  # cannot hang and leaves no stray message behind.
   defp timed_out(ref, timeout) do
-    receive do
-      {^ref, {:progress, _, _}} ->
-        timed_out(ref, timeout)
-
-      {^ref, {:error, {:cancelled, _, _}}} ->
+    case drain(ref) do
+      {:error, {:cancelled, _, _}} ->
         {:error, {:timeout, "the operation did not complete within #{timeout} ms", true}}
 
-      {^ref, result} ->
+      result ->
         result
     end
   end

@@ -100,7 +100,7 @@ defmodule ObjectStoreX.Store do
   @doc false
   @spec new(atom(), keyword()) :: {:ok, t()} | {:error, Error.t()}
   def new(provider, opts) when provider in @providers do
-    with :ok <- keyword(opts),
+    with {:ok, opts} <- keyword(opts),
          {:ok, opts} <- Args.opts(opts, allowed_options(provider)),
          {:ok, config} <- native_config(provider, opts),
          {:ok, resource} <- open(provider, config) do
@@ -121,10 +121,10 @@ defmodule ObjectStoreX.Store do
         "unknown provider #{Args.brief(provider)}; expected one of #{Enum.map_join(@providers, ", ", &inspect/1)}"
       )
 
-  # Args.opts would quote a malformed list, and store options carry credentials.
+  # Args.keyword would quote a malformed list, and store options carry credentials.
   defp keyword(opts) do
     if is_list(opts) and Keyword.keyword?(opts),
-      do: :ok,
+      do: Args.keyword(opts),
       else: Error.invalid("store options must be a keyword list, got #{kind(opts)}")
   end
 
@@ -325,8 +325,7 @@ defmodule ObjectStoreX.Store do
   def from_url(url, opts) when is_binary(url) do
     # Options left nil do not override what the URL says.
     with {:ok, url} <- Args.utf8("url", url),
-         :ok <- keyword(opts),
-         {:ok, opts} <- Args.keyword(opts),
+         {:ok, opts} <- keyword(opts),
          {:ok, provider, parsed} <- parse_url(url) do
       new(provider, Keyword.merge(parsed, opts))
     end

@@ -481,17 +481,10 @@ defmodule ObjectStoreX.Stream do
     )
   end
 
-  # Options are checked before a NIF is called, so a badarg can only mean a resource of the
-  # wrong kind, such as a hand-built %ObjectStoreX.Store{}.
   defp start!(start, ref) do
     start.(ref)
   rescue
-    ArgumentError ->
-      reraise %Error{
-                reason: :invalid_argument,
-                message: "the store argument is not a live ObjectStoreX resource"
-              },
-              __STACKTRACE__
+    e in ArgumentError -> reraise Error.from_native(ObjectStoreX.Call.badarg(e)), __STACKTRACE__
   end
 
   defp receive_event(%{ref: ref, stream: stream} = s, timeout, handle) do

@@ -121,10 +121,7 @@ defmodule ObjectStoreX.Upload do
       {:error, native_error} -> {:error, Error.from_native(native_error)}
     end
   rescue
-    # Options are checked first, so a badarg can only mean a resource of the wrong kind, such
-    # as a hand-built %ObjectStoreX.Store{}.
-    ArgumentError ->
-      Error.invalid("the store argument is not a live ObjectStoreX resource")
+    e in ArgumentError -> {:error, Error.from_native(ObjectStoreX.Call.badarg(e))}
   end
 
   # Returns once the native side has room for more.

@@ -12,16 +12,8 @@ defmodule ObjectStoreX.ErrorsTest do
     %{store: store}
   end
 
-  # Calls `fun`, failing the test if it raises, throws or exits instead of returning.
-  defp call(fun) do
-    fun.()
-  catch
-    kind, value ->
-      flunk("expected {:error, %ObjectStoreX.Error{}}, the call #{kind}: #{inspect(value)}")
-  end
-
   defp assert_invalid(fun, mentions, reasons \\ [:invalid_argument]) do
-    assert {:error, %Error{reason: reason, message: message} = e} = call(fun)
+    assert {:error, %Error{reason: reason, message: message} = e} = returned(fun)
     assert reason in reasons, "reason #{inspect(reason)} not in #{inspect(reasons)}: #{message}"
     assert is_binary(message)
 
@@ -59,7 +51,7 @@ defmodule ObjectStoreX.ErrorsTest do
 
     test "a struct that looks like a store but is not one" do
       fake = %ObjectStoreX.Store{backend: :memory, resource: make_ref()}
-      assert {:error, %Error{}} = call(fn -> ObjectStoreX.get(fake, "a") end)
+      assert {:error, %Error{}} = returned(fn -> ObjectStoreX.get(fake, "a") end)
     end
   end
 
@@ -255,7 +247,7 @@ defmodule ObjectStoreX.ErrorsTest do
       ]
 
       for {plain, bang} <- cases do
-        assert {:error, %Error{reason: reason, message: message}} = call(plain)
+        assert {:error, %Error{reason: reason, message: message}} = returned(plain)
         raised = assert_raise Error, bang
         assert raised.reason == reason
         assert raised.message == message

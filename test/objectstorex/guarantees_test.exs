@@ -5,6 +5,8 @@ defmodule ObjectStoreX.GuaranteesTest do
   # timeouts are enforced before any request starts; secrets never appear in messages.
   use ExUnit.Case, async: true
 
+  import ObjectStoreX.TestHelpers
+
   alias ObjectStoreX.{Error, TestBackends}
   alias ObjectStoreX.Stream, as: OSXStream
 
@@ -18,16 +20,8 @@ defmodule ObjectStoreX.GuaranteesTest do
     %{store: store, dir: dir}
   end
 
-  # Calls `fun`, failing the test if it raises, throws or exits instead of returning.
-  defp call(fun) do
-    fun.()
-  catch
-    kind, value ->
-      flunk("expected {:error, %ObjectStoreX.Error{}}, the call #{kind}: #{inspect(value)}")
-  end
-
   defp assert_invalid(fun, mentions) do
-    assert {:error, %Error{reason: :invalid_argument, message: message}} = call(fun)
+    assert {:error, %Error{reason: :invalid_argument, message: message}} = returned(fun)
 
     for word <- List.wrap(mentions) do
       assert message =~ word, "message #{inspect(message)} should name #{inspect(word)}"

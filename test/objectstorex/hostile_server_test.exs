@@ -9,14 +9,6 @@ defmodule ObjectStoreX.HostileServerTest do
 
   @modified "Sun, 22 Nov 2026 10:00:00 GMT"
 
-  defp store(port) do
-    ObjectStoreX.new!(:http,
-      url: "http://127.0.0.1:#{port}",
-      allow_http: true,
-      retry: [max_retries: 0]
-    )
-  end
-
   # Serves version 1 of an object to the first `v1_requests` requests and version 2 (other
   # bytes, other ETag) afterwards, ignoring If-Match, as a careless server or cache does.
   # Ranges are honoured. With `cut`, the first response stops half-way and closes.
@@ -109,7 +101,10 @@ defmodule ObjectStoreX.HostileServerTest do
 
       error =
         catch_error(
-          ObjectStoreX.Stream.download(store(port), "obj", chunk_size: 100_000, concurrency: 2)
+          ObjectStoreX.Stream.download(loopback_http_store!(port), "obj",
+            chunk_size: 100_000,
+            concurrency: 2
+          )
           |> Enum.to_list()
         )
 
@@ -126,7 +121,7 @@ defmodule ObjectStoreX.HostileServerTest do
       target = Path.join(dir, "out.bin")
 
       assert {:error, %Error{reason: :precondition_failed}} =
-               ObjectStoreX.download_file(store(port), "obj", target,
+               ObjectStoreX.download_file(loopback_http_store!(port), "obj", target,
                  chunk_size: 100_000,
                  concurrency: 2
                )
@@ -138,14 +133,24 @@ defmodule ObjectStoreX.HostileServerTest do
       # The first answer (version 1) is cut half-way; the resumption gets version 2.
       port = replacing_server(v1, v2, 1, cut: true)
 
-      error = catch_error(ObjectStoreX.Stream.download(store(port), "obj") |> Enum.to_list())
+      error =
+        catch_error(
+          ObjectStoreX.Stream.download(loopback_http_store!(port), "obj")
+          |> Enum.to_list()
+        )
 
       assert %Error{reason: :precondition_failed} = error
     end
 
     test "a body without ETag or version that ends early is not resumed", %{v1: v1} do
       {port, requests} = replacing_server(v1, v1, 1_000, cut: true, etag: false, count: true)
-      error = catch_error(ObjectStoreX.Stream.download(store(port), "obj") |> Enum.to_list())
+
+      error =
+        catch_error(
+          ObjectStoreX.Stream.download(loopback_http_store!(port), "obj")
+          |> Enum.to_list()
+        )
+
       assert %Error{} = error
       # Resuming would have asked again, for bytes that could belong to another version.
       assert :counters.get(requests, 1) == 1
@@ -155,7 +160,10 @@ defmodule ObjectStoreX.HostileServerTest do
       port = replacing_server(v1, v2, 1)
 
       assert {:error, %Error{reason: :precondition_failed}} =
-               ObjectStoreX.get_ranges(store(port), "obj", [{0, 9}, {500_000, 500_009}])
+               ObjectStoreX.get_ranges(loopback_http_store!(port), "obj", [
+                 {0, 9},
+                 {500_000, 500_009}
+               ])
     end
   end
 end

@@ -4,6 +4,8 @@ defmodule ObjectStoreX.ResumeTest do
   # finish the download. The server is a real HTTP/1.1 server on loopback that cuts responses.
   use ExUnit.Case, async: true
 
+  import ObjectStoreX.TestHelpers
+
   alias ObjectStoreX.Stream, as: OSXStream
   alias ObjectStoreX.TestHTTP
 
@@ -59,18 +61,14 @@ defmodule ObjectStoreX.ResumeTest do
     end
   end
 
-  defp store(port) do
-    ObjectStoreX.new!(:http,
-      url: "http://127.0.0.1:#{port}",
-      allow_http: true,
-      retry: [max_retries: 0]
-    )
-  end
-
   test "a body cut twice is resumed and arrives whole" do
     data = :crypto.strong_rand_bytes(@size)
     {port, requests} = cutting_server(data, ~s("v1"), 2)
-    chunks = OSXStream.download(store(port), "obj.bin", chunk_size: 256 * 1024) |> Enum.to_list()
+
+    chunks =
+      OSXStream.download(loopback_http_store!(port), "obj.bin", chunk_size: 256 * 1024)
+      |> Enum.to_list()
+
     assert IO.iodata_to_binary(chunks) == data
     # One request, cut; a resumption, cut; a resumption that completes.
     assert :counters.get(requests, 1) == 3
@@ -81,7 +79,10 @@ defmodule ObjectStoreX.ResumeTest do
     {port, requests} = cutting_server(data, ~s("v1"), 1_000)
 
     assert %ObjectStoreX.Error{} =
-             catch_error(OSXStream.download(store(port), "obj.bin") |> Stream.run())
+             catch_error(
+               OSXStream.download(loopback_http_store!(port), "obj.bin")
+               |> Stream.run()
+             )
 
     # Each resumption made progress (half of what was left), so it went on for a while, but
     # it stopped.

@@ -157,4 +157,26 @@ defmodule ObjectStoreX.TestHelpers do
       env: env
     )
   end
+
+  @doc """
+  Calls `fun` and returns what it returned, failing the test if it raises, throws or exits: a
+  non-bang function must return `{:error, %ObjectStoreX.Error{}}` for bad input.
+  """
+  def returned(fun) do
+    fun.()
+  catch
+    kind, value ->
+      ExUnit.Assertions.flunk(
+        "expected {:error, %ObjectStoreX.Error{}}, the call #{kind}: #{inspect(value)}"
+      )
+  end
+
+  @doc "An `:http` store for a test server on 127.0.0.1:`port`, without client retries."
+  def loopback_http_store!(port) do
+    ObjectStoreX.new!(:http,
+      url: "http://127.0.0.1:#{port}",
+      allow_http: true,
+      retry: [max_retries: 0]
+    )
+  end
 end

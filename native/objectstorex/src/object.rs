@@ -392,18 +392,14 @@ async fn delete_batch(
     let locations =
         futures::stream::iter(batch.iter().map(|(_, p)| Ok(p.clone())).collect::<Vec<_>>());
     let results: Vec<_> = store.store.delete_stream(locations.boxed()).collect().await;
-    let gone = |r: &object_store::Result<Path>| {
-        matches!(r, Ok(_) | Err(object_store::Error::NotFound { .. }))
-    };
     if results.len() == batch.len() {
         // delete_stream answers in input order, one result per location.
         let mut deleted = 0;
         let mut failed = Vec::new();
         for ((raw, _), result) in batch.into_iter().zip(results) {
             match result {
-                r if gone(&r) => deleted += 1,
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
                 Err(e) => failed.push((raw, store.error(e))),
-                Ok(_) => unreachable!("Ok is gone"),
             }
         }
         return (deleted, failed);

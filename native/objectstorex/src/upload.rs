@@ -94,6 +94,16 @@ impl UploadState {
         Ok(())
     }
 
+    /// Writes a chunk read natively and counts it as progress.
+    async fn feed(&mut self, chunk: Bytes, counter: Option<&Progress>) -> Result<(), NifError> {
+        let len = chunk.len() as u64;
+        self.write(PutPayload::from(chunk)).await?;
+        if let Some(c) = counter {
+            c.add(len);
+        }
+        Ok(())
+    }
+
     /// Cuts exactly `part_size` bytes off the front of `pending`, slicing the last buffer.
     fn take_part(&mut self) -> PutPayload {
         let mut need = self.part_size;
@@ -206,18 +216,14 @@ impl UploadState {
 /// Passes a step's result on; a failed one aborts the upload first, and an abort that fails
 /// too is reported in the error rather than hidden.
 async fn settle<T>(state: &mut UploadState, result: Result<T, NifError>) -> Result<T, NifError> {
-    let Err(e) = result else { return result };
-    match state.abort().await {
-        Ok(()) => Err(e),
-        Err(abort) => Err(NifError::new(
-            e.reason,
-            format!(
-                "{}; aborting the multipart upload failed too, so it may be left on the store: {}",
-                e.message, abort.message
-            ),
-        )
-        .retryable(e.retryable)),
+    let Err(mut e) = result else { return result };
+    if let Err(abort) = state.abort().await {
+        e.message = format!(
+            "{}; aborting the multipart upload failed too, so it may be left on the store: {}",
+            e.message, abort.message
+        );
     }
+    Err(e)
 }
 
 /// Joins the chunks into one buffer on the blocking pool, using the machine's cores.
@@ -506,11 +512,7 @@ async fn copy_file(
             break;
         }
         pos += chunk.len() as u64;
-        let len = chunk.len() as u64;
-        state.write(PutPayload::from(chunk)).await?;
-        if let Some(c) = counter {
-            c.add(len);
-        }
+        state.feed(chunk, counter).await?;
     }
     let now = file.metadata().map(|m| m.len()).unwrap_or(pos);
     if pos != size || now != size {
@@ -558,72 +560,69 @@ fn upload_transfer(
     let state = new_state(store, &path, opts);
     let source_path = parse_path("source_path", &source_path);
     runtime::spawn_reporting(env, reference, progress, async move {
-        use futures::StreamExt;
         let (mut state, source_path) = (state?, source_path?);
-        let result = async {
-            let got = source
-                .store
-                .get(&source_path)
-                .await
-                .map_err(|e| source.error(e))?;
-            let expected = got.meta.size;
-            if let Some(c) = &counter {
-                c.set_total(expected);
-            }
-            let name = source_path.to_string();
-            match got.payload {
-                object_store::GetResultPayload::File(file, _) => {
-                    copy_file(
-                        &mut state,
-                        &Arc::new(file),
-                        expected,
-                        counter.as_deref(),
-                        &name,
-                    )
-                    .await?;
-                }
-                object_store::GetResultPayload::Stream(body) => {
-                    let span = got.range.clone();
-                    let mut body = resumable(&source, &source_path, &got.meta, span, body);
-                    while let Some(chunk) = body.next().await {
-                        let chunk = chunk.map_err(|e| changed_or(&source, &source_path, e))?;
-                        let len = chunk.len() as u64;
-                        state.write(PutPayload::from(chunk)).await?;
-                        if let Some(c) = &counter {
-                            c.add(len);
-                        }
-                    }
-                }
-            }
-            // Checked before completing: a short or long read must never replace the destination.
-            if state.bytes != expected {
-                return Err(NifError::new(
-                    Reason::PreconditionFailed,
-                    format!(
-                        "read {} bytes but the source object has {expected}",
-                        state.bytes
-                    ),
-                ));
-            }
-            let summary = state.finish().await?;
-            let written = state
-                .store
-                .store
-                .head(&state.path)
-                .await
-                .map_err(|e| state.store.error(e))?;
-            if written.size != expected {
-                return Err(NifError::new(
-                    Reason::Generic,
-                    format!(
-                        "wrote {expected} bytes but the destination reports {}",
-                        written.size
-                    ),
-                ));
-            }
-            Ok(summary)
-        }
-        .await;
+        let result = copy_object(&mut state, &source, &source_path, counter.as_deref()).await;
         settle(&mut state, result).await
     })
+}
+
+/// Copies the source object into the upload and completes it, after checking that exactly the
+/// source's size was read; then checks the size the destination reports.
+async fn copy_object(
+    state: &mut UploadState,
+    source: &StoreResource,
+    source_path: &Path,
+    counter: Option<&Progress>,
+) -> Result<FinishSummary, NifError> {
+    use futures::StreamExt;
+    let got = source
+        .store
+        .get(source_path)
+        .await
+        .map_err(|e| source.error(e))?;
+    let expected = got.meta.size;
+    if let Some(c) = counter {
+        c.set_total(expected);
+    }
+    let name = source_path.to_string();
+    match got.payload {
+        object_store::GetResultPayload::File(file, _) => {
+            copy_file(state, &Arc::new(file), expected, counter, &name).await?;
+        }
+        object_store::GetResultPayload::Stream(body) => {
+            let span = got.range.clone();
+            let mut body = resumable(source, source_path, &got.meta, span, body);
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| changed_or(source, source_path, e))?;
+                state.feed(chunk, counter).await?;
+            }
+        }
+    }
+    // Checked before completing: a short or long read must never replace the destination.
+    if state.bytes != expected {
+        return Err(NifError::new(
+            Reason::PreconditionFailed,
+            format!(
+                "read {} bytes but the source object has {expected}",
+                state.bytes
+            ),
+        ));
+    }
+    let summary = state.finish().await?;
+    let written = state
+        .store
+        .store
+        .head(&state.path)
+        .await
+        .map_err(|e| state.store.error(e))?;
+    if written.size != expected {
+        return Err(NifError::new(
+            Reason::Generic,
+            format!(
+                "wrote {expected} bytes but the destination reports {}",
+                written.size
+            ),
+        ));
+    }
+    Ok(summary)
 }
