@@ -292,8 +292,8 @@ defmodule ObjectStoreX do
 
   defp get_options(opts) do
     with {:ok, range} <- Args.range(":range", opts[:range]),
-         {:ok, if_match} <- Args.optional_string(":if_match", opts[:if_match]),
-         {:ok, if_none_match} <- Args.optional_string(":if_none_match", opts[:if_none_match]),
+         {:ok, if_match} <- Args.optional_header(":if_match", opts[:if_match]),
+         {:ok, if_none_match} <- Args.optional_header(":if_none_match", opts[:if_none_match]),
          {:ok, modified} <-
            Args.optional_datetime(":if_modified_since", opts[:if_modified_since]),
          {:ok, unmodified} <-
@@ -631,8 +631,8 @@ defmodule ObjectStoreX do
   defp list_args(store, opts) do
     with {:ok, resource} <- Args.store(store),
          {:ok, opts} <- Args.opts(opts, [:prefix, :offset, :timeout]),
-         {:ok, prefix} <- Args.optional_string(":prefix", opts[:prefix]),
-         {:ok, offset} <- Args.optional_string(":offset", opts[:offset]),
+         {:ok, prefix} <- Args.optional_path(":prefix", opts[:prefix]),
+         {:ok, offset} <- Args.optional_path(":offset", opts[:offset]),
          {:ok, timeout} <- Args.timeout(opts) do
       {:ok, resource, prefix && String.trim(prefix, "/"), offset, timeout}
     end

@@ -39,10 +39,4 @@ end
 # A test that needs both the S3 and the Azure server is tagged :s3_and_azure.
 cross = if Enum.any?(missing, fn {b, _} -> b in [:s3, :azure] end), do: [:s3_and_azure], else: []
 
-# The fuzz run over every public function (test/objectstorex/fuzz_test.exs) still finds open
-# cases; it runs with OBJECTSTOREX_FUZZ=1 (or `mix test --only fuzz`) until they are fixed.
-fuzz = if System.get_env("OBJECTSTOREX_FUZZ") in [nil, "", "0"], do: [:fuzz], else: []
-
-ExUnit.start(
-  exclude: Enum.map(missing, fn {backend, _} -> {:backend, backend} end) ++ cross ++ fuzz
-)
+ExUnit.start(exclude: Enum.map(missing, fn {backend, _} -> {:backend, backend} end) ++ cross)

@@ -23,15 +23,54 @@ defmodule ObjectStoreX.Args do
         "expected an %ObjectStoreX.Store{} as the store argument, got: #{brief(other)}"
       )
 
+  # S3's, GCS's and Azure's longest key; a longer one can also make a request URI that the
+  # HTTP client refuses (it panics building it).
+  @max_path 1024
+
+  @doc "The longest object path, in bytes."
+  def max_path, do: @max_path
+
   def path(name, path) when is_binary(path) do
     cond do
       path == "" -> {:error, %Error{reason: :invalid_path, message: "#{name} must not be empty"}}
       not String.valid?(path) -> Error.invalid("#{name} must be valid UTF-8")
+      byte_size(path) > @max_path -> long_path(name, path)
       true -> {:ok, path}
     end
   end
 
   def path(name, other), do: Error.invalid("#{name} must be a string, got: #{brief(other)}")
+
+  defp long_path(name, path) do
+    {:error,
+     %Error{
+       reason: :invalid_path,
+       message: "#{name} must be at most #{@max_path} bytes, got #{byte_size(path)}"
+     }}
+  end
+
+  @doc "A prefix or listing offset: nil, or a path that may be empty."
+  def optional_path(_name, nil), do: {:ok, nil}
+  def optional_path(_name, ""), do: {:ok, ""}
+  def optional_path(name, value) when is_binary(value), do: path(name, value)
+  def optional_path(name, other), do: optional_string(name, other)
+
+  @doc "nil, or a string that `header_value/2` accepts."
+  def optional_header(_name, nil), do: {:ok, nil}
+  def optional_header(name, value) when is_binary(value), do: header_value(name, value)
+  def optional_header(name, other), do: optional_string(name, other)
+
+  @doc """
+  `{:ok, value}` for a string that may be sent as an HTTP header value: valid UTF-8 without
+  control characters (a CR or LF would split the header; the HTTP client refuses them).
+  """
+  def header_value(name, value) do
+    with {:ok, value} <- utf8(name, value) do
+      if String.match?(value, ~r/[\x00-\x08\x0a-\x1f\x7f]/),
+        do: Error.invalid("#{name} must not contain control characters"),
+        else: {:ok, value}
+    end
+  end
 
   @doc """
   Validates a keyword list against `allowed` (a list of keys) and returns it as a map, with
@@ -254,6 +293,11 @@ defmodule ObjectStoreX.Args do
       not Enum.all?([etag, version], &(is_nil(&1) or String.valid?(&1))) ->
         Error.invalid(":mode {:update, _} etag and version must be valid UTF-8")
 
+      # The ETag is sent as If-Match.
+      etag ->
+        with {:ok, etag} <- header_value(":mode {:update, etag}", etag),
+             do: {:ok, {:update, etag, version}}
+
       true ->
         {:ok, {:update, etag, version}}
     end
@@ -262,7 +306,7 @@ defmodule ObjectStoreX.Args do
   defp string_pairs(map, what) do
     map_all(Enum.sort(map), fn
       {k, v} when is_binary(v) ->
-        with {:ok, v} <- utf8("#{what} #{inspect(k)}", v), do: {:ok, {k, v}}
+        with {:ok, v} <- header_value("#{what} #{inspect(k)}", v), do: {:ok, {k, v}}
 
       {k, v} ->
         Error.invalid("#{what} #{inspect(k)} must be a string, got: #{brief(v)}")
@@ -271,20 +315,39 @@ defmodule ObjectStoreX.Args do
 
   defp string_map(opts, key) do
     case Map.get(opts, key, %{}) do
-      map when is_map(map) ->
+      # A struct is a map that Enum cannot sort.
+      map when is_map(map) and not is_struct(map) ->
         map_all(Enum.sort(map), fn
-          {k, v} when is_binary(k) and is_binary(v) ->
-            if String.valid?(k) and String.valid?(v),
-              do: {:ok, {k, v}},
-              else: Error.invalid("#{inspect(key)} keys and values must be valid UTF-8")
-
-          _ ->
-            Error.invalid("#{inspect(key)} must map strings to strings")
+          {k, v} when is_binary(k) and is_binary(v) -> string_entry(key, k, v)
+          _ -> Error.invalid("#{inspect(key)} must map strings to strings")
         end)
 
       other ->
         Error.invalid("#{inspect(key)} must be a map of strings, got: #{brief(other)}")
     end
+  end
+
+  # Metadata travels as HTTP headers (x-amz-meta-KEY: VALUE): its keys must be header-name
+  # tokens and its values header values. Tags are encoded, so any UTF-8 will do.
+  defp string_entry(:metadata, k, v) do
+    cond do
+      not String.valid?(k) ->
+        Error.invalid(":metadata keys must be valid UTF-8")
+
+      not String.match?(k, ~r/\A[!#$%&'*+\-.^_`|~0-9A-Za-z]+\z/) ->
+        Error.invalid(
+          ":metadata keys must be letters, digits or !#$%&'*+-.^_`|~, got: #{brief(k)}"
+        )
+
+      true ->
+        with {:ok, v} <- header_value(":metadata #{inspect(k)}", v), do: {:ok, {k, v}}
+    end
+  end
+
+  defp string_entry(key, k, v) do
+    if String.valid?(k) and String.valid?(v),
+      do: {:ok, {k, v}},
+      else: Error.invalid("#{inspect(key)} keys and values must be valid UTF-8")
   end
 
   @doc "Whether `term` is a proper list (Enum raises on an improper one)."

@@ -178,7 +178,7 @@ defmodule ObjectStoreX.Store do
   end
 
   defp native_config(provider, opts) do
-    with {:ok, prefix} <- Args.optional_string(":prefix", opts[:prefix]),
+    with {:ok, prefix} <- Args.optional_path(":prefix", opts[:prefix]),
          {:ok, retry} <- retry(opts[:retry]),
          {:ok, from_env} <- Args.boolean(":from_env", Map.get(opts, :from_env, true)),
          {:ok, pairs} <- pairs(provider, opts),

@@ -31,6 +31,11 @@ defmodule ObjectStoreX.Stream do
   pending requests dropped. The stream removes every message it was sent from the consumer's
   mailbox before it returns.
 
+  One exception: when one of several streams zipped with `Stream.zip/2` raises, Elixir 1.14
+  does not close the others (it halts fresh enumerations of them instead), so a download among
+  them is stopped only when its continuation is garbage-collected, and what it had read ahead
+  (at most `:prefetch` chunks and one final message) stays in the mailbox.
+
   ## Errors
 
   Failures raise `ObjectStoreX.Error` during enumeration. A download is never assembled from two
@@ -312,8 +317,8 @@ defmodule ObjectStoreX.Stream do
     result =
       with {:ok, resource} <- Args.store(store),
            {:ok, opts} <- Args.opts(opts, Keyword.keys(@list_defaults), @list_defaults),
-           {:ok, prefix} <- Args.optional_string(":prefix", opts.prefix),
-           {:ok, offset} <- Args.optional_string(":offset", opts.offset),
+           {:ok, prefix} <- Args.optional_path(":prefix", opts.prefix),
+           {:ok, offset} <- Args.optional_path(":offset", opts.offset),
            :ok <- Args.positive_integers(opts, [:page_size, :prefetch]),
            {:ok, timeout} <- Args.timeout(opts) do
         {:ok, resource, prefix && String.trim(prefix, "/"), offset, opts, timeout}
@@ -516,30 +521,29 @@ defmodule ObjectStoreX.Stream do
 
   defp finished(ref), do: Process.put({__MODULE__, ref}, :finished)
 
-  # Runs on completion, early halt and exceptions. Unless the terminal message has been taken,
-  # cancel the producer and drain its messages up to the terminal one, which always comes.
+  # Runs on completion, early halt and exceptions, and may run twice for one stream: a timeout
+  # closes before raising, and Elixir's Stream.transform/5 calls its source's after-callback
+  # again when halted in its last function. Unless the terminal message has been taken, the
+  # producer is cancelled and its messages drained up to the terminal one: waited for while
+  # the producer was still running, taken from the mailbox if it had already finished.
   defp close(%{stream: nil}), do: :ok
 
   defp close(%{ref: ref, stream: stream}) do
-    case Process.delete({__MODULE__, ref}) do
-      :finished ->
-        :ok
+    running? = Native.stream_cancel(stream) == :running
 
-      nil ->
-        Native.stream_cancel(stream)
-        drain(ref)
-        # A timeout closes the stream before raising; the after-callback then finds it closed.
-        finished(ref)
+    case Process.delete({__MODULE__, ref}) do
+      :finished -> :ok
+      nil -> drain(ref, if(running?, do: 30_000, else: 0))
     end
   end
 
-  defp drain(ref) do
+  defp drain(ref, wait) do
     receive do
-      {^ref, {:data, _}} -> drain(ref)
-      {^ref, {:start, _, _}} -> drain(ref)
+      {^ref, {:data, _}} -> drain(ref, wait)
+      {^ref, {:start, _, _}} -> drain(ref, wait)
       {^ref, _terminal} -> :ok
     after
-      30_000 -> :ok
+      wait -> :ok
     end
   end
 

@@ -535,6 +535,76 @@ defmodule ObjectStoreX.GuaranteesTest do
     end
   end
 
+  describe "values that would make an invalid request" do
+    # Before, object_store panicked building the request (`:internal`); now they are refused
+    # by name before anything is sent. The store at a closed port proves nothing was sent: a
+    # request would fail with :network_error instead.
+    setup do
+      {:ok, s3} =
+        ObjectStoreX.new(:s3,
+          bucket: "b",
+          region: "us-east-1",
+          endpoint: "http://127.0.0.1:1",
+          access_key_id: "AKIAEXAMPLE",
+          secret_access_key: "not-a-real-secret",
+          allow_http: true,
+          from_env: false,
+          retry: [max_retries: 0]
+        )
+
+      %{s3: s3}
+    end
+
+    test "control characters in header values", %{s3: s3} do
+      assert_invalid(fn -> ObjectStoreX.put(s3, "k", "", content_disposition: "a\r\nX: 1") end, [
+        ":content_disposition",
+        "control"
+      ])
+
+      assert_invalid(
+        fn -> ObjectStoreX.put(s3, "k", "", metadata: %{"m" => "a\nb"}) end,
+        "control"
+      )
+
+      assert_invalid(
+        fn -> ObjectStoreX.put(s3, "k", "", metadata: %{"a b" => "v"}) end,
+        ":metadata"
+      )
+
+      assert_invalid(fn -> ObjectStoreX.get(s3, "k", if_match: "\"e\"\n") end, ":if_match")
+
+      assert_invalid(
+        fn -> ObjectStoreX.put(s3, "k", "", mode: {:update, "e\r"}) end,
+        ":mode"
+      )
+
+      assert_invalid(fn -> OSXStream.upload(["x"], s3, "k", cache_control: "\0") end, "control")
+      assert_invalid(fn -> ObjectStoreX.put(s3, "k", "", metadata: %URI{}) end, ":metadata")
+      assert_invalid(fn -> ObjectStoreX.put(s3, "k", "", tags: %URI{}) end, ":tags")
+      # A tab is allowed in a header value.
+      assert {:error, %Error{reason: :network_error}} =
+               ObjectStoreX.put(s3, "k", "", content_disposition: "a\tb")
+    end
+
+    test "paths and prefixes longer than 1024 bytes", %{s3: s3, store: store} do
+      long = String.duplicate("é", 513)
+
+      for fun <- [
+            fn -> ObjectStoreX.head(s3, long) end,
+            fn -> ObjectStoreX.put(store, long, "x") end,
+            fn -> ObjectStoreX.list(s3, prefix: long) end,
+            fn -> ObjectStoreX.list(s3, offset: long) end
+          ] do
+        assert {:error, %Error{reason: :invalid_path, message: message}} = returned(fun)
+        assert message =~ "1024"
+      end
+
+      assert_raise Error, ~r/1024/, fn -> OSXStream.list_stream(s3, prefix: long) end
+      at_limit = String.duplicate("a", 1024)
+      assert :ok = ObjectStoreX.put(store, at_limit, "x")
+    end
+  end
+
   describe "secrets" do
     # Recognisable fake credentials: none may appear in any message or inspected store.
     @secrets [

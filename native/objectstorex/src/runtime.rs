@@ -180,10 +180,16 @@ impl CancelSlot {
         *self.slot() = handle;
     }
 
-    /// Aborts the task, once.
-    pub fn cancel(&self) {
-        if let Some(handle) = self.slot().take() {
-            handle.abort();
+    /// Aborts the task, once. Returns whether it was still running: only then may a message
+    /// of its own still be on its way.
+    pub fn cancel(&self) -> bool {
+        match self.slot().take() {
+            Some(handle) => {
+                let running = !handle.is_finished();
+                handle.abort();
+                running
+            }
+            None => false,
         }
     }
 }

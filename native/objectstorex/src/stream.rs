@@ -35,7 +35,7 @@ use crate::runtime::{runtime, CancelSlot, Emitter, Live, LIVE_STREAMS};
 use crate::store::StoreResource;
 
 mod atoms {
-    rustler::atoms! { ok, data, start, done }
+    rustler::atoms! { ok, data, start, done, running }
 }
 
 /// A running producer: its credit and the means to stop it.
@@ -124,10 +124,15 @@ fn stream_ack(stream: ResourceArc<StreamResource>, credits: usize) -> Atom {
     atoms::ok()
 }
 
+/// Stops the producer; answers `:running` when it had not finished (its terminal message is
+/// still to come) and `:done` when it had, or was stopped before.
 #[rustler::nif]
 fn stream_cancel(stream: ResourceArc<StreamResource>) -> Atom {
-    stream.producer.cancel();
-    atoms::ok()
+    if stream.producer.cancel() {
+        atoms::running()
+    } else {
+        atoms::done()
+    }
 }
 
 // ------------------------------------------------------------------------------------------
