@@ -88,7 +88,11 @@ defmodule ObjectStoreX.Stream do
       duration_us: _, throughput_mb_s: _, digest: hex | nil}` after the last chunk
   """
   @spec download(ObjectStoreX.Store.t(), String.t(), keyword()) :: Enumerable.t()
-  def download(store, path, opts \\ []) do
+  def download(store, path, opts \\ []), do: download(store, path, opts, false)
+
+  # With `gunzip`, the native side inflates the object (every gzip member) and sends the
+  # inflated bytes, in pieces of at most 256 KiB.
+  defp download(store, path, opts, gunzip) do
     {resource, opts} = validate_download!(store, path, opts)
 
     native = %{
@@ -96,7 +100,8 @@ defmodule ObjectStoreX.Stream do
       chunk_size: opts.chunk_size,
       prefetch: opts.prefetch,
       concurrency: opts.concurrency,
-      hash: opts.hash && Atom.to_string(opts.hash)
+      hash: opts.hash && Atom.to_string(opts.hash),
+      gunzip: gunzip
     }
 
     meta = %{path: path, backend: store.backend}
@@ -104,7 +109,13 @@ defmodule ObjectStoreX.Stream do
     consume(
       fn ref -> Native.stream_download(ref, resource, path, native) end,
       opts.timeout,
-      %{opts: opts, meta: meta, progress: Progress.new(opts.on_progress), started: nil},
+      %{
+        opts: opts,
+        meta: meta,
+        progress: Progress.new(opts.on_progress),
+        started: nil,
+        gunzip: gunzip
+      },
       &download_event/2
     )
   end
@@ -146,6 +157,9 @@ defmodule ObjectStoreX.Stream do
   end
 
   # The store has answered: the object's size is known.
+  # Inflated, the size is not known in advance: progress is then reported without a total.
+  defp download_event({:start, _meta, _total}, %{gunzip: true} = state), do: {[], state}
+
   defp download_event({:start, _meta, total}, state),
     do: {[], %{state | progress: %{state.progress | total: total}}}
 
@@ -354,7 +368,12 @@ defmodule ObjectStoreX.Stream do
 
   ## Options
 
-    * `:decompress` - `:gzip` to inflate a gzip-compressed object as it streams
+    * `:decompress` - `:gzip` to inflate a gzip-compressed object as it streams, natively:
+      every member of a multi-member file (`cat a.gz b.gz`), each checked against its CRC-32
+      and length; a truncated or corrupt stream raises `%ObjectStoreX.Error{}`. Memory is
+      `prefetch + 1` inflated pieces of at most 256 KiB, one compressed chunk and the line
+      being assembled. `:on_progress` then reports inflated bytes with `total: nil`; `:hash`
+      and the `:on_complete` summary are of the compressed object
     * `:max_line_length` - bytes, default 1 MiB; a longer line raises
       `%ObjectStoreX.Error{reason: :line_too_long}` instead of growing memory without bound
     * every option of `download/3` (`:chunk_size`, `:prefetch`, `:timeout`, `:range`, ...)
@@ -381,8 +400,7 @@ defmodule ObjectStoreX.Stream do
     unless line_opts[:decompress] in [nil, :gzip],
       do: raise(%Error{reason: :invalid_argument, message: ":decompress must be :gzip or nil"})
 
-    chunks = download(store, path, download_opts)
-    chunks = if line_opts[:decompress] == :gzip, do: gunzip(chunks), else: chunks
+    chunks = download(store, path, download_opts, line_opts[:decompress] == :gzip)
 
     Elixir.Stream.transform(
       chunks,
@@ -418,52 +436,6 @@ defmodule ObjectStoreX.Stream do
       <<body::binary-size(size), "\r">> -> body
       _ -> line
     end
-  end
-
-  # safeInflate returns bounded pieces, and each piece is handed on by itself as it is asked
-  # for, so a small, highly compressed object never inflates into one huge binary: memory is
-  # one piece plus the line being assembled (bounded by :max_line_length).
-  defp gunzip(chunks) do
-    Elixir.Stream.transform(
-      chunks,
-      fn ->
-        z = :zlib.open()
-        :ok = :zlib.inflateInit(z, 31)
-        z
-      end,
-      fn chunk, z -> {inflated(z, chunk), z} end,
-      fn z -> {check_complete(z), z} end,
-      fn z -> :zlib.close(z) end
-    )
-  end
-
-  defp inflated(z, chunk) do
-    {:start, chunk}
-    |> Elixir.Stream.unfold(fn
-      :done -> nil
-      {:start, input} -> piece(zlib(fn -> :zlib.safeInflate(z, input) end))
-      :more -> piece(zlib(fn -> :zlib.safeInflate(z, []) end))
-    end)
-    |> Elixir.Stream.reject(&(&1 == ""))
-  end
-
-  defp piece({:continue, out}), do: {IO.iodata_to_binary(out), :more}
-  defp piece({:finished, out}), do: {IO.iodata_to_binary(out), :done}
-
-  # A stream without its end (a truncated object, a missing trailer) fails here.
-  defp check_complete(z) do
-    zlib(fn -> :zlib.inflateEnd(z) end)
-    []
-  end
-
-  defp zlib(fun) do
-    fun.()
-  rescue
-    e in ErlangError ->
-      raise %Error{
-        reason: :generic,
-        message: "the object is not a valid gzip stream (zlib: #{inspect(e.original)})"
-      }
   end
 
   # ---------------------------------------------------------------------------------------------

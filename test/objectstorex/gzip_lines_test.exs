@@ -1,11 +1,48 @@
 defmodule ObjectStoreX.GzipLinesTest do
-  # Stream.lines/3 with decompress: :gzip on corrupt, truncated and explosive input.
+  # Stream.lines/3 with decompress: :gzip on multi-member, corrupt, truncated and explosive
+  # input, on the memory and local stores (the local store reads the file natively in blocks).
   use ExUnit.Case, async: true
 
   alias ObjectStoreX.Error
 
   setup do
     %{store: ObjectStoreX.new!(:memory)}
+  end
+
+  @tag :tmp_dir
+  test "every member of a multi-member gzip, whatever the chunk size", %{tmp_dir: dir} do
+    # What `cat a.gz b.gz > both.gz` makes; gzip -d reads both members.
+    a = Enum.map_join(1..3_000, "", &"a #{&1}\n")
+    b = Enum.map_join(1..3_000, "", &"b #{&1}\n")
+    both = :zlib.gzip(a) <> :zlib.gzip("") <> :zlib.gzip(b)
+
+    for store <- [ObjectStoreX.new!(:memory), ObjectStoreX.new!(:local, root: dir)],
+        chunk_size <- [7, 4096, byte_size(both)] do
+      :ok = ObjectStoreX.put(store, "both.gz", both)
+
+      lines =
+        ObjectStoreX.Stream.lines(store, "both.gz", decompress: :gzip, chunk_size: chunk_size)
+        |> Enum.to_list()
+
+      assert length(lines) == 6_000
+      assert hd(lines) == "a 1" and Enum.at(lines, 3_000) == "b 1"
+      assert List.last(lines) == "b 3000"
+    end
+  end
+
+  test "a member whose CRC does not match is an error", %{store: store} do
+    gz = :zlib.gzip("some text\n")
+    at = byte_size(gz) - 8
+    <<head::binary-size(at), crc::32, size::binary>> = gz
+    :ok = ObjectStoreX.put(store, "bad.gz", head <> <<Bitwise.bxor(crc, 1)::32>> <> size)
+
+    assert %Error{message: message} =
+             catch_error(
+               ObjectStoreX.Stream.lines(store, "bad.gz", decompress: :gzip)
+               |> Enum.to_list()
+             )
+
+    assert message =~ "CRC"
   end
 
   test "a gzip missing its trailer is an error, not a silently short read", %{store: store} do

@@ -19,6 +19,7 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use object_store::path::Path;
 use object_store::{GetOptions, GetResultPayload};
+use objectstorex_core::gunzip::{Gunzip, GzipError};
 use objectstorex_core::hash::Hasher;
 use objectstorex_core::pool;
 use objectstorex_core::rechunk::Rechunker;
@@ -145,6 +146,8 @@ pub struct DownloadOpts {
     prefetch: usize,
     concurrency: usize,
     hash: Option<String>,
+    /// Inflate a gzip object (every member) and send the inflated bytes.
+    gunzip: bool,
 }
 
 struct Progress {
@@ -190,6 +193,56 @@ impl Progress {
     }
 }
 
+/// Where a download's chunks go: counted and hashed as read, then sent to the consumer as they
+/// are, or inflated first. Each chunk read holds one credit; inflating one chunk may give any
+/// number of pieces (each takes a credit of its own) or none (its credit is given back).
+struct Outlet {
+    tally: Progress,
+    gunzip: Option<Gunzip>,
+    /// The largest inflated piece.
+    piece: usize,
+}
+
+impl Outlet {
+    async fn emit(&mut self, p: &mut Producer, chunk: Bytes) -> Result<(), NifError> {
+        self.tally.record(&chunk);
+        let Some(gunzip) = self.gunzip.as_mut() else {
+            p.send((atoms::data(), Blob(chunk)));
+            return Ok(());
+        };
+        gunzip.push(&chunk);
+        let mut sent = 0;
+        while let Some(piece) = gunzip.pull(self.piece).map_err(not_gzip)? {
+            if sent > 0 {
+                p.reserve().await;
+            }
+            sent += 1;
+            p.send((atoms::data(), Blob(piece)));
+        }
+        if sent == 0 {
+            p.credit.add_permits(1);
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(u64, u64, u64, Option<String>), NifError> {
+        if let Some(gunzip) = &self.gunzip {
+            gunzip.finish().map_err(not_gzip)?;
+        }
+        Ok(self.tally.summary())
+    }
+}
+
+fn not_gzip(e: GzipError) -> NifError {
+    NifError::new(
+        Reason::Generic,
+        format!("the object is not a valid gzip stream: {e}"),
+    )
+}
+
+/// Inflated pieces are at most this large, whatever the chunk size: lines are cut from them.
+const GUNZIP_PIECE: usize = 256 << 10;
+
 /// Aborts the task when dropped, so a cancelled download stops its range requests too.
 struct AbortOnDrop<T>(JoinHandle<T>);
 
@@ -205,7 +258,11 @@ async fn download(
     path: &Path,
     opts: DownloadOpts,
 ) -> Result<(u64, u64, u64, Option<String>), NifError> {
-    let mut progress = Progress::new(opts.hash.as_deref())?;
+    let mut out = Outlet {
+        tally: Progress::new(opts.hash.as_deref())?,
+        gunzip: opts.gunzip.then(Gunzip::new),
+        piece: opts.chunk_size.clamp(1, GUNZIP_PIECE),
+    };
     let range = opts.range.map(get_range).transpose()?;
     let chunk_size = opts.chunk_size.max(1);
     p.reserve().await;
@@ -239,10 +296,10 @@ async fn download(
                 span,
                 chunk_size,
                 opts.concurrency,
-                &mut progress,
+                &mut out,
             )
             .await?;
-            return Ok(progress.summary());
+            return out.finish();
         }
     }
     let result = store
@@ -264,7 +321,7 @@ async fn download(
     ));
     match result.payload {
         GetResultPayload::File(file, _) => {
-            local_file(p, Arc::new(file), span, chunk_size, &mut progress).await?;
+            local_file(p, Arc::new(file), span, chunk_size, &mut out).await?;
         }
         GetResultPayload::Stream(body) => {
             let body = resumable(store, path, &result.meta, span.clone(), body);
@@ -276,12 +333,11 @@ async fn download(
                     p.reserve().await;
                 }
                 first = false;
-                progress.record(&chunk);
-                p.send((atoms::data(), Blob(chunk)));
+                out.emit(p, chunk).await?;
             }
         }
     }
-    Ok(progress.summary())
+    out.finish()
 }
 
 /// Reads a local file in `chunk_size` blocking reads: object_store's own stream reads 8 KiB at
@@ -291,7 +347,7 @@ async fn local_file(
     file: Arc<std::fs::File>,
     span: std::ops::Range<u64>,
     chunk_size: usize,
-    progress: &mut Progress,
+    out: &mut Outlet,
 ) -> Result<(), NifError> {
     let mut pos = span.start;
     let mut first = true;
@@ -311,8 +367,7 @@ async fn local_file(
         .map_err(|e| NifError::new(Reason::Internal, e.to_string()))?
         .map_err(|e| NifError::new(Reason::Generic, format!("local read failed: {e}")))?;
         pos += len as u64;
-        progress.record(&chunk);
-        p.send((atoms::data(), Blob(chunk)));
+        out.emit(p, chunk).await?;
     }
     Ok(())
 }
@@ -328,7 +383,7 @@ async fn parallel(
     span: std::ops::Range<u64>,
     chunk_size: usize,
     concurrency: usize,
-    progress: &mut Progress,
+    out: &mut Outlet,
 ) -> Result<(), NifError> {
     let mut starts = (span.start..span.end).step_by(chunk_size);
     let mut window: VecDeque<AbortOnDrop<object_store::Result<Bytes>>> = VecDeque::new();
@@ -354,8 +409,7 @@ async fn parallel(
             p.reserve().await;
         }
         first = false;
-        progress.record(&chunk);
-        p.send((atoms::data(), Blob(chunk)));
+        out.emit(p, chunk).await?;
     }
     Ok(())
 }
