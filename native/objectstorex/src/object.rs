@@ -15,6 +15,7 @@ use object_store::{
 use rustler::{Atom, Env, NifMap, ResourceArc, Term};
 
 use crate::error::{self, NifError, Reason};
+use crate::local;
 use crate::meta::Meta;
 use crate::payload::{self, Blob};
 use crate::read::{self, Pin};
@@ -198,10 +199,7 @@ fn object_get(
         let bytes = if head {
             bytes::Bytes::new()
         } else {
-            let expected = result.range.end - result.range.start;
-            read::collect(result.into_stream(), expected)
-                .await
-                .map_err(|e| store.error(e))?
+            read::body(result).await.map_err(|e| store.error(e))?
         };
         Ok((Blob(bytes), meta))
     })
@@ -316,8 +314,7 @@ fn object_get_ranges(
                     };
                     let result = store.store.get_opts(&path, opts).await?;
                     let (e_tag, version) = (result.meta.e_tag.clone(), result.meta.version.clone());
-                    let expected = result.range.end - result.range.start;
-                    let bytes = read::collect(result.into_stream(), expected).await?;
+                    let bytes = read::body(result).await?;
                     Ok::<_, object_store::Error>((e_tag, version, Blob(bytes)))
                 }
             })
@@ -545,11 +542,22 @@ struct TempFile {
     keep: bool,
 }
 
+impl TempFile {
+    async fn discard(&mut self) {
+        let path = std::mem::take(&mut self.path);
+        self.keep = true;
+        let _ = local::blocking(move || std::fs::remove_file(path)).await;
+    }
+}
+
 impl Drop for TempFile {
     fn drop(&mut self) {
         if !self.keep {
-            // An unlink of a file this task created: quick, and nothing else may run it later.
-            let _ = std::fs::remove_file(&self.path);
+            // On the local pool: a drop may run on any thread, and nothing else may remove it.
+            let path = std::mem::take(&mut self.path);
+            local::detach(move || {
+                let _ = std::fs::remove_file(path);
+            });
         }
     }
 }
@@ -587,16 +595,32 @@ fn object_download_file(
             keep: false,
         };
         let (chunk_size, concurrency) = (opts.chunk_size.max(1), opts.concurrency.max(1));
-        let meta =
-            download_into(&store, &path, &tmp.path, chunk_size, concurrency, counter).await?;
-        tokio::fs::rename(&tmp.path, &target).await.map_err(|e| {
-            NifError::new(
-                Reason::Generic,
-                format!("cannot rename into {local_path:?}: {e}"),
-            )
-        })?;
-        tmp.keep = true;
-        Ok(Meta(meta))
+        let outcome = async {
+            let meta =
+                download_into(&store, &path, &tmp.path, chunk_size, concurrency, counter).await?;
+            let (from, to) = (tmp.path.clone(), target.clone());
+            local::blocking(move || std::fs::rename(from, to))
+                .await?
+                .map_err(|e| {
+                    NifError::new(
+                        Reason::Generic,
+                        format!("cannot rename into {local_path:?}: {e}"),
+                    )
+                })?;
+            Ok(meta)
+        }
+        .await;
+        match outcome {
+            Ok(meta) => {
+                tmp.keep = true;
+                Ok(Meta(meta))
+            }
+            // Removed before the error is reported; the drop covers only a task cancelled.
+            Err(e) => {
+                tmp.discard().await;
+                Err(e)
+            }
+        }
     })
 }
 
@@ -612,19 +636,18 @@ fn local_error(what: &str, e: impl std::fmt::Display) -> NifError {
     NifError::new(Reason::Generic, format!("{what}: {e}"))
 }
 
-/// Writes `bytes` at `offset` of `file` on the blocking pool.
+/// Writes `bytes` at `offset` of `file` on the local pool.
 async fn write_at(
     file: &Arc<std::fs::File>,
     bytes: bytes::Bytes,
     offset: u64,
 ) -> Result<(), NifError> {
     let file = file.clone();
-    tokio::task::spawn_blocking(move || {
+    local::blocking(move || {
         use std::os::unix::fs::FileExt;
         file.write_all_at(&bytes, offset)
     })
-    .await
-    .map_err(|e| NifError::new(Reason::Internal, e.to_string()))?
+    .await?
     .map_err(|e| local_error("local write", e))
 }
 
@@ -640,13 +663,13 @@ async fn download_into(
     if let Some(p) = &progress {
         p.set_total(meta.size);
     }
-    let file = tokio::fs::File::create(tmp)
-        .await
-        .map_err(|e| local_error(&format!("cannot create {tmp:?}"), e))?
-        .into_std()
-        .await;
-    file.set_len(meta.size)
-        .map_err(|e| local_error(&format!("cannot size {tmp:?}"), e))?;
+    let (created, size) = (tmp.to_path_buf(), meta.size);
+    let file = local::blocking(move || {
+        let file = std::fs::File::create(&created)?;
+        file.set_len(size).map(|()| file)
+    })
+    .await?
+    .map_err(|e| local_error(&format!("cannot create {tmp:?}"), e))?;
     let file = Arc::new(file);
     let pin = Pin::of(&meta);
     let added = |len: usize| {

@@ -8,9 +8,10 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, GetResult, ObjectMeta, ObjectStore};
+use object_store::{GetOptions, GetRange, GetResult, GetResultPayload, ObjectMeta, ObjectStore};
 
 use crate::error::{NifError, Reason};
+use crate::local;
 use crate::store::StoreResource;
 
 /// The largest buffer reserved up front for a body; a body beyond it grows the buffer as its
@@ -29,7 +30,7 @@ fn generic(message: String) -> object_store::Error {
 
 /// Collects a body into one buffer. Allocation grows with the bytes received and is fallible,
 /// so neither a lying size nor a huge body can abort the VM.
-pub async fn collect(
+async fn collect(
     mut body: BoxStream<'static, object_store::Result<Bytes>>,
     expected: u64,
 ) -> object_store::Result<Bytes> {
@@ -50,6 +51,33 @@ pub async fn collect(
         buf.extend_from_slice(&piece);
     }
     Ok(buf.into())
+}
+
+/// The body of an answer, whole: a local file is read on the local pool in one read, any other
+/// body collected as it arrives.
+pub async fn body(result: GetResult) -> object_store::Result<Bytes> {
+    let range = result.range.clone();
+    let expected = range.end - range.start;
+    match result.payload {
+        GetResultPayload::File(file, path) => {
+            let len = usize::try_from(expected)
+                .map_err(|_| generic(format!("{expected} bytes do not fit in memory")))?;
+            let read = local::blocking(move || local::read_at(&file, range.start, len))
+                .await
+                .map_err(|e| generic(e.message))?
+                .map_err(|e| generic(format!("reading {}: {e}", path.display())))?;
+            if read.len() != len {
+                return Err(generic(format!(
+                    "{} ended at byte {} of {}",
+                    path.display(),
+                    range.start + read.len() as u64,
+                    range.end
+                )));
+            }
+            Ok(read)
+        }
+        GetResultPayload::Stream(stream) => collect(stream, expected).await,
+    }
 }
 
 fn reserve(buf: &mut Vec<u8>, more: usize) -> object_store::Result<()> {
@@ -135,7 +163,7 @@ pub async fn pinned_range(
     let result = store.get_opts(path, pin.options(range.clone())).await?;
     pin.check(path, &result, &range)?;
     let expected = result.range.end - result.range.start;
-    let bytes = collect(result.into_stream(), expected).await?;
+    let bytes = body(result).await?;
     if bytes.len() as u64 != expected {
         return Err(generic(format!(
             "range {}..{} returned {} bytes",

@@ -64,7 +64,7 @@ pub fn start() -> std::io::Result<()> {
 /// Tokio's threads (workers and the blocking pool) run at nice 10, so when the machine is
 /// short of CPU the kernel runs the BEAM's schedulers first: heavy I/O through this library
 /// slows itself down rather than the VM. Raising niceness needs no privileges.
-fn lower_priority() {
+pub(crate) fn lower_priority() {
     #[cfg(target_os = "linux")]
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;

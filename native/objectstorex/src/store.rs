@@ -20,6 +20,7 @@ use object_store::{BackoffConfig, ClientConfigKey, ClientOptions, ObjectStore, R
 use rustler::{Atom, Env, NifMap, Resource, ResourceArc, Term};
 
 use crate::error::{NifError, Reason};
+use crate::local::{self, LocalStore};
 use crate::runtime::{self, TaskHandle};
 use objectstorex_core::error::is_secret_key;
 
@@ -115,14 +116,17 @@ async fn build(provider: Atom, cfg: &StoreConfig) -> Result<Built, NifError> {
             .root
             .as_deref()
             .ok_or_else(|| NifError::invalid_argument("option :root is required"))?;
-        tokio::fs::create_dir_all(root).await.map_err(|e| {
-            NifError::new(
-                Reason::InvalidArgument,
-                format!("cannot create local root {root:?}: {e}"),
-            )
-        })?;
+        let dir = root.to_string();
+        local::blocking(move || std::fs::create_dir_all(dir))
+            .await?
+            .map_err(|e| {
+                NifError::new(
+                    Reason::InvalidArgument,
+                    format!("cannot create local root {root:?}: {e}"),
+                )
+            })?;
         let fs = LocalFileSystem::new_with_prefix(root)?;
-        Ok((Arc::new(fs), None))
+        Ok((Arc::new(LocalStore::new(fs)), None))
     } else if provider == atoms::s3() {
         let mut b = if cfg.from_env {
             AmazonS3Builder::from_env()

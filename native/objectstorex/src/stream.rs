@@ -28,6 +28,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::error::{NifError, Reason};
+use crate::local;
 use crate::meta::Meta;
 use crate::object::{get_range, listing, parse_path};
 use crate::payload::Blob;
@@ -358,13 +359,12 @@ async fn local_file(
         first = false;
         let len = chunk_size.min((span.end - pos) as usize);
         let file = file.clone();
-        let chunk = tokio::task::spawn_blocking(move || -> std::io::Result<Bytes> {
+        let chunk = local::blocking(move || -> std::io::Result<Bytes> {
             let mut buf = pool::global().take(len);
             file.read_exact_at(buf.as_mut_slice(), pos)?;
             Ok(buf.into_bytes(len))
         })
-        .await
-        .map_err(|e| NifError::new(Reason::Internal, e.to_string()))?
+        .await?
         .map_err(|e| NifError::new(Reason::Generic, format!("local read failed: {e}")))?;
         pos += len as u64;
         out.emit(p, chunk).await?;

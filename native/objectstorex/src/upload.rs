@@ -26,6 +26,7 @@ use rustler::{Encoder, Env, LocalPid, Monitor, NifMap, Resource, ResourceArc, Te
 use tokio::task::JoinHandle;
 
 use crate::error::{self, NifError, Reason};
+use crate::local;
 use crate::object::{parse_path, put_options, PutOpts};
 use crate::payload;
 use crate::read::{changed_or, resumable};
@@ -466,15 +467,14 @@ fn upload_file(
     let state = new_state(store, &path, opts);
     runtime::spawn_reporting(env, reference, progress, async move {
         let mut state = state?;
-        let file = std::fs::File::open(&local_path).map_err(|e| {
-            NifError::new(Reason::NotFound, format!("cannot open {local_path:?}: {e}"))
-        })?;
-        let size = file
-            .metadata()
-            .map_err(|e| {
-                NifError::new(Reason::Generic, format!("cannot stat {local_path:?}: {e}"))
-            })?
-            .len();
+        let opened = std::path::PathBuf::from(&local_path);
+        let (file, size) = local::blocking(move || {
+            let file = local::open_regular(&opened)?;
+            let size = file.metadata()?.len();
+            Ok::<_, std::io::Error>((file, size))
+        })
+        .await?
+        .map_err(|e| NifError::new(Reason::NotFound, format!("cannot open {local_path:?}: {e}")))?;
         if let Some(counter) = &counter {
             counter.set_total(size);
         }
@@ -504,9 +504,8 @@ async fn copy_file(
             file.clone(),
             (state.part_size as u64).min(size - pos) as usize,
         );
-        let chunk = tokio::task::spawn_blocking(move || read_block(&f, pos, len))
-            .await
-            .map_err(|e| NifError::new(Reason::Internal, e.to_string()))?
+        let chunk = local::blocking(move || local::read_at(&f, pos, len))
+            .await?
             .map_err(|e| NifError::new(Reason::Generic, format!("reading {name:?}: {e}")))?;
         if chunk.is_empty() {
             break;
@@ -514,7 +513,10 @@ async fn copy_file(
         pos += chunk.len() as u64;
         state.feed(chunk, counter).await?;
     }
-    let now = file.metadata().map(|m| m.len()).unwrap_or(pos);
+    let f = file.clone();
+    let now = local::blocking(move || f.metadata().map(|m| m.len()))
+        .await?
+        .unwrap_or(pos);
     if pos != size || now != size {
         return Err(NifError::new(
             Reason::PreconditionFailed,
@@ -522,25 +524,6 @@ async fn copy_file(
         ));
     }
     Ok(())
-}
-
-/// Reads up to `len` bytes at `pos`; shorter only at the end of the file.
-fn read_block(file: &std::fs::File, pos: u64, len: usize) -> std::io::Result<Bytes> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = Vec::new();
-    buf.try_reserve_exact(len)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::OutOfMemory, e))?;
-    buf.resize(len, 0);
-    let mut filled = 0;
-    while filled < len {
-        let n = file.read_at(&mut buf[filled..], pos + filled as u64)?;
-        if n == 0 {
-            break;
-        }
-        filled += n;
-    }
-    buf.truncate(filled);
-    Ok(buf.into())
 }
 
 /// Streams an object from one store into another: the download and the part uploads overlap,

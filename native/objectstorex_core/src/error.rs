@@ -259,6 +259,12 @@ impl From<object_store::Error> for Error {
 fn classify_generic(err: &object_store::Error) -> Reason {
     let mut source: Option<&(dyn StdError + 'static)> = err.source();
     while let Some(e) = source {
+        // A local operation past its deadline.
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return Reason::Timeout;
+            }
+        }
         if let Some(http) = e.downcast_ref::<HttpError>() {
             return match http.kind() {
                 HttpErrorKind::Timeout => Reason::Timeout,
@@ -362,6 +368,17 @@ mod tests {
         .into();
         assert_eq!(err.reason, Reason::NotFound);
         assert!(!err.retryable);
+    }
+
+    #[test]
+    fn a_timed_out_io_error_is_a_timeout() {
+        let err: Error = object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(std::io::Error::new(std::io::ErrorKind::TimedOut, "slow")),
+        }
+        .into();
+        assert_eq!(err.reason, Reason::Timeout);
+        assert!(err.retryable);
     }
 
     #[test]

@@ -1,0 +1,307 @@
+//! Serves the local stores of `ObjectStoreX.Store`, kept from harming the rest of the VM:
+//!
+//! - Their blocking file I/O runs on a thread pool of its own, so a hung mount or a stalled
+//!   disk can pin only those threads, never the pool that network clients (DNS lookups) and
+//!   the memory store use.
+//! - A path that is not a regular file (a FIFO, a device) is never opened: opening a FIFO
+//!   blocks until a writer comes.
+//! - Every operation has a deadline ([`DEADLINE`]) that frees its caller with `:timeout`; a
+//!   thread stuck in the kernel stays stuck, but nothing waits on it.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, UploadPart,
+};
+use tokio::runtime::Runtime;
+
+use crate::error::{NifError, Reason};
+
+/// How long one local file operation (an open, a block read or write, a rename) may take.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+static FS: OnceLock<Runtime> = OnceLock::new();
+
+fn fs() -> &'static Runtime {
+    FS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(4 * cores)
+            .thread_name("objectstorex-fs")
+            .on_thread_start(crate::runtime::lower_priority)
+            .enable_all()
+            .build()
+            .expect("the local file runtime starts")
+    })
+}
+
+fn timed_out() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!(
+            "a local file operation did not finish within {} s (a hung mount or disk?)",
+            DEADLINE.as_secs()
+        ),
+    )
+}
+
+/// Runs blocking file I/O on the local pool, within the deadline.
+pub async fn blocking<T, F>(f: F) -> Result<T, NifError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::time::timeout(DEADLINE, fs().spawn_blocking(f)).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(join)) => Err(NifError::new(Reason::Internal, join.to_string())),
+        Err(_) => Err(NifError::new(Reason::Timeout, timed_out().to_string())),
+    }
+}
+
+/// Runs blocking file I/O on the local pool without waiting for it (cleanup in a `Drop`).
+pub fn detach<F: FnOnce() + Send + 'static>(f: F) {
+    drop(fs().spawn_blocking(f));
+}
+
+/// Opens a file for reading, only if it is a regular one (opening a FIFO would block).
+pub fn open_regular(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    std::fs::File::open(path)
+}
+
+/// Reads up to `len` bytes at `pos` into a buffer allocated fallibly; shorter only at the end
+/// of the file. Blocking: run it through [`blocking`].
+pub fn read_at(file: &std::fs::File, pos: u64, len: usize) -> std::io::Result<Bytes> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(len)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::OutOfMemory, e))?;
+    buf.resize(len, 0);
+    let mut filled = 0;
+    while filled < len {
+        let n = file.read_at(&mut buf[filled..], pos + filled as u64)?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    buf.truncate(filled);
+    Ok(buf.into())
+}
+
+/// Runs `fut` (an operation of `LocalFileSystem`, whose blocking calls go to the runtime that
+/// polls it) on the local runtime, within the deadline.
+async fn on_fs<T, F>(fut: F) -> object_store::Result<T>
+where
+    F: Future<Output = object_store::Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    let generic = |source: Box<dyn std::error::Error + Send + Sync>| object_store::Error::Generic {
+        store: "LocalFileSystem",
+        source,
+    };
+    match tokio::time::timeout(DEADLINE, fs().spawn(fut)).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(join)) => Err(generic(join.to_string().into())),
+        Err(_) => Err(generic(Box::new(timed_out()))),
+    }
+}
+
+/// Moves a stream's polling onto the local runtime; an item that does not come within the
+/// deadline ends it with an error.
+fn pump<T: Send + 'static>(
+    inner: BoxStream<'static, object_store::Result<T>>,
+) -> BoxStream<'static, object_store::Result<T>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    fs().spawn(async move {
+        let mut inner = inner;
+        while let Some(item) = inner.next().await {
+            // The receiver is gone: nobody wants the rest.
+            if tx.send(item).await.is_err() {
+                break;
+            }
+        }
+    });
+    futures::stream::unfold(Some(rx), |rx| async move {
+        let mut rx = rx?;
+        match tokio::time::timeout(DEADLINE, rx.recv()).await {
+            Ok(Some(item)) => Some((item, Some(rx))),
+            Ok(None) => None,
+            Err(_) => {
+                let e = object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: Box::new(timed_out()),
+                };
+                Some((Err(e), None))
+            }
+        }
+    })
+    .boxed()
+}
+
+#[derive(Debug)]
+pub struct LocalStore {
+    inner: Arc<LocalFileSystem>,
+}
+
+impl LocalStore {
+    pub fn new(inner: LocalFileSystem) -> Self {
+        LocalStore {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Refuses a location that exists and is not a regular file, before anything opens it.
+    async fn regular(&self, location: &Path) -> object_store::Result<()> {
+        let path = self.inner.path_to_filesystem(location)?;
+        let checked = path.clone();
+        let meta = blocking(move || std::fs::metadata(&checked))
+            .await
+            .map_err(|e| object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            })?;
+        match meta {
+            Ok(meta) if !meta.is_file() && !meta.is_dir() => Err(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: format!("{} is not a regular file", path.display()).into(),
+            }),
+            // Missing files and directories: the store says what it says of them.
+            _ => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for LocalStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for LocalStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        let (inner, location) = (self.inner.clone(), location.clone());
+        on_fs(async move { inner.put_opts(&location, payload, opts).await }).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        let (inner, location) = (self.inner.clone(), location.clone());
+        let upload = on_fs(async move { inner.put_multipart_opts(&location, opts).await }).await?;
+        Ok(Box::new(LocalUpload(Arc::new(tokio::sync::Mutex::new(
+            upload,
+        )))))
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.regular(location).await?;
+        let (inner, location) = (self.inner.clone(), location.clone());
+        on_fs(async move { inner.get_opts(&location, options).await }).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        pump(self.inner.delete_stream(locations))
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        pump(self.inner.list(prefix))
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        pump(self.inner.list_with_offset(prefix, offset))
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        let (inner, prefix) = (self.inner.clone(), prefix.cloned());
+        on_fs(async move { inner.list_with_delimiter(prefix.as_ref()).await }).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        let (inner, from, to) = (self.inner.clone(), from.clone(), to.clone());
+        on_fs(async move { inner.copy_opts(&from, &to, options).await }).await
+    }
+
+    async fn rename_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: RenameOptions,
+    ) -> object_store::Result<()> {
+        let (inner, from, to) = (self.inner.clone(), from.clone(), to.clone());
+        on_fs(async move { inner.rename_opts(&from, &to, options).await }).await
+    }
+}
+
+/// A local multipart upload whose part writes, completion and abort run on the local pool.
+#[derive(Debug)]
+struct LocalUpload(Arc<tokio::sync::Mutex<Box<dyn MultipartUpload>>>);
+
+#[async_trait]
+impl MultipartUpload for LocalUpload {
+    fn put_part(&mut self, data: PutPayload) -> UploadPart {
+        // Parts are cut one after another by the caller, never during a completion or abort.
+        match self.0.try_lock() {
+            Ok(mut inner) => {
+                let part = inner.put_part(data);
+                Box::pin(on_fs(part))
+            }
+            Err(_) => Box::pin(async {
+                Err(object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: "a part was written while the upload was completing".into(),
+                })
+            }),
+        }
+    }
+
+    async fn complete(&mut self) -> object_store::Result<PutResult> {
+        let inner = self.0.clone();
+        on_fs(async move { inner.lock().await.complete().await }).await
+    }
+
+    async fn abort(&mut self) -> object_store::Result<()> {
+        let inner = self.0.clone();
+        on_fs(async move { inner.lock().await.abort().await }).await
+    }
+}

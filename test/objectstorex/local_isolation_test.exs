@@ -1,0 +1,72 @@
+defmodule ObjectStoreX.LocalIsolationTest do
+  # A local root that holds a FIFO: opening one for reading blocks until a writer comes, and
+  # each such open used to pin a thread of the blocking pool that the memory store and DNS
+  # lookups share, for good. Not async: it means to fill that pool.
+  use ExUnit.Case, async: false
+
+  alias ObjectStoreX.Error
+
+  @mib 1_048_576
+
+  @tag :tmp_dir
+  test "a FIFO is never opened: reads fail at once and other work goes on", %{tmp_dir: dir} do
+    store = ObjectStoreX.new!(:local, root: dir)
+    {_, 0} = System.cmd("mkfifo", [Path.join(dir, "fifo")])
+    dest = ObjectStoreX.new!(:memory)
+
+    # More reads than the pool has threads (four per core).
+    reads = 4 * :erlang.system_info(:logical_processors_available) + 4
+
+    results =
+      1..reads
+      |> Enum.map(fn i ->
+        Task.async(fn ->
+          case rem(i, 3) do
+            0 ->
+              ObjectStoreX.get(store, "fifo", timeout: 2_000)
+
+            1 ->
+              ObjectStoreX.transfer(store, "fifo", dest, "copy", timeout: 2_000)
+
+            2 ->
+              ObjectStoreX.download_file(store, "fifo", Path.join(dir, "out#{i}"), timeout: 2_000)
+          end
+        end)
+      end)
+      |> Task.await_many(10_000)
+
+    for result <- results do
+      assert {:error, %Error{reason: reason, message: message}} = result
+      refute reason == :timeout, "a read waited on the FIFO: #{message}"
+    end
+
+    error =
+      catch_error(ObjectStoreX.Stream.download(store, "fifo", timeout: 2_000) |> Enum.to_list())
+
+    assert %Error{} = error
+    refute error.reason == :timeout
+
+    # The memory store joins an upload's chunks on the blocking pool: it still can.
+    chunks = Stream.repeatedly(fn -> :binary.copy("x", @mib) end) |> Stream.take(48)
+    assert :ok = ObjectStoreX.Stream.upload(chunks, dest, "big", timeout: 10_000)
+    assert {:ok, %{size: 50_331_648}} = ObjectStoreX.head(dest, "big")
+  end
+
+  @tag :tmp_dir
+  test "local files still read and write through the pool of their own", %{tmp_dir: dir} do
+    store = ObjectStoreX.new!(:local, root: dir)
+    data = :crypto.strong_rand_bytes(3 * @mib + 17)
+    :ok = ObjectStoreX.put(store, "a/b.bin", data)
+    assert {:ok, ^data, _} = ObjectStoreX.get(store, "a/b.bin")
+    assert {:ok, [<<_::binary-size(10)>>]} = ObjectStoreX.get_ranges(store, "a/b.bin", [{5, 14}])
+
+    assert IO.iodata_to_binary(Enum.to_list(ObjectStoreX.Stream.download(store, "a/b.bin"))) ==
+             data
+
+    assert {:ok, [%{location: "a/b.bin"}]} = ObjectStoreX.list(store)
+    target = Path.join(dir, "copy.bin")
+    assert {:ok, _} = ObjectStoreX.download_file(store, "a/b.bin", target, chunk_size: @mib)
+    assert File.read!(target) == data
+    assert {:ok, 1, []} = ObjectStoreX.delete_many(store, ["a/b.bin"])
+  end
+end
