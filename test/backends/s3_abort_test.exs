@@ -194,6 +194,8 @@ defmodule ObjectStoreX.Backends.S3AbortTest do
       {proxy, store, direct}
     end
 
+    defp put_all(store, chunks), do: :ok = ObjectStoreX.put(store, "source.bin", chunks)
+
     # Three full parts and a short last one, in chunks that do not line up with the parts.
     defp chunks,
       do: Stream.repeatedly(fn -> :crypto.strong_rand_bytes(@mib + 1) end) |> Enum.take(16)
@@ -254,6 +256,27 @@ defmodule ObjectStoreX.Backends.S3AbortTest do
         assert {:error, %ObjectStoreX.Error{reason: :not_found}} =
                  ObjectStoreX.head(direct, "complete-fails.bin")
       end
+    end
+
+    test "a completion the server applied but whose every answer was lost is confirmed" do
+      # The server completes the upload; the client never hears it, and its retries find the
+      # upload gone. The object is there, whole: the call must say so, not fail.
+      {proxy, store, direct} = faulty_store({"POST", @upload_id, :drop_response})
+      chunks = chunks()
+
+      assert {:ok, summary} =
+               ObjectStoreX.transfer(
+                 TestBackends.store!(:memory) |> tap(&put_all(&1, chunks)),
+                 "source.bin",
+                 store,
+                 "lost-answer.bin",
+                 part_size: @part
+               )
+
+      assert FaultProxy.count(proxy, "POST", @upload_id) >= 1
+      assert summary.bytes == IO.iodata_length(chunks)
+      assert ObjectStoreX.get!(direct, "lost-answer.bin") == IO.iodata_to_binary(chunks)
+      assert eventually_none(direct) == 0
     end
 
     test "a part refused outright is not retried, and the upload is aborted" do

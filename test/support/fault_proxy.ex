@@ -18,8 +18,12 @@ defmodule ObjectStoreX.FaultProxy do
   @enforce_keys [:port, :log]
   defstruct [:port, :log]
 
-  @typedoc "`{method, pattern matched against the request target, status to answer}`"
-  @type rule :: {String.t(), Regex.t(), pos_integer()}
+  @typedoc """
+  `{method, pattern matched against the request target, action}`: a status to answer instead
+  of forwarding, or `:drop_response` to forward the request and close the client's connection
+  without its answer (the server did the work; the client never learns it)
+  """
+  @type rule :: {String.t(), Regex.t(), pos_integer() | :drop_response}
   @type t :: %__MODULE__{port: :inet.port_number(), log: :ets.tid()}
 
   @piece 1_048_576
@@ -43,8 +47,13 @@ defmodule ObjectStoreX.FaultProxy do
   @spec url(t()) :: String.t()
   def url(%__MODULE__{port: port}), do: "http://127.0.0.1:#{port}"
 
-  @doc "Every request seen so far, oldest first: `{method, target, :forwarded | {:failed, status}}`."
-  @spec requests(t()) :: [{String.t(), String.t(), :forwarded | {:failed, pos_integer()}}]
+  @doc """
+  Every request seen so far, oldest first:
+  `{method, target, :forwarded | :dropped_response | {:failed, status}}`.
+  """
+  @spec requests(t()) :: [
+          {String.t(), String.t(), :forwarded | :dropped_response | {:failed, pos_integer()}}
+        ]
   def requests(%__MODULE__{log: log}), do: log |> :ets.tab2list() |> Enum.map(&elem(&1, 1))
 
   @doc "How many requests so far had `method` and a target matching `pattern`."
@@ -59,6 +68,10 @@ defmodule ObjectStoreX.FaultProxy do
     length = request_body_length(head)
 
     case Enum.find(rules, fn {m, pattern, _} -> m == method and target =~ pattern end) do
+      {_, _, :drop_response} ->
+        record(log, method, target, :dropped_response)
+        forward(client, upstream, head, rest, length, false)
+
       {_, _, status} ->
         record(log, method, target, {:failed, status})
         :ok = relay_exact(client, nil, rest, length)
@@ -66,7 +79,7 @@ defmodule ObjectStoreX.FaultProxy do
 
       nil ->
         record(log, method, target, :forwarded)
-        forward(client, upstream, head, rest, length)
+        forward(client, upstream, head, rest, length, true)
     end
   end
 
@@ -82,23 +95,27 @@ defmodule ObjectStoreX.FaultProxy do
     String.to_integer(TestHTTP.header(head, "content-length") || "0")
   end
 
-  defp forward(client, {address, port}, head, rest, length) do
+  defp forward(client, {address, port}, head, rest, length, answer?) do
     {:ok, server} = :gen_tcp.connect(address, port, [:binary, active: false], @timeout)
 
     try do
       :ok = :gen_tcp.send(server, TestHTTP.render(head, [{"connection", "close"}]))
       :ok = relay_exact(client, server, rest, length)
       {:ok, reply, body_start} = TestHTTP.read_head(server, @timeout)
-      # One request per connection: the client must not keep this one for another request.
-      :ok = :gen_tcp.send(client, TestHTTP.render(reply, [{"connection", "close"}]))
-      {method, _, _} = head.start
-
-      case response_body_length(method, reply) do
-        nil -> relay_until_closed(server, client, body_start)
-        n -> relay_exact(server, client, body_start, n)
-      end
+      if answer?, do: answer(client, server, head, reply, body_start), else: :ok
     after
       :gen_tcp.close(server)
+    end
+  end
+
+  defp answer(client, server, head, reply, body_start) do
+    # One request per connection: the client must not keep this one for another request.
+    :ok = :gen_tcp.send(client, TestHTTP.render(reply, [{"connection", "close"}]))
+    {method, _, _} = head.start
+
+    case response_body_length(method, reply) do
+      nil -> relay_until_closed(server, client, body_start)
+      n -> relay_exact(server, client, body_start, n)
     end
   end
 

@@ -72,6 +72,8 @@ struct UploadState {
     bytes: u64,
     parts: u64,
     started: Instant,
+    /// The same moment by the wall clock, to compare with the store's last-modified times.
+    started_at: chrono::DateTime<chrono::Utc>,
     /// Set once completed or aborted; nothing may be sent after it.
     closed: bool,
     _live: Live,
@@ -176,8 +178,10 @@ impl UploadState {
                 self.wait_oldest().await?;
             }
             let upload = self.upload.as_mut().expect("checked above");
-            let result = upload.complete().await;
-            result.map_err(|e| self.store.error(e))?
+            match upload.complete().await {
+                Ok(result) => result,
+                Err(e) => self.confirm(e).await?,
+            }
         };
         self.closed = true;
         Ok(FinishSummary {
@@ -188,6 +192,38 @@ impl UploadState {
             micros: self.started.elapsed().as_micros() as u64,
             digest: self.hasher.take().map(Hasher::finish_hex),
         })
+    }
+
+    /// A completion whose answer was lost (the connection broke, and the retry found the upload
+    /// gone) may have been applied all the same. It counts as done only if the object now has
+    /// this upload's size, was written after it began (a minute's clock skew allowed), and, for
+    /// an ETag of S3's multipart form "...-N", has this upload's number of parts.
+    async fn confirm(
+        &mut self,
+        e: object_store::Error,
+    ) -> Result<object_store::PutResult, NifError> {
+        // Owned copies: the state itself (its upload) cannot be held across an await here.
+        let (store, path) = (self.store.clone(), self.path.clone());
+        let (bytes, parts, started_at) = (self.bytes, self.parts, self.started_at);
+        let error = store.error(e);
+        let Ok(meta) = store.store.head(&path).await else {
+            return Err(error);
+        };
+        let parts = meta
+            .e_tag
+            .as_deref()
+            .and_then(|tag| tag.trim_matches('"').rsplit_once('-'))
+            .is_none_or(|(_, n)| n == parts.to_string());
+        let fresh = meta.last_modified >= started_at - chrono::Duration::seconds(60);
+        if meta.size == bytes && fresh && parts {
+            Ok(object_store::PutResult {
+                e_tag: meta.e_tag,
+                version: meta.version,
+                extensions: Default::default(),
+            })
+        } else {
+            Err(error)
+        }
     }
 
     async fn abort(&mut self) -> Result<(), NifError> {
@@ -363,6 +399,7 @@ fn new_state(
         bytes: 0,
         parts: 0,
         started: Instant::now(),
+        started_at: chrono::Utc::now(),
         closed: false,
         _live: Live::new(&LIVE_UPLOADS),
     })
