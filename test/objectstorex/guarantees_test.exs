@@ -540,19 +540,7 @@ defmodule ObjectStoreX.GuaranteesTest do
     # by name before anything is sent. The store at a closed port proves nothing was sent: a
     # request would fail with :network_error instead.
     setup do
-      {:ok, s3} =
-        ObjectStoreX.new(:s3,
-          bucket: "b",
-          region: "us-east-1",
-          endpoint: "http://127.0.0.1:1",
-          access_key_id: "AKIAEXAMPLE",
-          secret_access_key: "not-a-real-secret",
-          allow_http: true,
-          from_env: false,
-          retry: [max_retries: 0]
-        )
-
-      %{s3: s3}
+      %{s3: closed_port_s3_store!()}
     end
 
     test "control characters in header values", %{s3: s3} do

@@ -12,17 +12,7 @@ defmodule ObjectStoreX.PartialFailureTest do
 
   describe "delete_many/3 accounts for every path when whole bulk requests fail" do
     test "S3 at a closed port: 1,500 paths over two bulk requests" do
-      {:ok, store} =
-        ObjectStoreX.new(:s3,
-          bucket: "b",
-          region: "us-east-1",
-          endpoint: "http://127.0.0.1:1",
-          access_key_id: "AKIAEXAMPLE",
-          secret_access_key: "not-a-real-secret",
-          allow_http: true,
-          from_env: false,
-          retry: [max_retries: 0]
-        )
+      store = closed_port_s3_store!()
 
       paths = for i <- 1..1_500, do: "k/#{i}"
       assert {:ok, deleted, failed} = ObjectStoreX.delete_many(store, paths)

@@ -179,4 +179,22 @@ defmodule ObjectStoreX.TestHelpers do
       retry: [max_retries: 0]
     )
   end
+
+  @doc """
+  An S3 store whose endpoint is a closed port of 127.0.0.1, without retries or environment:
+  every request fails at once with `:network_error`, so an error of another reason proves
+  that nothing was sent.
+  """
+  def closed_port_s3_store! do
+    ObjectStoreX.new!(:s3,
+      bucket: "b",
+      region: "us-east-1",
+      endpoint: "http://127.0.0.1:1",
+      access_key_id: "AKIAEXAMPLE",
+      secret_access_key: "not-a-real-secret",
+      allow_http: true,
+      from_env: false,
+      retry: [max_retries: 0]
+    )
+  end
 end
