@@ -63,6 +63,26 @@ impl Error {
         Self::new(Reason::Internal, format!("native task panicked: {detail}"))
     }
 
+    /// Whether the request that failed this way may still have been carried out by the server:
+    /// anything but a refusal the server stated (a 4xx status or its named forms). A lost or
+    /// unreadable answer, a timeout or a server error leaves the outcome unknown.
+    pub fn may_have_applied(&self) -> bool {
+        match self.reason {
+            Reason::NotFound
+            | Reason::AlreadyExists
+            | Reason::PreconditionFailed
+            | Reason::NotModified
+            | Reason::PermissionDenied
+            | Reason::Unauthenticated
+            | Reason::NotSupported
+            | Reason::InvalidPath
+            | Reason::InvalidArgument
+            | Reason::InvalidRange
+            | Reason::Configuration => false,
+            _ => !client_side_status(&self.message),
+        }
+    }
+
     /// Removes every configured secret from the message; called before an error leaves a store.
     pub fn redact(mut self, secrets: &[String]) -> Self {
         self.message = redact(&self.message, secrets);
@@ -297,6 +317,13 @@ pub fn is_secret_key(key: &str) -> bool {
         && !key.ends_with("key_id")
 }
 
+/// A 4xx answer other than throttling or a request timeout: the server refused the request.
+fn client_side_status(message: &str) -> bool {
+    (400..500)
+        .filter(|code| ![408, 429].contains(code))
+        .any(|code| message.contains(&format!("status code: {code}")))
+}
+
 /// Throttling and 5xx answers are worth retrying; anything else the server said is not.
 fn server_side_status(message: &str) -> bool {
     ["429", "500", "502", "503", "504"]
@@ -317,6 +344,21 @@ mod tests {
             out,
             "Error performing GET http://h:1/b/k?[REDACTED] in 2s - key [REDACTED]"
         );
+    }
+
+    #[test]
+    fn only_a_stated_refusal_rules_out_the_request_having_applied() {
+        let refused = Error::new(
+            Reason::Generic,
+            "Client error with status code: 400 Bad Request",
+        );
+        assert!(!refused.may_have_applied());
+        assert!(!Error::new(Reason::PermissionDenied, "denied").may_have_applied());
+        let throttled = Error::new(Reason::Generic, "Server returned status code: 429");
+        assert!(throttled.may_have_applied());
+        assert!(Error::new(Reason::Generic, "status code: 503").may_have_applied());
+        assert!(Error::new(Reason::NetworkError, "connection closed").may_have_applied());
+        assert!(Error::new(Reason::Generic, "error decoding response body").may_have_applied());
     }
 
     #[test]

@@ -8,3 +8,4 @@ pub mod gunzip;
 pub mod hash;
 pub mod pool;
 pub mod rechunk;
+pub mod s3_uploads;
