@@ -279,6 +279,39 @@ defmodule ObjectStoreX.Backends.S3AbortTest do
       assert eventually_none(direct) == 0
     end
 
+    @create ~r/[?&]uploads(=|&|$)/
+
+    for via <- [:stream, :file, :transfer] do
+      test "a create whose answer was lost leaves no upload behind (#{via})" do
+        # The server begins an upload and its answer never arrives; the retry begins a second.
+        {proxy, store, direct} = faulty_store({"POST", @create, :drop_response, 1})
+        chunks = chunks()
+
+        result = upload(unquote(via), chunks, store, "lost-create.bin")
+
+        assert result == :ok or match?({:ok, _}, result), inspect(result)
+        assert FaultProxy.count(proxy, "POST", @create) == 2
+        assert ObjectStoreX.get!(direct, "lost-create.bin") == IO.iodata_to_binary(chunks)
+        assert eventually_none(direct) == 0
+        # The first attempt's upload was found and aborted, not left to a lifecycle rule.
+        assert FaultProxy.count(proxy, "DELETE", @upload_id) == 1
+      end
+    end
+
+    test "creates whose every answer was lost fail the upload and leave nothing behind" do
+      {proxy, store, direct} = faulty_store({"POST", @create, :drop_response})
+
+      assert {:error, %ObjectStoreX.Error{}} =
+               upload(:stream, chunks(), store, "lost-creates.bin")
+
+      assert FaultProxy.count(proxy, "POST", @create) == @attempts
+      assert eventually_none(direct) == 0
+      assert FaultProxy.count(proxy, "DELETE", @upload_id) == @attempts
+
+      assert {:error, %ObjectStoreX.Error{reason: :not_found}} =
+               ObjectStoreX.head(direct, "lost-creates.bin")
+    end
+
     test "a part refused outright is not retried, and the upload is aborted" do
       {proxy, store, direct} = faulty_store({"PUT", @part_2, 400})
 

@@ -21,9 +21,12 @@ defmodule ObjectStoreX.FaultProxy do
   @typedoc """
   `{method, pattern matched against the request target, action}`: a status to answer instead
   of forwarding, or `:drop_response` to forward the request and close the client's connection
-  without its answer (the server did the work; the client never learns it)
+  without its answer (the server did the work; the client never learns it). A fourth element
+  limits how many matching requests the rule applies to; later ones are forwarded.
   """
-  @type rule :: {String.t(), Regex.t(), pos_integer() | :drop_response}
+  @type rule ::
+          {String.t(), Regex.t(), action()} | {String.t(), Regex.t(), action(), pos_integer()}
+  @type action :: pos_integer() | :drop_response
   @type t :: %__MODULE__{port: :inet.port_number(), log: :ets.tid()}
 
   @piece 1_048_576
@@ -39,7 +42,10 @@ defmodule ObjectStoreX.FaultProxy do
     %URI{scheme: "http", host: host, port: port} = URI.parse(upstream)
     {:ok, address} = :inet.parse_address(String.to_charlist(host))
     log = :ets.new(__MODULE__, [:ordered_set, :public])
-    {proxy_port, _acceptor} = TestHTTP.serve(&handle(&1, {address, port}, rules, log))
+    # Each rule with its index into a counter of the requests it has applied to.
+    rules = rules |> Enum.map(&limited/1) |> Enum.with_index(1)
+    fired = :atomics.new(max(length(rules), 1), signed: false)
+    {proxy_port, _acceptor} = TestHTTP.serve(&handle(&1, {address, port}, {rules, fired}, log))
     %__MODULE__{port: proxy_port, log: log}
   end
 
@@ -62,17 +68,20 @@ defmodule ObjectStoreX.FaultProxy do
     Enum.count(requests(proxy), fn {m, target, _} -> m == method and target =~ pattern end)
   end
 
-  defp handle(client, upstream, rules, log) do
+  defp limited({method, pattern, action}), do: {method, pattern, action, :infinity}
+  defp limited({_, _, _, times} = rule) when is_integer(times) and times > 0, do: rule
+
+  defp handle(client, upstream, {rules, fired}, log) do
     {:ok, head, rest} = TestHTTP.read_head(client, @timeout)
     {method, target, _version} = head.start
     length = request_body_length(head)
 
-    case Enum.find(rules, fn {m, pattern, _} -> m == method and target =~ pattern end) do
-      {_, _, :drop_response} ->
+    case Enum.find(rules, &applies?(&1, method, target, fired)) do
+      {{_, _, :drop_response, _}, _} ->
         record(log, method, target, :dropped_response)
         forward(client, upstream, head, rest, length, false)
 
-      {_, _, status} ->
+      {{_, _, status, _}, _} ->
         record(log, method, target, {:failed, status})
         :ok = relay_exact(client, nil, rest, length)
         :ok = :gen_tcp.send(client, error_response(status))
@@ -81,6 +90,14 @@ defmodule ObjectStoreX.FaultProxy do
         record(log, method, target, :forwarded)
         forward(client, upstream, head, rest, length, true)
     end
+  end
+
+  # A rule applies to a matching request while it has applied fewer than its limit; one atomic
+  # count-and-read keeps the limit exact when requests arrive at once.
+  defp applies?({{m, pattern, _, times}, index}, method, target, fired) do
+    m == method and target =~ pattern and
+      (times == :infinity or
+         :atomics.add_get(fired, index, 1) <= times)
   end
 
   defp record(log, method, target, action) do

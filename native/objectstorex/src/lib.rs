@@ -6,6 +6,7 @@
 mod error;
 mod local;
 mod meta;
+mod multipart;
 mod object;
 mod payload;
 mod read;

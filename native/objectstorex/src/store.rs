@@ -21,6 +21,7 @@ use rustler::{Atom, Env, NifMap, Resource, ResourceArc, Term};
 
 use crate::error::{NifError, Reason};
 use crate::local::{self, LocalStore};
+use crate::multipart::S3Multipart;
 use crate::runtime::{self, TaskHandle};
 use objectstorex_core::error::is_secret_key;
 
@@ -37,6 +38,8 @@ pub struct StoreResource {
     pub secrets: Vec<String>,
     /// The in-memory backend, which keeps every object as one contiguous buffer.
     pub in_memory: bool,
+    /// S3's explicit-id multipart uploads, whose create never leaves an upload behind.
+    pub s3: Option<Arc<S3Multipart>>,
     /// Paths per bulk delete request of this backend (S3: 1,000, Azure: 256); stores without
     /// bulk deletes answer path by path, for which any batch size works.
     pub bulk_delete: usize,
@@ -105,12 +108,16 @@ fn parse_key<K: FromStr>(key: &str) -> Result<K, NifError> {
     })
 }
 
-type Built = (Arc<dyn ObjectStore>, Option<Arc<dyn Signer>>);
+type Built = (
+    Arc<dyn ObjectStore>,
+    Option<Arc<dyn Signer>>,
+    Option<Arc<S3Multipart>>,
+);
 
 async fn build(provider: Atom, cfg: &StoreConfig) -> Result<Built, NifError> {
     let retry = cfg.retry.as_ref().map(RetryConfig::from);
     if provider == atoms::memory() {
-        Ok((Arc::new(InMemory::new()), None))
+        Ok((Arc::new(InMemory::new()), None, None))
     } else if provider == atoms::local() {
         let root = cfg
             .root
@@ -126,7 +133,7 @@ async fn build(provider: Atom, cfg: &StoreConfig) -> Result<Built, NifError> {
                 )
             })?;
         let fs = LocalFileSystem::new_with_prefix(root)?;
-        Ok((Arc::new(LocalStore::new(fs)), None))
+        Ok((Arc::new(LocalStore::new(fs)), None, None))
     } else if provider == atoms::s3() {
         let mut b = if cfg.from_env {
             AmazonS3Builder::from_env()
@@ -136,11 +143,12 @@ async fn build(provider: Atom, cfg: &StoreConfig) -> Result<Built, NifError> {
         for (k, v) in &cfg.pairs {
             b = b.with_config(parse_key::<AmazonS3ConfigKey>(k)?, v);
         }
-        if let Some(r) = retry {
+        if let Some(r) = retry.clone() {
             b = b.with_retry(r);
         }
-        let s = Arc::new(b.build()?);
-        Ok((s.clone(), Some(s)))
+        let s = Arc::new(b.clone().build()?);
+        let multipart = S3Multipart::new(&b, s.clone(), retry)?.map(Arc::new);
+        Ok((s.clone(), Some(s), multipart))
     } else if provider == atoms::gcs() {
         let mut b = if cfg.from_env {
             GoogleCloudStorageBuilder::from_env()
@@ -154,7 +162,7 @@ async fn build(provider: Atom, cfg: &StoreConfig) -> Result<Built, NifError> {
             b = b.with_retry(r);
         }
         let s = Arc::new(b.build()?);
-        Ok((s.clone(), Some(s)))
+        Ok((s.clone(), Some(s), None))
     } else if provider == atoms::azure() {
         let mut b = if cfg.from_env {
             MicrosoftAzureBuilder::from_env()
@@ -168,7 +176,7 @@ async fn build(provider: Atom, cfg: &StoreConfig) -> Result<Built, NifError> {
             b = b.with_retry(r);
         }
         let s = Arc::new(b.build()?);
-        Ok((s.clone(), Some(s)))
+        Ok((s.clone(), Some(s), None))
     } else if provider == atoms::http() {
         let url = cfg
             .url
@@ -182,7 +190,7 @@ async fn build(provider: Atom, cfg: &StoreConfig) -> Result<Built, NifError> {
         if let Some(r) = retry {
             b = b.with_retry(r);
         }
-        Ok((Arc::new(b.build()?), None))
+        Ok((Arc::new(b.build()?), None, None))
     } else {
         Err(NifError::invalid_argument(format!(
             "unknown provider {provider:?}"
@@ -224,7 +232,7 @@ fn secrets_of(provider: Atom, cfg: &StoreConfig) -> Vec<String> {
 
 async fn open(provider: Atom, cfg: StoreConfig) -> Result<ResourceArc<StoreResource>, NifError> {
     let secrets = secrets_of(provider, &cfg);
-    let (store, signer) = build(provider, &cfg)
+    let (store, signer, s3) = build(provider, &cfg)
         .await
         .map_err(|e| e.redact(&secrets))?;
     let prefix = match cfg.prefix.as_deref() {
@@ -241,6 +249,7 @@ async fn open(provider: Atom, cfg: StoreConfig) -> Result<ResourceArc<StoreResou
     Ok(ResourceArc::new(StoreResource {
         store,
         signer,
+        s3,
         prefix,
         secrets,
         in_memory: provider == atoms::memory(),

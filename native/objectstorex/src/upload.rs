@@ -17,9 +17,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use object_store::path::Path;
-use object_store::{
-    MultipartUpload, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload,
-};
+use object_store::{ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload};
 use objectstorex_core::concat::concat;
 use objectstorex_core::hash::Hasher;
 use rustler::{Encoder, Env, LocalPid, Monitor, NifMap, Resource, ResourceArc, Term};
@@ -27,6 +25,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::{self, NifError, Reason};
 use crate::local;
+use crate::multipart::Multipart;
 use crate::object::{parse_path, put_options, PutOpts};
 use crate::payload;
 use crate::read::{changed_or, resumable};
@@ -62,7 +61,7 @@ struct UploadState {
     part_size: usize,
     max_concurrency: usize,
     options: PutOptions,
-    upload: Option<Box<dyn MultipartUpload>>,
+    upload: Option<Multipart>,
     in_flight: VecDeque<PartTask>,
     /// Data not yet sent: less than one part after every write, or all of it on the in-memory
     /// store, which gets no parts (see the module docs).
@@ -132,8 +131,7 @@ impl UploadState {
                 attributes: self.options.attributes.clone(),
                 ..Default::default()
             };
-            let created = create(self.store.store.clone(), self.path.clone(), opts).await;
-            self.upload = Some(created.map_err(|e| e.redact(&self.store.secrets))?);
+            self.upload = Some(Multipart::create(&self.store, &self.path, opts).await?);
         }
         while self.in_flight.len() >= self.max_concurrency {
             self.wait_oldest().await?;
@@ -180,7 +178,11 @@ impl UploadState {
             let upload = self.upload.as_mut().expect("checked above");
             match upload.complete().await {
                 Ok(result) => result,
-                Err(e) => self.confirm(e).await?,
+                Err(e) => {
+                    let confirmed = self.confirm(e).await?;
+                    self.upload.as_mut().map(Multipart::forget);
+                    confirmed
+                }
             }
         };
         self.closed = true;
@@ -275,42 +277,10 @@ async fn assemble(chunks: VecDeque<Bytes>) -> Result<PutPayload, NifError> {
     Ok(joined.into())
 }
 
-/// Creates a multipart upload in a task of its own: if the caller's future is cancelled while
-/// the request is in flight, the task still learns the upload id and, with nobody left to take
-/// the upload, aborts it instead of leaving it on the server.
-async fn create(
-    store: Arc<dyn ObjectStore>,
-    path: Path,
-    opts: PutMultipartOptions,
-) -> Result<Box<dyn MultipartUpload>, NifError> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    runtime().spawn(async move {
-        let created = store.put_multipart_opts(&path, opts).await;
-        if let Err(Ok(mut orphan)) = tx.send(created) {
-            let _ = orphan.abort().await;
-        }
-    });
-    match rx.await {
-        Ok(created) => created.map_err(NifError::from),
-        Err(_) => Err(NifError::new(
-            Reason::Internal,
-            "multipart create task vanished",
-        )),
-    }
-}
-
 impl Drop for UploadState {
-    /// However the state goes away unfinished, the multipart upload must not be left behind.
+    /// Parts still in flight stop before the upload, dropped unfinished, aborts itself.
     fn drop(&mut self) {
-        if self.closed {
-            return;
-        }
         self.in_flight.clear();
-        if let Some(mut upload) = self.upload.take() {
-            runtime().spawn(async move {
-                let _ = upload.abort().await;
-            });
-        }
     }
 }
 
