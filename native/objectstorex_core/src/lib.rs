@@ -2,7 +2,6 @@
 //! them without loading a NIF.
 
 pub mod concat;
-pub mod config;
 pub mod error;
 pub mod gunzip;
 pub mod hash;
