@@ -480,7 +480,7 @@ defmodule ObjectStoreX do
     * `:timeout` - see "Common options" in the module doc
   """
   @spec copy(store(), path(), path(), keyword()) :: :ok | error()
-  def copy(store, from, to, opts \\ []), do: transfer(:object_copy, store, from, to, true, opts)
+  def copy(store, from, to, opts \\ []), do: move(:copy, store, from, to, true, opts)
 
   @doc """
   Like `copy/4`, but returns `:ok` or raises `ObjectStoreX.Error`.
@@ -502,7 +502,7 @@ defmodule ObjectStoreX do
   """
   @spec copy_if_not_exists(store(), path(), path(), keyword()) :: :ok | error()
   def copy_if_not_exists(store, from, to, opts \\ []),
-    do: transfer(:object_copy, store, from, to, false, opts)
+    do: move(:copy, store, from, to, false, opts)
 
   @doc """
   Like `copy_if_not_exists/4`, but returns `:ok` or raises `ObjectStoreX.Error`.
@@ -525,7 +525,7 @@ defmodule ObjectStoreX do
   """
   @spec rename(store(), path(), path(), keyword()) :: :ok | error()
   def rename(store, from, to, opts \\ []),
-    do: transfer(:object_rename, store, from, to, true, opts)
+    do: move(:rename, store, from, to, true, opts)
 
   @doc """
   Like `rename/4`, but returns `:ok` or raises `ObjectStoreX.Error`.
@@ -546,7 +546,7 @@ defmodule ObjectStoreX do
   """
   @spec rename_if_not_exists(store(), path(), path(), keyword()) :: :ok | error()
   def rename_if_not_exists(store, from, to, opts \\ []),
-    do: transfer(:object_rename, store, from, to, false, opts)
+    do: move(:rename, store, from, to, false, opts)
 
   @doc """
   Like `rename_if_not_exists/4`, but returns `:ok` or raises `ObjectStoreX.Error`.
@@ -559,13 +559,13 @@ defmodule ObjectStoreX do
   def rename_if_not_exists!(store, from, to, opts \\ []),
     do: unwrap!(rename_if_not_exists(store, from, to, opts))
 
-  defp transfer(nif, store, from, to, overwrite, opts) do
+  defp move(op, store, from, to, overwrite, opts) do
     with {:ok, resource} <- Args.store(store),
          {:ok, from} <- Args.path("from", from),
          {:ok, to} <- Args.path("to", to),
          {:ok, opts} <- Args.opts(opts, [:timeout]),
          {:ok, timeout} <- Args.timeout(opts) do
-      call_ok(&apply(Native, nif, [&1, resource, from, to, overwrite]), timeout)
+      call_ok(&Native.object_copy(&1, resource, op, from, to, overwrite), timeout)
     end
   end
 

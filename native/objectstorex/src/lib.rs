@@ -3,6 +3,8 @@
 //! Every NIF that touches the network or the disk returns at once with a task handle; the work
 //! runs on one Tokio runtime and its result reaches the caller as a `{ref, result}` message.
 
+mod args;
+mod download;
 mod error;
 mod local;
 mod meta;

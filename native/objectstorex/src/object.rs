@@ -4,116 +4,30 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::signer::Method;
 use object_store::{
-    Attribute, Attributes, CopyMode, CopyOptions, GetOptions, GetRange, ObjectStoreExt, PutMode,
-    PutOptions, RenameOptions, RenameTargetMode, TagSet, UpdateVersion,
+    CopyMode, CopyOptions, GetOptions, GetRange, ObjectStoreExt, RenameOptions, RenameTargetMode,
 };
-use rustler::{Atom, Env, NifMap, ResourceArc, Term};
+use rustler::{Atom, Env, ResourceArc, Term};
 
+use crate::args::{get_options, parse_path, parse_prefix, put_options, GetOpts, PutOpts};
 use crate::error::{self, NifError, Reason};
-use crate::local;
 use crate::meta::Meta;
 use crate::payload::{self, Blob};
-use crate::read::{self, Pin};
-use crate::runtime::{self, Progress, TaskHandle};
+use crate::read;
+use crate::runtime::{self, TaskHandle};
 use crate::store::StoreResource;
 
 mod atoms {
-    rustler::atoms! {
-        ok, overwrite, create, update, bounded, offset, suffix,
-        content_type, content_encoding, content_disposition, content_language, cache_control,
-    }
+    rustler::atoms! { ok, copy, rename }
 }
 
 /// How many range requests of one `get_ranges` call run at once.
 const RANGE_CONCURRENCY: usize = 8;
 
 type Store = ResourceArc<StoreResource>;
-
-pub fn parse_path(arg: &str, path: &str) -> Result<Path, NifError> {
-    if path.is_empty() {
-        return Err(NifError::new(
-            Reason::InvalidPath,
-            format!("{arg} is empty"),
-        ));
-    }
-    Path::parse(path)
-        .map_err(|e| NifError::new(Reason::InvalidPath, format!("invalid {arg} {path:?}: {e}")))
-}
-
-fn parse_prefix(prefix: Option<String>) -> Result<Option<Path>, NifError> {
-    prefix
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            Path::parse(&p).map_err(|e| {
-                NifError::new(Reason::InvalidPath, format!("invalid :prefix {p:?}: {e}"))
-            })
-        })
-        .transpose()
-}
-
-fn datetime(micros: Option<i64>) -> Option<DateTime<Utc>> {
-    micros.and_then(DateTime::from_timestamp_micros)
-}
-
-#[derive(NifMap)]
-pub struct PutOpts {
-    mode: Atom,
-    etag: Option<String>,
-    version: Option<String>,
-    attributes: Vec<(Atom, String)>,
-    metadata: Vec<(String, String)>,
-    tags: Vec<(String, String)>,
-}
-
-pub fn put_options(opts: PutOpts) -> Result<PutOptions, NifError> {
-    let mode = if opts.mode == atoms::overwrite() {
-        PutMode::Overwrite
-    } else if opts.mode == atoms::create() {
-        PutMode::Create
-    } else if opts.mode == atoms::update() {
-        PutMode::Update(UpdateVersion {
-            e_tag: opts.etag,
-            version: opts.version,
-        })
-    } else {
-        return Err(NifError::invalid_argument("invalid :mode"));
-    };
-    let mut attributes = Attributes::new();
-    for (key, value) in opts.attributes {
-        let attribute = if key == atoms::content_type() {
-            Attribute::ContentType
-        } else if key == atoms::content_encoding() {
-            Attribute::ContentEncoding
-        } else if key == atoms::content_disposition() {
-            Attribute::ContentDisposition
-        } else if key == atoms::content_language() {
-            Attribute::ContentLanguage
-        } else if key == atoms::cache_control() {
-            Attribute::CacheControl
-        } else {
-            return Err(NifError::invalid_argument("unknown attribute"));
-        };
-        attributes.insert(attribute, value.into());
-    }
-    for (key, value) in opts.metadata {
-        attributes.insert(Attribute::Metadata(key.into()), value.into());
-    }
-    let mut tags = TagSet::default();
-    for (key, value) in opts.tags {
-        tags.push(&key, &value);
-    }
-    Ok(PutOptions {
-        mode,
-        tags,
-        attributes,
-        ..Default::default()
-    })
-}
 
 #[rustler::nif]
 fn object_put<'a>(
@@ -137,43 +51,6 @@ fn object_put<'a>(
             .await
             .map_err(|e| store.error(e))?;
         Ok((result.e_tag, result.version))
-    })
-}
-
-#[derive(NifMap)]
-pub struct GetOpts {
-    range: Option<(Atom, u64, u64)>,
-    if_match: Option<String>,
-    if_none_match: Option<String>,
-    if_modified_since: Option<i64>,
-    if_unmodified_since: Option<i64>,
-    version: Option<String>,
-    head: bool,
-}
-
-/// Ranges arrive as `{:bounded, start, end_exclusive}`, `{:offset, n, _}` or `{:suffix, n, _}`.
-pub fn get_range((kind, a, b): (Atom, u64, u64)) -> Result<GetRange, NifError> {
-    if kind == atoms::bounded() {
-        Ok(GetRange::Bounded(a..b))
-    } else if kind == atoms::offset() {
-        Ok(GetRange::Offset(a))
-    } else if kind == atoms::suffix() {
-        Ok(GetRange::Suffix(a))
-    } else {
-        Err(NifError::invalid_argument("invalid :range"))
-    }
-}
-
-fn get_options(opts: GetOpts) -> Result<GetOptions, NifError> {
-    Ok(GetOptions {
-        range: opts.range.map(get_range).transpose()?,
-        if_match: opts.if_match,
-        if_none_match: opts.if_none_match,
-        if_modified_since: datetime(opts.if_modified_since),
-        if_unmodified_since: datetime(opts.if_unmodified_since),
-        version: opts.version,
-        head: opts.head,
-        ..Default::default()
     })
 }
 
@@ -236,11 +113,14 @@ fn object_delete(env: Env, reference: Term, store: Store, path: String) -> Resou
     })
 }
 
+/// Copies or renames (`op`: `:copy` or `:rename`) an object within the store, replacing the
+/// target only when `overwrite` is set.
 #[rustler::nif]
 fn object_copy(
     env: Env,
     reference: Term,
     store: Store,
+    op: Atom,
     from: String,
     to: String,
     overwrite: bool,
@@ -248,44 +128,28 @@ fn object_copy(
     let paths = parse_path("from", &from).and_then(|f| Ok((f, parse_path("to", &to)?)));
     runtime::spawn(env, reference, async move {
         let (from, to) = paths?;
-        let mode = if overwrite {
-            CopyMode::Overwrite
+        let done = if op == atoms::copy() {
+            let mode = if overwrite {
+                CopyMode::Overwrite
+            } else {
+                CopyMode::Create
+            };
+            let opts = CopyOptions::new().with_mode(mode);
+            store.store.copy_opts(&from, &to, opts).await
+        } else if op == atoms::rename() {
+            let mode = if overwrite {
+                RenameTargetMode::Overwrite
+            } else {
+                RenameTargetMode::Create
+            };
+            let opts = RenameOptions::new().with_target_mode(mode);
+            store.store.rename_opts(&from, &to, opts).await
         } else {
-            CopyMode::Create
+            return Err(NifError::invalid_argument(format!(
+                "unknown operation {op:?}"
+            )));
         };
-        let opts = CopyOptions::new().with_mode(mode);
-        store
-            .store
-            .copy_opts(&from, &to, opts)
-            .await
-            .map_err(|e| store.error(e))?;
-        Ok(atoms::ok())
-    })
-}
-
-#[rustler::nif]
-fn object_rename(
-    env: Env,
-    reference: Term,
-    store: Store,
-    from: String,
-    to: String,
-    overwrite: bool,
-) -> ResourceArc<TaskHandle> {
-    let paths = parse_path("from", &from).and_then(|f| Ok((f, parse_path("to", &to)?)));
-    runtime::spawn(env, reference, async move {
-        let (from, to) = paths?;
-        let mode = if overwrite {
-            RenameTargetMode::Overwrite
-        } else {
-            RenameTargetMode::Create
-        };
-        let opts = RenameOptions::new().with_target_mode(mode);
-        store
-            .store
-            .rename_opts(&from, &to, opts)
-            .await
-            .map_err(|e| store.error(e))?;
+        done.map_err(|e| store.error(e))?;
         Ok(atoms::ok())
     })
 }
@@ -461,18 +325,6 @@ fn object_list_with_delimiter(
     })
 }
 
-/// Every object under `prefix`, after `offset` when given (exclusive).
-pub fn listing(
-    store: &StoreResource,
-    prefix: Option<&Path>,
-    offset: Option<String>,
-) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
-    match offset {
-        Some(o) => store.store.list_with_offset(prefix, &Path::from(o)),
-        None => store.store.list(prefix),
-    }
-}
-
 #[rustler::nif]
 fn object_list(
     env: Env,
@@ -484,7 +336,7 @@ fn object_list(
     let prefix = parse_prefix(prefix);
     runtime::spawn(env, reference, async move {
         let prefix = prefix?;
-        let listing = listing(&store, prefix.as_ref(), offset);
+        let listing = store.listing(prefix.as_ref(), offset);
         let metas: Vec<Meta> = listing
             .map_ok(Meta)
             .try_collect()
@@ -524,206 +376,4 @@ fn object_sign_url(
             .map_err(|e| store.error(e))?;
         Ok(url.to_string())
     })
-}
-
-/// `ObjectStoreX.download_file/4`'s options.
-#[derive(NifMap)]
-pub struct DownloadFileOpts {
-    chunk_size: usize,
-    concurrency: usize,
-    /// Report `{:progress, ...}` messages while downloading.
-    progress: bool,
-}
-
-/// Removes the temporary file unless the download was renamed into place, whichever way the
-/// task ends: an error, a timeout that cancels it, or the caller's death.
-struct TempFile {
-    path: std::path::PathBuf,
-    keep: bool,
-}
-
-impl TempFile {
-    async fn discard(&mut self) {
-        let path = std::mem::take(&mut self.path);
-        self.keep = true;
-        let _ = local::blocking(move || std::fs::remove_file(path)).await;
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.keep {
-            // On the local pool: a drop may run on any thread, and nothing else may remove it.
-            let path = std::mem::take(&mut self.path);
-            local::detach(move || {
-                let _ = std::fs::remove_file(path);
-            });
-        }
-    }
-}
-
-/// Downloads an object into `local_path`: `concurrency` ranged GETs pinned to the object's
-/// ETag (or version), each answer checked against it, write at their offsets into a temporary
-/// file beside the target, whose size is checked before it is renamed into place. An object
-/// with neither ETag nor version is read with one GET. On any failure the temporary file is
-/// removed.
-#[rustler::nif]
-fn object_download_file(
-    env: Env,
-    reference: Term,
-    store: Store,
-    path: String,
-    local_path: String,
-    opts: DownloadFileOpts,
-) -> ResourceArc<TaskHandle> {
-    let path = parse_path("path", &path);
-    let progress = opts.progress.then(Progress::new);
-    let counter = progress.clone();
-    runtime::spawn_reporting(env, reference, progress, async move {
-        let path = path?;
-        let target = std::path::PathBuf::from(&local_path);
-        let name = target
-            .file_name()
-            .ok_or_else(|| NifError::invalid_argument("local_path names no file"))?
-            .to_string_lossy()
-            .into_owned();
-        let mut tmp = TempFile {
-            path: target.with_file_name(format!(
-                ".{name}.objectstorex-{}.part",
-                std::process::id() as u128 * 1_000_000 + rand_suffix()
-            )),
-            keep: false,
-        };
-        let (chunk_size, concurrency) = (opts.chunk_size.max(1), opts.concurrency.max(1));
-        let outcome = async {
-            let meta =
-                download_into(&store, &path, &tmp.path, chunk_size, concurrency, counter).await?;
-            let (from, to) = (tmp.path.clone(), target.clone());
-            local::blocking(move || std::fs::rename(from, to))
-                .await?
-                .map_err(|e| {
-                    NifError::new(
-                        Reason::Generic,
-                        format!("cannot rename into {local_path:?}: {e}"),
-                    )
-                })?;
-            Ok(meta)
-        }
-        .await;
-        match outcome {
-            Ok(meta) => {
-                tmp.keep = true;
-                Ok(Meta(meta))
-            }
-            // Removed before the error is reported; the drop covers only a task cancelled.
-            Err(e) => {
-                tmp.discard().await;
-                Err(e)
-            }
-        }
-    })
-}
-
-fn rand_suffix() -> u128 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() as u128)
-        .unwrap_or(0)
-}
-
-fn local_error(what: &str, e: impl std::fmt::Display) -> NifError {
-    NifError::new(Reason::Generic, format!("{what}: {e}"))
-}
-
-/// Writes `bytes` at `offset` of `file` on the local pool.
-async fn write_at(
-    file: &Arc<std::fs::File>,
-    bytes: bytes::Bytes,
-    offset: u64,
-) -> Result<(), NifError> {
-    let file = file.clone();
-    local::blocking(move || {
-        use std::os::unix::fs::FileExt;
-        file.write_all_at(&bytes, offset)
-    })
-    .await?
-    .map_err(|e| local_error("local write", e))
-}
-
-async fn download_into(
-    store: &StoreResource,
-    path: &Path,
-    tmp: &std::path::Path,
-    chunk_size: usize,
-    concurrency: usize,
-    progress: Option<Arc<Progress>>,
-) -> Result<object_store::ObjectMeta, NifError> {
-    let meta = store.store.head(path).await.map_err(|e| store.error(e))?;
-    if let Some(p) = &progress {
-        p.set_total(meta.size);
-    }
-    let (created, size) = (tmp.to_path_buf(), meta.size);
-    let file = local::blocking(move || {
-        let file = std::fs::File::create(&created)?;
-        file.set_len(size).map(|()| file)
-    })
-    .await?
-    .map_err(|e| local_error(&format!("cannot create {tmp:?}"), e))?;
-    let file = Arc::new(file);
-    let pin = Pin::of(&meta);
-    let added = |len: usize| {
-        if let Some(p) = &progress {
-            p.add(len as u64);
-        }
-    };
-    if pin.is_pinned() {
-        let starts: Vec<u64> = (0..meta.size).step_by(chunk_size).collect();
-        futures::stream::iter(starts)
-            .map(|start| {
-                let end = (start + chunk_size as u64).min(meta.size);
-                let (file, pin) = (file.clone(), pin.clone());
-                async move {
-                    let bytes = read::pinned_range(&store.store, path, &pin, start..end)
-                        .await
-                        .map_err(|e| read::changed_or(store, path, e))?;
-                    let len = bytes.len();
-                    write_at(&file, bytes, start).await?;
-                    added(len);
-                    Ok::<(), NifError>(())
-                }
-            })
-            .buffer_unordered(concurrency)
-            .try_collect::<Vec<()>>()
-            .await?;
-    } else {
-        // Nothing to pin parallel ranges to: one GET, never resumed, written in order.
-        let result = store.store.get(path).await.map_err(|e| store.error(e))?;
-        let mut body = result.into_stream();
-        let mut offset = 0u64;
-        while let Some(piece) = body.next().await {
-            let piece = piece.map_err(|e| store.error(e))?;
-            let len = piece.len();
-            write_at(&file, piece, offset).await?;
-            offset += len as u64;
-            added(len);
-        }
-        if offset != meta.size {
-            return Err(NifError::new(
-                Reason::Generic,
-                format!("the body held {offset} bytes, expected {}", meta.size),
-            ));
-        }
-    }
-    let written = file
-        .metadata()
-        .map_err(|e| NifError::new(Reason::Generic, e.to_string()))?
-        .len();
-    if written != meta.size {
-        return Err(NifError::new(
-            Reason::Generic,
-            format!("wrote {written} bytes, expected {}", meta.size),
-        ));
-    }
-    Ok(meta)
 }

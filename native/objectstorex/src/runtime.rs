@@ -220,16 +220,16 @@ where
 }
 
 /// Bytes moved so far by a running operation, and its total once known.
-pub struct Progress {
+pub struct ByteCounter {
     done: AtomicU64,
     total: AtomicU64,
 }
 
-impl Progress {
+impl ByteCounter {
     const UNKNOWN: u64 = u64::MAX;
 
     pub fn new() -> Arc<Self> {
-        Arc::new(Progress {
+        Arc::new(ByteCounter {
             done: AtomicU64::new(0),
             total: AtomicU64::new(Self::UNKNOWN),
         })
@@ -255,7 +255,7 @@ impl Progress {
 pub fn spawn_reporting<T, F>(
     env: Env,
     reference: Term,
-    progress: Option<Arc<Progress>>,
+    progress: Option<Arc<ByteCounter>>,
     fut: F,
 ) -> ResourceArc<TaskHandle>
 where
@@ -287,7 +287,7 @@ where
 
 async fn report_while<O>(
     fut: impl Future<Output = O>,
-    progress: &Progress,
+    progress: &ByteCounter,
     emitter: &mut Emitter,
 ) -> O {
     let mut fut = std::pin::pin!(fut);

@@ -60,6 +60,18 @@ impl StoreResource {
     pub fn error(&self, err: impl Into<NifError>) -> NifError {
         err.into().redact(&self.secrets)
     }
+
+    /// Every object under `prefix`, after `offset` when given (exclusive).
+    pub fn listing(
+        &self,
+        prefix: Option<&Path>,
+        offset: Option<String>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        match offset {
+            Some(o) => self.store.list_with_offset(prefix, &Path::from(o)),
+            None => self.store.list(prefix),
+        }
+    }
 }
 
 #[derive(NifMap)]

@@ -27,10 +27,10 @@ use rustler::{Atom, Env, LocalPid, Monitor, NifMap, Resource, ResourceArc, Term}
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
+use crate::args::{get_range, parse_path};
 use crate::error::{NifError, Reason};
 use crate::local;
 use crate::meta::Meta;
-use crate::object::{get_range, listing, parse_path};
 use crate::payload::Blob;
 use crate::read::{changed_or, pinned_range, resumable, Pin};
 use crate::runtime::{runtime, CancelSlot, Emitter, Live, LIVE_STREAMS};
@@ -151,14 +151,14 @@ pub struct DownloadOpts {
     gunzip: bool,
 }
 
-struct Progress {
+struct Tally {
     started: Instant,
     bytes: u64,
     chunks: u64,
     hasher: Option<Hasher>,
 }
 
-impl Progress {
+impl Tally {
     fn new(hash: Option<&str>) -> Result<Self, NifError> {
         let hasher = match hash {
             Some(name) => Some(Hasher::new(name).ok_or_else(|| {
@@ -166,7 +166,7 @@ impl Progress {
             })?),
             None => None,
         };
-        Ok(Progress {
+        Ok(Tally {
             started: Instant::now(),
             bytes: 0,
             chunks: 0,
@@ -198,7 +198,7 @@ impl Progress {
 /// are, or inflated first. Each chunk read holds one credit; inflating one chunk may give any
 /// number of pieces (each takes a credit of its own) or none (its credit is given back).
 struct Outlet {
-    tally: Progress,
+    tally: Tally,
     gunzip: Option<Gunzip>,
     /// The largest inflated piece.
     piece: usize,
@@ -260,7 +260,7 @@ async fn download(
     opts: DownloadOpts,
 ) -> Result<(u64, u64, u64, Option<String>), NifError> {
     let mut out = Outlet {
-        tally: Progress::new(opts.hash.as_deref())?,
+        tally: Tally::new(opts.hash.as_deref())?,
         gunzip: opts.gunzip.then(Gunzip::new),
         piece: opts.chunk_size.clamp(1, GUNZIP_PIECE),
     };
@@ -463,7 +463,7 @@ async fn list(
     page_size: usize,
 ) -> Result<u64, NifError> {
     let prefix = prefix?;
-    let listing = listing(store, prefix.as_ref(), offset);
+    let listing = store.listing(prefix.as_ref(), offset);
     let mut pages = listing.ready_chunks(page_size);
     let mut count = 0u64;
     loop {

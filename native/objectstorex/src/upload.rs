@@ -23,13 +23,13 @@ use objectstorex_core::hash::Hasher;
 use rustler::{Encoder, Env, LocalPid, Monitor, NifMap, Resource, ResourceArc, Term};
 use tokio::task::JoinHandle;
 
+use crate::args::{parse_path, put_options, PutOpts};
 use crate::error::{self, NifError, Reason};
 use crate::local;
 use crate::multipart::Multipart;
-use crate::object::{parse_path, put_options, PutOpts};
 use crate::payload;
 use crate::read::{changed_or, resumable};
-use crate::runtime::{self, runtime, CancelSlot, Live, Progress, TaskHandle, LIVE_UPLOADS};
+use crate::runtime::{self, runtime, ByteCounter, CancelSlot, Live, TaskHandle, LIVE_UPLOADS};
 use crate::store::StoreResource;
 
 mod atoms {
@@ -97,7 +97,7 @@ impl UploadState {
     }
 
     /// Writes a chunk read natively and counts it as progress.
-    async fn feed(&mut self, chunk: Bytes, counter: Option<&Progress>) -> Result<(), NifError> {
+    async fn feed(&mut self, chunk: Bytes, counter: Option<&ByteCounter>) -> Result<(), NifError> {
         let len = chunk.len() as u64;
         self.write(PutPayload::from(chunk)).await?;
         if let Some(c) = counter {
@@ -469,7 +469,7 @@ fn upload_file(
     local_path: String,
     opts: UploadOpts,
 ) -> ResourceArc<TaskHandle> {
-    let progress = opts.progress.then(Progress::new);
+    let progress = opts.progress.then(ByteCounter::new);
     let counter = progress.clone();
     let state = new_state(store, &path, opts);
     runtime::spawn_reporting(env, reference, progress, async move {
@@ -502,7 +502,7 @@ async fn copy_file(
     state: &mut UploadState,
     file: &Arc<std::fs::File>,
     size: u64,
-    counter: Option<&Progress>,
+    counter: Option<&ByteCounter>,
     name: &str,
 ) -> Result<(), NifError> {
     let mut pos = 0u64;
@@ -545,7 +545,7 @@ fn upload_transfer(
     path: String,
     opts: UploadOpts,
 ) -> ResourceArc<TaskHandle> {
-    let progress = opts.progress.then(Progress::new);
+    let progress = opts.progress.then(ByteCounter::new);
     let counter = progress.clone();
     let state = new_state(store, &path, opts);
     let source_path = parse_path("source_path", &source_path);
@@ -562,7 +562,7 @@ async fn copy_object(
     state: &mut UploadState,
     source: &StoreResource,
     source_path: &Path,
-    counter: Option<&Progress>,
+    counter: Option<&ByteCounter>,
 ) -> Result<FinishSummary, NifError> {
     use futures::StreamExt;
     let got = source
