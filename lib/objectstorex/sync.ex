@@ -118,7 +118,8 @@ defmodule ObjectStoreX.Sync do
     * `:dry_run` - list, compare and report what would be done; change nothing (default
       `false`)
     * `:compare` - `:size_mtime` (default): an object is up to date when the sizes match and
-      the destination is not older than the source; `:checksum`: when the sizes match and the
+      the destination is not older than the source, to the second (S3 and Azure keep no
+      finer dates); `:checksum`: when the sizes match and the
       SHA-256 of both sides (each streamed) match
     * `:concurrency` - objects in flight per node, default 4, at most 1_000
     * `:part_size`, `:max_concurrency` - passed to each `ObjectStoreX.transfer/5`
@@ -553,7 +554,7 @@ defmodule ObjectStoreX.Sync do
       Checkpoint.done?(ck, key) -> [{:done, key, src.size}]
       src.size != dst.size -> [{:copy, key, src.size}]
       ctx.compare == :checksum -> [{:verify, key, src.size}]
-      DateTime.compare(dst.last_modified, src.last_modified) == :lt -> [{:copy, key, src.size}]
+      older?(dst.last_modified, src.last_modified) -> [{:copy, key, src.size}]
       true -> [{:skip, key, src.size}]
     end
   end
@@ -564,6 +565,11 @@ defmodule ObjectStoreX.Sync do
       "objectstorex-sync-#{System.os_time(:millisecond)}-#{System.unique_integer([:positive])}.keys"
     )
   end
+
+  # To the second: S3 and Azure keep no finer dates, so a copy made in the same second as its
+  # source would otherwise look older than it for ever.
+  defp older?(a, b),
+    do: DateTime.compare(DateTime.truncate(a, :second), DateTime.truncate(b, :second)) == :lt
 
   defp open_spill(path) do
     {:ok, io} = :file.open(path, [:write, :binary, :raw, {:delayed_write, 65_536, 1_000}])
