@@ -40,10 +40,13 @@ defmodule ObjectStoreX.Sync do
 
   With `checkpoint: path`, progress is appended to a local file as it happens: each object done
   or failed, and marks up to which every key is done. A torn last line (the run was killed while
-  writing it) is ignored. A second run with the same file skips, without comparing them again,
-  the objects the first completed, and does the rest. The file records which stores and
-  prefixes it belongs to: another sync refuses it, as it refuses a corrupt or unreadable file,
-  with an error naming it. A `dry_run` reads the checkpoint but never writes it.
+  writing it) is ignored. A run interrupted in any way (killed, its node down, a listing
+  failed) is resumed by a run with the same file: it skips, without comparing them again, the
+  objects the interrupted run completed, and does the rest. A run that completes says so in
+  the file, and the next run with it starts afresh (so objects added to the source since are
+  seen, whatever their key). The file records which stores and prefixes it belongs to: another
+  sync refuses it, as it refuses a corrupt or unreadable file, with an error naming it. A
+  `dry_run` reads the checkpoint but never writes it.
 
   Resuming a large object from its last completed multipart part is not supported: an object
   interrupted mid-copy is copied again from its start.
@@ -933,6 +936,7 @@ defmodule ObjectStoreX.Sync do
          }}
 
       {nil, :ok} ->
+        Checkpoint.write(state.ck, :end, "-")
         {:ok, report}
     end
   end

@@ -7,6 +7,7 @@ defmodule ObjectStoreX.Sync.Checkpoint do
   #     D KEY CRC    the object KEY is done (copied, or found equal)
   #     F KEY CRC    the object KEY failed in this run
   #     M KEY CRC    every source key up to KEY (inclusive) is done or recorded failed
+  #     E - CRC      the run completed: the next run with this file starts afresh
   #
   # KEY is percent-encoded (no spaces or newlines), CRC the CRC-32 of "T KEY" in hex. A line
   # without its newline is the torn last write of a killed run: ignored, and cut off before the
@@ -19,12 +20,13 @@ defmodule ObjectStoreX.Sync.Checkpoint do
 
   @magic "objectstorex-sync 1 "
 
-  defstruct mark: nil, done: MapSet.new(), failed: MapSet.new()
+  defstruct mark: nil, done: MapSet.new(), failed: MapSet.new(), ended: false
 
   @type t :: %__MODULE__{
           mark: String.t() | nil,
           done: MapSet.t(String.t()),
-          failed: MapSet.t(String.t())
+          failed: MapSet.t(String.t()),
+          ended: boolean()
         }
 
   @doc "Whether the key was completed by an earlier run, per the loaded state."
@@ -41,10 +43,16 @@ defmodule ObjectStoreX.Sync.Checkpoint do
   @spec open(Path.t(), String.t()) :: {:ok, t(), :file.io_device()} | {:error, Error.t()}
   def open(path, fingerprint) do
     with {:ok, state, valid_bytes} <- load(path, fingerprint),
-         {:ok, io} <- append(path, valid_bytes, fingerprint) do
-      {:ok, state, io}
+         {:ok, io} <- append(path, keep(state, valid_bytes, fingerprint), fingerprint) do
+      {:ok, %{state | ended: false}, io}
     end
   end
+
+  # After a completed run only the header is kept.
+  defp keep(%__MODULE__{ended: true}, valid_bytes, fingerprint),
+    do: min(valid_bytes, byte_size(@magic <> fingerprint <> "\n"))
+
+  defp keep(_state, valid_bytes, _fingerprint), do: valid_bytes
 
   @doc "Reads the state a checkpoint file records (without opening it for writing)."
   @spec read(Path.t(), String.t()) :: {:ok, t()} | {:error, Error.t()}
@@ -87,7 +95,7 @@ defmodule ObjectStoreX.Sync.Checkpoint do
         n == 1 ->
           case line do
             @magic <> rest when rest == fingerprint <> "\n" ->
-              {:cont, {:ok, state, bytes + byte_size(line)}}
+              {:cont, {:ok, state, byte_size(line)}}
 
             @magic <> _ ->
               {:halt, bad(path, "records a sync of other stores or prefixes; use another file")}
@@ -98,6 +106,10 @@ defmodule ObjectStoreX.Sync.Checkpoint do
 
         true ->
           case record(line) do
+            # A completed run: what it recorded is no longer needed.
+            {:ok, "E", _} ->
+              {:cont, {:ok, %__MODULE__{ended: true}, bytes + byte_size(line)}}
+
             {:ok, type, key} ->
               {:cont, {:ok, apply_record(state, type, key), bytes + byte_size(line)}}
 
@@ -112,7 +124,7 @@ defmodule ObjectStoreX.Sync.Checkpoint do
   end
 
   defp record(line) do
-    with [type, encoded, crc] when type in ["D", "F", "M"] <-
+    with [type, encoded, crc] when type in ["D", "F", "M", "E"] <-
            String.split(String.trim_trailing(line, "\n"), " "),
          true <- crc == crc("#{type} #{encoded}"),
          {:ok, key} <- decode(encoded) do
@@ -187,12 +199,12 @@ defmodule ObjectStoreX.Sync.Checkpoint do
   defp ok_or({:ok, _} = ok, _path), do: ok
   defp ok_or({:error, reason}, path), do: bad(path, "cannot be written: #{inspect(reason)}")
 
-  @doc "Appends one record (`:done`, `:failed` or `:mark`)."
-  @spec write(:file.io_device() | nil, :done | :failed | :mark, String.t()) :: :ok
+  @doc "Appends one record (`:done`, `:failed`, `:mark` or `:end`)."
+  @spec write(:file.io_device() | nil, :done | :failed | :mark | :end, String.t()) :: :ok
   def write(nil, _type, _key), do: :ok
 
   def write(io, type, key) do
-    t = %{done: "D", failed: "F", mark: "M"}[type]
+    t = %{done: "D", failed: "F", mark: "M", end: "E"}[type]
     body = "#{t} #{encode(key)}"
     :ok = :file.write(io, [body, " ", crc(body), "\n"])
   end
