@@ -66,7 +66,9 @@ defmodule ObjectStoreX.Sync do
 
   ## Telemetry
 
-  Emitted in the calling process (see `ObjectStoreX.Telemetry`):
+  `:start`, `:stop` and `:exception` are emitted in the process that calls `run/3`; `:object`
+  in the run's coordinating process, on the calling node, whichever node did the work (see
+  `ObjectStoreX.Telemetry`):
 
     * `[:objectstorex, :sync, :start]` - measurements `%{system_time: integer}`, metadata
       `%{source_backend:, dest_backend:, prefix:, dest_prefix:, dry_run:, nodes:}`
