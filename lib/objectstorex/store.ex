@@ -2,16 +2,18 @@ defmodule ObjectStoreX.Store do
   @moduledoc """
   A configured object store, built by `ObjectStoreX.new/2` or `ObjectStoreX.from_url/2`.
 
-  The struct carries only what identifies the store (`:backend`, `:bucket`, `:root`, `:prefix`)
-  and a reference to the native store; credentials stay in native memory and never appear in
-  `inspect/2`. A store is safe to share between processes and to keep for the life of the
-  application.
+  The struct carries what identifies the store (`:backend`, `:bucket`, `:root`, `:prefix`), a
+  reference to the native store and, for rebuilding the store on another node (see
+  `ObjectStoreX.Sync`), its constructor arguments sealed in a closure: credentials never appear
+  in `inspect/2` (with or without `structs: false`) nor in Erlang's `~p`. They travel only when
+  the struct itself is sent, e.g. over a distribution connection. A store is safe to share
+  between processes and to keep for the life of the application.
   """
 
   alias ObjectStoreX.{Args, Error, Native}
 
   @enforce_keys [:backend, :resource]
-  defstruct [:backend, :bucket, :root, :prefix, :resource]
+  defstruct [:backend, :bucket, :root, :prefix, :resource, :spec]
 
   @type backend :: :s3 | :gcs | :azure | :http | :local | :memory
   @type t :: %__MODULE__{
@@ -19,7 +21,8 @@ defmodule ObjectStoreX.Store do
           bucket: String.t() | nil,
           root: String.t() | nil,
           prefix: String.t() | nil,
-          resource: reference()
+          resource: reference(),
+          spec: (() -> {backend(), keyword()}) | nil
         }
 
   @network_opts [
@@ -110,7 +113,8 @@ defmodule ObjectStoreX.Store do
          bucket: opts[:bucket] || opts[:container],
          root: root(provider, opts),
          prefix: normalize_prefix(opts[:prefix]),
-         resource: resource
+         resource: resource,
+         spec: seal(provider, opts)
        }}
     end
   end
@@ -120,6 +124,56 @@ defmodule ObjectStoreX.Store do
       Error.invalid(
         "unknown provider #{Args.brief(provider)}; expected one of #{Enum.map_join(@providers, ", ", &inspect/1)}"
       )
+
+  # The validated arguments, to build the same store elsewhere. A closure: inspect/2 and ~p
+  # show a function, never the values it captured. A relative :root is made absolute here, so
+  # that another node's working directory does not change its meaning.
+  defp seal(provider, opts) do
+    opts = if opts[:root], do: %{opts | root: Path.expand(opts[:root])}, else: opts
+    args = {provider, Enum.sort(opts)}
+    fn -> args end
+  end
+
+  @doc false
+  # The store for this VM: `store` itself when its native store lives here, else one built from
+  # its sealed arguments (a store received from another node). A :memory store cannot be
+  # rebuilt: another one would be empty.
+  @spec local(t()) :: {:ok, t()} | {:error, Error.t()}
+  def local(%__MODULE__{resource: resource} = store) when is_reference(resource) do
+    cond do
+      Native.store_valid(resource) ->
+        {:ok, store}
+
+      store.backend == :memory ->
+        Error.invalid(
+          "a :memory store lives in the VM that made it (node #{inspect(node(resource))}) " <>
+            "and cannot be rebuilt on node #{inspect(node())}"
+        )
+
+      is_function(store.spec, 0) ->
+        {provider, opts} = store.spec.()
+        new(provider, opts)
+
+      true ->
+        Error.invalid("the store carries no arguments to rebuild it on #{inspect(node())}")
+    end
+  end
+
+  def local(other), do: Args.store(other)
+
+  @doc false
+  # What makes two stores the same place, without credentials: for :memory the native store
+  # itself, else the backend and the options that address it.
+  @spec identity(t()) :: term()
+  def identity(%__MODULE__{backend: :memory, resource: resource}), do: {:memory, resource}
+
+  def identity(%__MODULE__{backend: backend, spec: spec} = store) when is_function(spec, 0) do
+    {_provider, opts} = spec.()
+    address = Keyword.take(opts, [:bucket, :container, :account, :endpoint, :root, :url])
+    {backend, Enum.sort(address), store.prefix}
+  end
+
+  def identity(%__MODULE__{} = store), do: {store.backend, store.bucket, store.root, store.prefix}
 
   # Args.keyword would quote a malformed list, and store options carry credentials.
   defp keyword(opts) do

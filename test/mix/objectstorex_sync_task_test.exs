@@ -1,0 +1,97 @@
+defmodule Mix.Tasks.ObjectstorexSyncTaskTest do
+  # mix objectstorex.sync in-process, between local directories and the run's memory store.
+  # Not async: capturing standard error swaps the VM-wide :standard_error device.
+  use ExUnit.Case, async: false
+
+  import ExUnit.CaptureIO
+  import ObjectStoreX.SyncHelpers
+
+  alias ObjectStoreX.TestBackends
+
+  @task "objectstorex.sync"
+
+  setup do
+    dir = TestBackends.tmp_dir!("synctask")
+    on_exit(fn -> File.rm_rf(dir) end)
+    %{dir: dir}
+  end
+
+  defp run_task(args) do
+    parent = self()
+
+    stderr =
+      capture_io(:stderr, fn ->
+        stdout =
+          capture_io(fn ->
+            result =
+              try do
+                Mix.Task.rerun(@task, args)
+                :ok
+              rescue
+                e in Mix.Error -> {:error, e.message}
+              end
+
+            send(parent, {:result, result})
+          end)
+
+        send(parent, {:stdout, stdout})
+      end)
+
+    assert_received {:result, result}
+    assert_received {:stdout, stdout}
+    {result, stdout, stderr}
+  end
+
+  test "syncs a directory to another, then nothing; dry run, delete, checkpoint", %{dir: dir} do
+    src = Path.join(dir, "src")
+    dst = Path.join(dir, "dst")
+    tree = tree(60)
+    populate!(ObjectStoreX.new!(:local, root: src), nil, tree)
+    ckpt = Path.join(dir, "ckpt")
+
+    {:ok, out, _} = run_task(["--no-progress", "--checkpoint", ckpt, src, dst])
+
+    assert out =~
+             ~r/^synced .*src -> .*dst: listed 60, copied 60 .*skipped 0, deleted 0, failed 0/
+
+    assert_holds!(ObjectStoreX.new!(:local, root: dst), nil, tree)
+
+    {:ok, out, _} = run_task(["--no-progress", src, dst])
+    assert out =~ "listed 60, copied 0 (0 B), skipped 60"
+
+    File.write!(Path.join(dst, "extra"), "x")
+    {:ok, out, _} = run_task(["--no-progress", "--dry-run", "--delete", "--checksum", src, dst])
+    assert out =~ ~r/^would sync .* deleted 1, failed 0/
+    assert File.exists?(Path.join(dst, "extra"))
+
+    {:ok, out, _} = run_task(["--progress", "--delete", "--concurrency", "2", src, dst])
+    assert out =~ "deleted 1, failed 0"
+    refute File.exists?(Path.join(dst, "extra"))
+  end
+
+  test "failures are listed one per line and fail the task", %{dir: dir} do
+    src = Path.join(dir, "src")
+    dst = Path.join(dir, "dst")
+    populate!(ObjectStoreX.new!(:local, root: src), nil, [{"d/a", "1"}, {"d/b", "2"}, {"e", "3"}])
+    # A file where a directory is needed: both copies under d/ fail.
+    File.mkdir_p!(dst)
+    File.write!(Path.join(dst, "d"), "in the way")
+
+    assert {{:error, message}, out, err} = run_task(["--no-progress", src, dst])
+    assert message =~ "2 of 3 objects failed"
+    assert out =~ "copied 1"
+    assert err =~ ~r/^failed d\/a: /m
+    assert err =~ ~r/^failed d\/b: /m
+  end
+
+  test "bad arguments name what is wrong", %{dir: dir} do
+    assert {{:error, m}, _, _} = run_task([dir])
+    assert m =~ "expected SRC and DST"
+    assert {{:error, m}, _, _} = run_task(["--bogus", dir, dir])
+    assert m =~ "unknown option --bogus"
+    assert {{:error, m}, _, _} = run_task(["--delete", dir, Path.join(dir, "sub")])
+    assert m =~ "overlapping prefixes"
+    assert {{:error, m}, _, _} = run_task(["--checkpoint", dir, dir <> "a", dir <> "b"])
+    assert m =~ "checkpoint #{dir} is not a regular file"
+  end
+end

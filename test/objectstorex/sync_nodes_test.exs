@@ -1,0 +1,152 @@
+defmodule ObjectStoreX.SyncNodesTest do
+  # ObjectStoreX.Sync with workers on two peer nodes (OTP's :peer, on 127.0.0.1), one of them
+  # killed (SIGKILL) mid-run: the run must still copy every object exactly and leave no
+  # multipart upload in progress. Tagged :distributed: `mix test --exclude distributed` skips
+  # it where distribution cannot start.
+  use ExUnit.Case, async: false
+  @moduletag backend: :s3
+  @moduletag :distributed
+  @moduletag timeout: 300_000
+
+  import ObjectStoreX.SyncHelpers
+
+  alias ObjectStoreX.{Sync, TestBackends}
+  alias ObjectStoreX.Sync.Report
+
+  @part 5 * 1_048_576
+
+  setup_all do
+    {_, 0} = System.cmd("epmd", ["-daemon"])
+
+    unless Node.alive?() do
+      name = :"osx_test_#{System.unique_integer([:positive])}@127.0.0.1"
+      {:ok, _} = Node.start(name, :longnames)
+    end
+
+    :ok
+  end
+
+  defp peer! do
+    paths =
+      Enum.flat_map(:code.get_path(), fn path ->
+        if List.starts_with?(path, :code.root_dir()), do: [], else: [~c"-pa", path]
+      end)
+
+    name = :"osx_peer_#{System.unique_integer([:positive])}"
+
+    {:ok, pid, node} =
+      :peer.start(%{
+        name: name,
+        host: ~c"127.0.0.1",
+        longnames: true,
+        args: [
+          ~c"-setcookie",
+          Atom.to_charlist(Node.get_cookie()),
+          ~c"-connect_all",
+          ~c"false" | paths
+        ]
+      })
+
+    on_exit(fn ->
+      try do
+        :peer.stop(pid)
+      catch
+        _, _ -> :ok
+      end
+    end)
+
+    node
+  end
+
+  test "a peer killed mid-run: its batches go to the other, every object arrives" do
+    [a, b] = [peer!(), peer!()]
+    dir = TestBackends.tmp_dir!("nodes")
+    on_exit(fn -> File.rm_rf(dir) end)
+
+    # A local source is the same directory on every node here (one machine).
+    source = ObjectStoreX.new!(:local, root: dir)
+    # The large objects sort last: the peer is killed while small ones are in flight, so
+    # what it leaves unfinished are single PUTs (see "Several nodes" in ObjectStoreX.Sync).
+    tree = tree(400, 3)
+    populate!(source, nil, tree)
+    dest = TestBackends.store!(:s3)
+
+    parent = self()
+    id = "nodes-#{System.unique_integer()}"
+
+    :telemetry.attach(
+      id,
+      [:objectstorex, :sync, :object],
+      fn _, _, meta, _ -> send(parent, {:object, meta.node, meta.action}) end,
+      nil
+    )
+
+    on_exit(fn -> :telemetry.detach(id) end)
+
+    run =
+      Task.async(fn ->
+        Sync.run(source, dest, nodes: [a, b], concurrency: 2, batch_size: 4, part_size: @part)
+      end)
+
+    wait_copies(a, 20)
+    os_pid = :erpc.call(a, :os, :getpid, [])
+    {_, 0} = System.cmd("kill", ["-9", List.to_string(os_pid)])
+
+    assert {:ok, %Report{failed: []} = report} = Task.await(run, 240_000)
+    assert report.listed == length(tree)
+    assert report.copied == length(tree)
+    refute a in Node.list()
+
+    by_node = Enum.frequencies(for {:object, node, :copied} <- drain(), do: node)
+    assert by_node[b] > 0
+
+    assert_holds!(dest, nil, tree)
+    assert in_progress(dest) == 0
+  end
+
+  test "stores that cannot cross nodes are refused before anything" do
+    node = peer!()
+    memory = TestBackends.store!(:memory)
+    local = TestBackends.store!(:local)
+
+    assert {:error, %ObjectStoreX.Error{reason: :invalid_argument, message: message}} =
+             Sync.run(memory, local, nodes: [node])
+
+    assert message =~ ":memory store"
+  end
+
+  defp wait_copies(node, n, seen \\ 0) do
+    if seen >= n do
+      :ok
+    else
+      receive do
+        {:object, ^node, :copied} -> wait_copies(node, n, seen + 1)
+      after
+        60_000 -> flunk("#{node} copied only #{seen} objects in 60 s")
+      end
+    end
+  end
+
+  defp drain(acc \\ []) do
+    receive do
+      {:object, _, _} = msg -> drain([msg | acc])
+    after
+      0 -> acc
+    end
+  end
+
+  defp in_progress(store) do
+    python = System.fetch_env!("OBJECTSTOREX_TEST_PYTHON")
+    script = Path.expand("../../scripts/s3_list_multipart.py", __DIR__)
+
+    args = [
+      script,
+      System.fetch_env!("OBJECTSTOREX_TEST_S3_ENDPOINT"),
+      System.fetch_env!("OBJECTSTOREX_TEST_S3_BUCKET"),
+      store.prefix <> "/"
+    ]
+
+    {out, 0} = System.cmd(python, args)
+    out |> String.trim() |> String.to_integer()
+  end
+end
