@@ -6,12 +6,14 @@ defmodule ObjectStoreX.Store do
   and a reference to the native store; credentials stay in native memory and never appear in
   `inspect/2`. A store is safe to share between processes and to keep for the life of the
   application.
+
+  `:fault` is set on a store built by `ObjectStoreX.Fault.wrap/2`: the record of its calls.
   """
 
   alias ObjectStoreX.{Args, Error, Native}
 
   @enforce_keys [:backend, :resource]
-  defstruct [:backend, :bucket, :root, :prefix, :resource]
+  defstruct [:backend, :bucket, :root, :prefix, :resource, :fault]
 
   @type backend :: :s3 | :gcs | :azure | :http | :local | :memory
   @type t :: %__MODULE__{
@@ -19,7 +21,8 @@ defmodule ObjectStoreX.Store do
           bucket: String.t() | nil,
           root: String.t() | nil,
           prefix: String.t() | nil,
-          resource: reference()
+          resource: reference(),
+          fault: reference() | nil
         }
 
   @network_opts [
@@ -399,7 +402,13 @@ defmodule ObjectStoreX.Store do
 
     def inspect(store, opts) do
       fields =
-        [backend: store.backend, bucket: store.bucket, root: store.root, prefix: store.prefix]
+        [
+          backend: store.backend,
+          bucket: store.bucket,
+          root: store.root,
+          prefix: store.prefix,
+          fault: store.fault && true
+        ]
         |> Enum.reject(fn {_, v} -> is_nil(v) end)
 
       container_doc("#ObjectStoreX.Store<", fields, ">", opts, fn {key, value}, opts ->

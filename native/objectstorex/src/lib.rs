@@ -4,6 +4,7 @@
 //! runs on one Tokio runtime and its result reaches the caller as a `{ref, result}` message.
 
 mod error;
+mod fault;
 mod local;
 mod meta;
 mod object;

@@ -4,6 +4,7 @@
 pub mod concat;
 pub mod config;
 pub mod error;
+pub mod fault;
 pub mod gunzip;
 pub mod hash;
 pub mod pool;
