@@ -52,6 +52,9 @@ defmodule ObjectStoreX.Native do
   def stream_cancel(_stream), do: not_loaded()
   def stream_test_panic(_ref, _message), do: not_loaded()
   def store_valid(_term), do: not_loaded()
+  def fault_wrap(_store, _rules), do: not_loaded()
+  def fault_calls(_fault), do: not_loaded()
+  def fault_valid(_term), do: not_loaded()
 
   def object_download_file(_ref, _store, _path, _local, _opts),
     do: not_loaded()

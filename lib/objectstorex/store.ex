@@ -8,12 +8,14 @@ defmodule ObjectStoreX.Store do
   in `inspect/2` (with or without `structs: false`) nor in Erlang's `~p`. They travel only when
   the struct itself is sent, e.g. over a distribution connection. A store is safe to share
   between processes and to keep for the life of the application.
+
+  `:fault` is set on a store built by `ObjectStoreX.Fault.wrap/2`: the record of its calls.
   """
 
   alias ObjectStoreX.{Args, Error, Native}
 
   @enforce_keys [:backend, :resource]
-  defstruct [:backend, :bucket, :root, :prefix, :resource, :spec]
+  defstruct [:backend, :bucket, :root, :prefix, :resource, :spec, :fault]
 
   @type backend :: :s3 | :gcs | :azure | :http | :local | :memory
   @type t :: %__MODULE__{
@@ -22,7 +24,8 @@ defmodule ObjectStoreX.Store do
           root: String.t() | nil,
           prefix: String.t() | nil,
           resource: reference(),
-          spec: (() -> {backend(), keyword()}) | nil
+          spec: (() -> {backend(), keyword()}) | nil,
+          fault: reference() | nil
         }
 
   @network_opts [
@@ -148,6 +151,13 @@ defmodule ObjectStoreX.Store do
         Error.invalid(
           "a :memory store lives in the VM that made it (node #{inspect(node(resource))}) " <>
             "and cannot be rebuilt on node #{inspect(node())}"
+        )
+
+      # Rebuilt from its arguments it would lose its rules and its record of calls.
+      store.fault != nil ->
+        Error.invalid(
+          "a store wrapped by ObjectStoreX.Fault lives in the VM that made it and cannot be " <>
+            "rebuilt on node #{inspect(node())}"
         )
 
       is_function(store.spec, 0) ->
@@ -453,7 +463,13 @@ defmodule ObjectStoreX.Store do
 
     def inspect(store, opts) do
       fields =
-        [backend: store.backend, bucket: store.bucket, root: store.root, prefix: store.prefix]
+        [
+          backend: store.backend,
+          bucket: store.bucket,
+          root: store.root,
+          prefix: store.prefix,
+          fault: store.fault && true
+        ]
         |> Enum.reject(fn {_, v} -> is_nil(v) end)
 
       container_doc("#ObjectStoreX.Store<", fields, ">", opts, fn {key, value}, opts ->

@@ -7,9 +7,9 @@ defmodule ObjectStoreX.MigrationTest do
 
   # The pattern the README documents for migrating many objects: bounded concurrency, every
   # object's outcome collected, one failure never taking the caller down.
-  defp migrate(source, dest, paths) do
+  defp migrate(source, dest, paths, opts \\ []) do
     paths
-    |> Task.async_stream(&{&1, ObjectStoreX.transfer(source, &1, dest, &1)},
+    |> Task.async_stream(&{&1, ObjectStoreX.transfer(source, &1, dest, &1, opts)},
       max_concurrency: 4,
       timeout: :infinity,
       ordered: false
@@ -41,6 +41,30 @@ defmodule ObjectStoreX.MigrationTest do
     for path <- listed do
       assert ObjectStoreX.get!(dest, path) == ObjectStoreX.get!(source, path)
     end
+  end
+
+  # The README's example of testing a migration's failure handling with ObjectStoreX.Fault.
+  test "the third part of one upload failing: that upload is aborted, the rest is copied" do
+    source = TestBackends.store!(:memory)
+    dest = TestBackends.store!(:local)
+    :ok = ObjectStoreX.put(source, "data/big.bin", :crypto.strong_rand_bytes(16 * @mib))
+    :ok = ObjectStoreX.put(source, "data/small.bin", "small")
+
+    faulty =
+      ObjectStoreX.Fault.wrap!(dest,
+        fail: [op: :put_part, part: 3, path: "data/big.bin", reason: :timeout]
+      )
+
+    listed = ObjectStoreX.Stream.list_stream(source, prefix: "data/") |> Enum.map(& &1.location)
+    summary = migrate(source, faulty, listed, part_size: 5 * @mib)
+
+    assert summary.failed == [{"data/big.bin", :timeout}]
+    assert summary.copied == 1
+    calls = ObjectStoreX.Fault.calls!(faulty)
+    assert %{op: :abort_multipart, path: "data/big.bin", outcome: :ok} in calls
+    refute Enum.any?(calls, &(&1.op == :complete_multipart))
+    ObjectStoreX.Test.refute_object(dest, "data/big.bin")
+    ObjectStoreX.Test.assert_object(dest, "data/small.bin", "small")
   end
 
   @tag :s3_and_azure

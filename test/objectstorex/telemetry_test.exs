@@ -5,7 +5,7 @@ defmodule ObjectStoreX.TelemetryTest do
   # promises to emit them, and it keeps other tests' events out.
   use ExUnit.Case, async: true
 
-  alias ObjectStoreX.{FaultProxy, TestBackends}
+  alias ObjectStoreX.TestBackends
   alias ObjectStoreX.Stream, as: OSXStream
 
   @mib 1_048_576
@@ -234,32 +234,34 @@ defmodule ObjectStoreX.TelemetryTest do
     end
   end
 
-  describe "on S3 through a failing proxy" do
-    @describetag backend: :s3
+  describe "through a store that fails on purpose" do
+    for backend <- [:memory, :local, :s3] do
+      if backend == :s3, do: @tag(backend: :s3)
 
-    test "an upload whose completion fails emits an exception with the reason" do
-      proxy =
-        FaultProxy.start!(System.fetch_env!("OBJECTSTOREX_TEST_S3_ENDPOINT"), [
-          {"POST", ~r/[?&]uploadId=/, 500}
-        ])
+      test "an upload whose completion fails emits an exception with the reason (#{backend})" do
+        store =
+          TestBackends.store!(unquote(backend))
+          |> ObjectStoreX.Fault.wrap!(fail: [op: :complete_multipart, reason: :generic])
 
-      store =
-        TestBackends.store!(:s3,
-          endpoint: FaultProxy.url(proxy),
-          retry: [max_retries: 1, init_backoff: 10, max_backoff: 20]
-        )
+        file = Path.join(TestBackends.tmp_dir!("telemetry"), "source.bin")
+        File.write!(file, random(@part + 1))
+        on_exit(fn -> File.rm_rf!(Path.dirname(file)) end)
 
-      file = Path.join(TestBackends.tmp_dir!("telemetry"), "source.bin")
-      File.write!(file, random(@part + 1))
-      on_exit(fn -> File.rm_rf!(Path.dirname(file)) end)
+        assert {:error, %ObjectStoreX.Error{reason: :generic}} =
+                 ObjectStoreX.upload_file(store, "t/fails.bin", file, part_size: @part)
 
-      assert {:error, %ObjectStoreX.Error{reason: :generic}} =
-               ObjectStoreX.upload_file(store, "t/fails.bin", file, part_size: @part)
+        assert [{[:upload, :start], _, _}, {[:upload, :exception], %{duration: d}, meta}] =
+                 events()
 
-      assert [{[:upload, :start], _, _}, {[:upload, :exception], %{duration: d}, meta}] = events()
+        assert d > 0
 
-      assert d > 0
-      assert meta == %{path: "t/fails.bin", backend: :s3, kind: :error, reason: :generic}
+        assert meta == %{
+                 path: "t/fails.bin",
+                 backend: unquote(backend),
+                 kind: :error,
+                 reason: :generic
+               }
+      end
     end
   end
 

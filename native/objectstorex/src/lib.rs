@@ -6,6 +6,7 @@
 mod args;
 mod download;
 mod error;
+mod fault;
 mod local;
 mod meta;
 mod multipart;

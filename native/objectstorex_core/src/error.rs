@@ -246,21 +246,17 @@ fn percent_encode(s: &str) -> String {
 
 impl From<object_store::Error> for Error {
     fn from(err: object_store::Error) -> Self {
-        use object_store::Error as E;
-        let reason = match &err {
-            E::NotFound { .. } => Reason::NotFound,
-            E::AlreadyExists { .. } => Reason::AlreadyExists,
-            E::Precondition { .. } => Reason::PreconditionFailed,
-            E::NotModified { .. } => Reason::NotModified,
-            E::PermissionDenied { .. } => Reason::PermissionDenied,
-            E::Unauthenticated { .. } => Reason::Unauthenticated,
-            E::NotSupported { .. } | E::NotImplemented { .. } => Reason::NotSupported,
-            E::InvalidPath { .. } => Reason::InvalidPath,
-            E::UnknownConfigurationKey { .. } => Reason::Configuration,
-            E::JoinError { .. } => Reason::Internal,
-            _ => classify_generic(&err),
-        };
         let message = err.to_string();
+        // An error of ours carried inside object_store's (a fault injected on purpose, a local
+        // deadline) already says what it is and whether a retry may succeed.
+        if let Some(ours) = carried(&err) {
+            return Error {
+                reason: ours.reason,
+                message,
+                retryable: ours.retryable,
+            };
+        }
+        let reason = reason_of(&err);
         let retryable = match reason {
             Reason::Timeout | Reason::NetworkError => true,
             Reason::Generic => server_side_status(&message),
@@ -271,6 +267,39 @@ impl From<object_store::Error> for Error {
             message,
             retryable,
         }
+    }
+}
+
+/// The first error of this crate in `err`'s source chain.
+fn carried(err: &object_store::Error) -> Option<&Error> {
+    let mut source: Option<&(dyn StdError + 'static)> = err.source();
+    while let Some(e) = source {
+        if let Some(ours) = e.downcast_ref::<Error>() {
+            return Some(ours);
+        }
+        source = e.source();
+    }
+    None
+}
+
+/// The reason an `object_store` error is reported with, without consuming it.
+pub fn reason_of(err: &object_store::Error) -> Reason {
+    use object_store::Error as E;
+    if let Some(ours) = carried(err) {
+        return ours.reason;
+    }
+    match err {
+        E::NotFound { .. } => Reason::NotFound,
+        E::AlreadyExists { .. } => Reason::AlreadyExists,
+        E::Precondition { .. } => Reason::PreconditionFailed,
+        E::NotModified { .. } => Reason::NotModified,
+        E::PermissionDenied { .. } => Reason::PermissionDenied,
+        E::Unauthenticated { .. } => Reason::Unauthenticated,
+        E::NotSupported { .. } | E::NotImplemented { .. } => Reason::NotSupported,
+        E::InvalidPath { .. } => Reason::InvalidPath,
+        E::UnknownConfigurationKey { .. } => Reason::Configuration,
+        E::JoinError { .. } => Reason::Internal,
+        _ => classify_generic(err),
     }
 }
 
@@ -420,6 +449,28 @@ mod tests {
         }
         .into();
         assert_eq!(err.reason, Reason::Timeout);
+        assert!(err.retryable);
+    }
+
+    #[test]
+    fn an_error_of_ours_inside_object_stores_keeps_its_reason_and_retryability() {
+        let ours = Error::new(Reason::Timeout, "injected").retryable(false);
+        let err = object_store::Error::NotFound {
+            path: "a/b".into(),
+            source: Box::new(ours),
+        };
+        assert_eq!(reason_of(&err), Reason::Timeout);
+        let err: Error = err.into();
+        assert_eq!(err.reason, Reason::Timeout);
+        assert!(!err.retryable);
+        assert!(err.message.contains("injected"), "{}", err.message);
+
+        let generic = object_store::Error::Generic {
+            store: "Fault",
+            source: Box::new(Error::new(Reason::PermissionDenied, "no").retryable(true)),
+        };
+        let err: Error = generic.into();
+        assert_eq!(err.reason, Reason::PermissionDenied);
         assert!(err.retryable);
     }
 

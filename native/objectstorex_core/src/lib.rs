@@ -3,6 +3,7 @@
 
 pub mod concat;
 pub mod error;
+pub mod fault;
 pub mod gunzip;
 pub mod hash;
 pub mod pool;
