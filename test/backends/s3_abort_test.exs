@@ -4,7 +4,7 @@ defmodule ObjectStoreX.Backends.S3AbortTest do
   use ExUnit.Case, async: true
   @moduletag backend: :s3
 
-  alias ObjectStoreX.{FaultProxy, TestBackends}
+  alias ObjectStoreX.{FaultProxy, TestBackends, TestHelpers}
   alias ObjectStoreX.Stream, as: OSXStream
 
   @mib 1_048_576
@@ -14,20 +14,7 @@ defmodule ObjectStoreX.Backends.S3AbortTest do
     {:ok, store: TestBackends.store!(:s3)}
   end
 
-  defp in_progress(store) do
-    python = System.fetch_env!("OBJECTSTOREX_TEST_PYTHON")
-    script = Path.expand("../../scripts/s3_list_multipart.py", __DIR__)
-
-    args = [
-      script,
-      System.fetch_env!("OBJECTSTOREX_TEST_S3_ENDPOINT"),
-      System.fetch_env!("OBJECTSTOREX_TEST_S3_BUCKET"),
-      store.prefix <> "/"
-    ]
-
-    {out, 0} = System.cmd(python, args)
-    out |> String.trim() |> String.to_integer()
-  end
+  defp in_progress(store), do: TestHelpers.s3_uploads_in_progress(store)
 
   defp eventually_none(store, tries \\ 50) do
     case in_progress(store) do

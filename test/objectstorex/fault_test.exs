@@ -3,7 +3,7 @@ defmodule ObjectStoreX.FaultTest do
   # reach for it, with what the calls record says ran.
   use ExUnit.Case, async: true
 
-  alias ObjectStoreX.{Error, Fault, TestBackends}
+  alias ObjectStoreX.{Error, Fault, TestBackends, TestHelpers}
   alias ObjectStoreX.Stream, as: OSXStream
 
   @mib 1_048_576
@@ -319,7 +319,7 @@ defmodule ObjectStoreX.FaultTest do
       assert {:error, %Error{reason: :timeout}} =
                OSXStream.upload(chunks(), faulty, "big.bin", part_size: @part)
 
-      assert in_progress(store) == 0
+      assert TestHelpers.s3_uploads_in_progress(store) == 0
       assert %{op: :abort_multipart, outcome: :ok} = List.last(Fault.calls!(faulty))
     end
   end
@@ -381,20 +381,5 @@ defmodule ObjectStoreX.FaultTest do
 
       assert_raise Error, fn -> Fault.calls!(store) end
     end
-  end
-
-  defp in_progress(store) do
-    python = System.fetch_env!("OBJECTSTOREX_TEST_PYTHON")
-    script = Path.expand("../../scripts/s3_list_multipart.py", __DIR__)
-
-    args = [
-      script,
-      System.fetch_env!("OBJECTSTOREX_TEST_S3_ENDPOINT"),
-      System.fetch_env!("OBJECTSTOREX_TEST_S3_BUCKET"),
-      store.prefix <> "/"
-    ]
-
-    {out, 0} = System.cmd(python, args)
-    out |> String.trim() |> String.to_integer()
   end
 end

@@ -10,7 +10,7 @@ defmodule ObjectStoreX.SyncNodesTest do
 
   import ObjectStoreX.SyncHelpers
 
-  alias ObjectStoreX.{Sync, TestBackends}
+  alias ObjectStoreX.{Sync, TestBackends, TestHelpers}
   alias ObjectStoreX.Sync.Report
 
   @part 5 * 1_048_576
@@ -101,7 +101,7 @@ defmodule ObjectStoreX.SyncNodesTest do
     assert by_node[b] > 0
 
     assert_holds!(dest, nil, tree)
-    assert in_progress(dest) == 0
+    assert TestHelpers.s3_uploads_in_progress(dest) == 0
   end
 
   test "stores that cannot cross nodes are refused before anything" do
@@ -133,20 +133,5 @@ defmodule ObjectStoreX.SyncNodesTest do
     after
       0 -> acc
     end
-  end
-
-  defp in_progress(store) do
-    python = System.fetch_env!("OBJECTSTOREX_TEST_PYTHON")
-    script = Path.expand("../../scripts/s3_list_multipart.py", __DIR__)
-
-    args = [
-      script,
-      System.fetch_env!("OBJECTSTOREX_TEST_S3_ENDPOINT"),
-      System.fetch_env!("OBJECTSTOREX_TEST_S3_BUCKET"),
-      store.prefix <> "/"
-    ]
-
-    {out, 0} = System.cmd(python, args)
-    out |> String.trim() |> String.to_integer()
   end
 end

@@ -197,4 +197,23 @@ defmodule ObjectStoreX.TestHelpers do
       retry: [max_retries: 0]
     )
   end
+
+  @doc """
+  How many multipart uploads are in progress on the S3 test server under `store`'s prefix, as
+  the server's own API (boto3) lists them.
+  """
+  def s3_uploads_in_progress(store) do
+    python = System.fetch_env!("OBJECTSTOREX_TEST_PYTHON")
+    script = Path.expand("../../scripts/s3_list_multipart.py", __DIR__)
+
+    args = [
+      script,
+      System.fetch_env!("OBJECTSTOREX_TEST_S3_ENDPOINT"),
+      System.fetch_env!("OBJECTSTOREX_TEST_S3_BUCKET"),
+      store.prefix <> "/"
+    ]
+
+    {out, 0} = System.cmd(python, args)
+    out |> String.trim() |> String.to_integer()
+  end
 end
