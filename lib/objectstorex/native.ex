@@ -41,6 +41,7 @@ defmodule ObjectStoreX.Native do
   def object_head(_ref, _store, _path), do: not_loaded()
   def object_delete(_ref, _store, _path), do: not_loaded()
   def object_copy(_ref, _store, _op, _from, _to, _overwrite), do: not_loaded()
+  def multipart_sweep(_ref, _store, _path, _since_ms), do: not_loaded()
   def object_get_ranges(_ref, _store, _path, _ranges), do: not_loaded()
   def object_delete_many(_ref, _store, _paths), do: not_loaded()
   def object_list_with_delimiter(_ref, _store, _prefix, _offset), do: not_loaded()

@@ -61,8 +61,10 @@ defmodule ObjectStoreX.Sync do
   a `:local` store means the same path on every node (a shared filesystem), options left to the
   environment (`from_env`) are read from each node's environment, and a `:memory` store cannot
   be used with other nodes. When a node goes down, its unfinished batches go back to the queue
-  for the others; an upload the node had in progress is left to the store (on S3, a lifecycle
-  rule aborting incomplete multipart uploads reclaims it).
+  for the others. The multipart uploads that node had begun are aborted at the end of the run
+  on S3 (found by listing the in-progress uploads of the keys it was copying); on Azure its
+  uncommitted blocks are never part of an object and the service discards them within a week;
+  a local store's staging file of a node that went down is left in place.
 
   ## Telemetry
 
@@ -385,6 +387,10 @@ defmodule ObjectStoreX.Sync do
               pools: pools,
               qmax: 2 * ctx.concurrency * length(Map.keys(pools)),
               report: %Report{dry_run: ctx.dry_run},
+              # Keys whose copy may have been in progress on a node that went down, and when
+              # the run began: their uploads are looked for and aborted at the end.
+              orphans: MapSet.new(),
+              since_ms: System.os_time(:millisecond),
               last_progress: nil,
               last_sync: System.monotonic_time(:microsecond)
             }
@@ -854,7 +860,20 @@ defmodule ObjectStoreX.Sync do
   defp node_down(state, node) do
     gone = for {pid, ^node} <- state.workers, do: pid
     pools = Map.reject(state.pools, fn {_, n} -> n == node end)
-    lost(%{state | workers: Map.drop(state.workers, gone), pools: pools}, gone)
+
+    # A worker that dies with its node cannot abort the upload it had begun, as one that dies
+    # alone does (its upload's owner goes down): remember which keys it may have been copying.
+    orphans =
+      Enum.reduce(state.batches, state.orphans, fn
+        {_id, %{worker: w, items: items}}, acc when w != nil ->
+          if w in gone, do: Enum.into(Map.keys(items), acc), else: acc
+
+        _, acc ->
+          acc
+      end)
+
+    state = %{state | workers: Map.drop(state.workers, gone), pools: pools, orphans: orphans}
+    lost(state, gone)
   end
 
   # Workers that are gone: their batches go back to the front of the queue.
@@ -919,6 +938,8 @@ defmodule ObjectStoreX.Sync do
         _ -> state
       end
 
+    state = abort_orphans(state)
+
     Checkpoint.sync(state.ck)
     state = progress(state, true)
     report = %{state.report | failed: Enum.reverse(state.report.failed)}
@@ -940,6 +961,39 @@ defmodule ObjectStoreX.Sync do
       {nil, :ok} ->
         Checkpoint.write(state.ck, :end, "-")
         {:ok, report}
+    end
+  end
+
+  # Every worker has stopped by now, so an upload of these keys still in progress since the run
+  # began was left by a node that went down. Only stores with explicit multipart ids (S3) can
+  # list them; a failure to abort one is reported against its key.
+  defp abort_orphans(%{ctx: %{dry_run: true}} = state), do: state
+
+  defp abort_orphans(state) do
+    Enum.reduce(state.orphans, state, fn key, st ->
+      path = Worker.join(st.ctx.dest_prefix, key)
+
+      case sweep(st.ctx.dest, path, st.since_ms) do
+        {:ok, _aborted} ->
+          st
+
+        {:error, %Error{} = e} ->
+          e = %Error{e | message: "aborting the upload a node left at going down: " <> e.message}
+          %{st | report: %{st.report | failed: [{key, e} | st.report.failed]}}
+      end
+    end)
+  end
+
+  defp sweep(store, path, since_ms) do
+    with {:ok, resource} <- Args.store(store) do
+      case ObjectStoreX.Call.await(
+             &ObjectStoreX.Native.multipart_sweep(&1, resource, path, since_ms),
+             120_000
+           ) do
+        {:ok, aborted} -> {:ok, aborted}
+        {:error, %Error{} = e} -> {:error, e}
+        {:error, native} -> {:error, Error.from_native(native)}
+      end
     end
   end
 

@@ -104,6 +104,42 @@ defmodule ObjectStoreX.SyncNodesTest do
     assert TestHelpers.s3_uploads_in_progress(dest) == 0
   end
 
+  test "a peer killed in the middle of a multipart upload: its upload is aborted by the run" do
+    [a, b] = [peer!(), peer!()]
+    dir = TestBackends.tmp_dir!("nodes-big")
+    on_exit(fn -> File.rm_rf(dir) end)
+    source = ObjectStoreX.new!(:local, root: dir)
+    # Only objects of several parts: whatever a is copying when it dies is a multipart upload.
+    tree = tree(0, 4, 8 * @part)
+    populate!(source, nil, tree)
+    dest = TestBackends.store!(:s3)
+
+    :ok =
+      :erpc.call(a, :telemetry, :attach, [
+        "uploads-on-a",
+        [:objectstorex, :upload, :start],
+        &ObjectStoreX.SyncHelpers.forward/4,
+        self()
+      ])
+
+    run =
+      Task.async(fn ->
+        Sync.run(source, dest, nodes: [a, b], concurrency: 1, batch_size: 1, part_size: @part)
+      end)
+
+    assert_receive {:telemetry, ^a, [:objectstorex, :upload, :start], _}, 60_000
+    # The upload exists on the server once its first part is on the way.
+    assert wait_until(fn -> TestHelpers.s3_uploads_in_progress(dest) > 0 end)
+    os_pid = :erpc.call(a, :os, :getpid, [])
+    {_, 0} = System.cmd("kill", ["-9", List.to_string(os_pid)])
+
+    assert {:ok, %Report{failed: []} = report} = Task.await(run, 240_000)
+    assert report.copied == length(tree)
+    refute a in Node.list()
+    assert_holds!(dest, nil, tree)
+    assert TestHelpers.s3_uploads_in_progress(dest) == 0
+  end
+
   test "stores that cannot cross nodes are refused before anything" do
     node = peer!()
     memory = TestBackends.store!(:memory)
@@ -113,6 +149,20 @@ defmodule ObjectStoreX.SyncNodesTest do
              Sync.run(memory, local, nodes: [node])
 
     assert message =~ ":memory store"
+  end
+
+  defp wait_until(check, tries \\ 200) do
+    cond do
+      check.() ->
+        true
+
+      tries == 0 ->
+        false
+
+      true ->
+        Process.sleep(50)
+        wait_until(check, tries - 1)
+    end
   end
 
   defp wait_copies(node, n, seen \\ 0) do

@@ -103,6 +103,14 @@ defmodule ObjectStoreX.SyncHelpers do
     end
   end
 
+  @doc """
+  A telemetry handler that sends `{:telemetry, node, event, metadata}` to the pid given as its
+  config; a named function, so that it can be attached on a peer node, which does not have the
+  test modules' code.
+  """
+  def forward(event, _measurements, metadata, pid),
+    do: send(pid, {:telemetry, node(), event, metadata})
+
   def join(nil, key), do: key
   def join(prefix, key), do: prefix <> "/" <> key
 end

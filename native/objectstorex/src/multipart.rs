@@ -24,8 +24,11 @@ use object_store::{
 };
 use objectstorex_core::s3_uploads::{parse_page, Upload};
 
+use rustler::{Env, ResourceArc, Term};
+
+use crate::args::parse_path;
 use crate::error::{NifError, Reason};
-use crate::runtime::runtime;
+use crate::runtime::{self, runtime, TaskHandle};
 use crate::store::StoreResource;
 
 /// How far the server's clock may differ from ours when judging which uploads an attempt began.
@@ -290,7 +293,7 @@ impl S3Multipart {
         // Dropping `upload` on any error below aborts it.
         let keep = upload.as_ref().ok().map(|u| u.id.clone());
         match (self.sweep(&path, since, keep.as_deref()).await, upload) {
-            (Ok(()), upload) => upload,
+            (Ok(_), upload) => upload,
             (Err(sweep), Ok(_)) => Err(NifError::new(
                 sweep.reason,
                 format!(
@@ -310,13 +313,15 @@ impl S3Multipart {
         }
     }
 
-    /// Aborts every in-progress upload of exactly `path` begun since `since`, except `keep`.
+    /// Aborts every in-progress upload of exactly `path` begun since `since`, except `keep`;
+    /// returns how many it aborted.
     async fn sweep(
         &self,
         path: &Path,
         since: DateTime<Utc>,
         keep: Option<&str>,
-    ) -> Result<(), NifError> {
+    ) -> Result<usize, NifError> {
+        let mut aborted = 0;
         for upload in self.uploads_of(path).await? {
             if keep == Some(upload.id.as_str()) {
                 continue;
@@ -329,9 +334,10 @@ impl S3Multipart {
             })?;
             if initiated >= since {
                 self.abort(path, &upload.id).await?;
+                aborted += 1;
             }
         }
-        Ok(())
+        Ok(aborted)
     }
 
     /// Aborts one upload; an answer lost on the way is retried, and an upload already gone
@@ -417,6 +423,33 @@ impl S3Multipart {
             Err(e)
         }
     }
+}
+
+/// Aborts the in-progress multipart uploads of `path` begun since `since_ms` (Unix time in
+/// milliseconds, less the allowed clock skew), for uploads whose writer died with its node and
+/// so could not abort them (`ObjectStoreX.Sync`). Replies `{:ok, aborted}`; a store without
+/// explicit multipart ids has none to find and replies `{:ok, 0}`.
+#[rustler::nif]
+fn multipart_sweep(
+    env: Env,
+    reference: Term,
+    store: ResourceArc<StoreResource>,
+    path: String,
+    since_ms: i64,
+) -> ResourceArc<TaskHandle> {
+    let path = parse_path("path", &path);
+    runtime::spawn(env, reference, async move {
+        let path = path?;
+        let since = DateTime::from_timestamp_millis(since_ms)
+            .ok_or_else(|| NifError::invalid_argument(format!("invalid time {since_ms}")))?;
+        match store.s3.clone() {
+            Some(s3) => s3
+                .sweep(&store.full_path(&path), since - CLOCK_SKEW, None)
+                .await
+                .map_err(|e| store.error(e)),
+            None => Ok(0),
+        }
+    })
 }
 
 /// Percent-encodes a query value the way SigV4 canonicalises it: unreserved bytes as they are.
