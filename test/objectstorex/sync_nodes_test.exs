@@ -10,7 +10,7 @@ defmodule ObjectStoreX.SyncNodesTest do
 
   import ObjectStoreX.SyncHelpers
 
-  alias ObjectStoreX.{Sync, TestBackends, TestHelpers}
+  alias ObjectStoreX.{FaultProxy, Sync, TestBackends, TestHelpers}
   alias ObjectStoreX.Sync.Report
 
   @part 5 * 1_048_576
@@ -112,7 +112,10 @@ defmodule ObjectStoreX.SyncNodesTest do
     # Only objects of several parts: whatever a is copying when it dies is a multipart upload.
     tree = tree(0, 4, 8 * @part)
     populate!(source, nil, tree)
-    dest = TestBackends.store!(:s3)
+    # Parts are slow to arrive, so both nodes are in the middle of an upload for seconds.
+    slow = {"PUT", ~r/[?&]partNumber=/, {:delay, 1_500}}
+    proxy = FaultProxy.start!(System.fetch_env!("OBJECTSTOREX_TEST_S3_ENDPOINT"), [slow])
+    dest = TestBackends.store!(:s3, endpoint: FaultProxy.url(proxy))
 
     :ok =
       :erpc.call(a, :telemetry, :attach, [
@@ -128,8 +131,8 @@ defmodule ObjectStoreX.SyncNodesTest do
       end)
 
     assert_receive {:telemetry, ^a, [:objectstorex, :upload, :start], _}, 60_000
-    # The upload exists on the server once its first part is on the way.
-    assert wait_until(fn -> TestHelpers.s3_uploads_in_progress(dest) > 0 end)
+    # With one object in flight per node, two uploads in progress means one is a's.
+    assert wait_until(fn -> TestHelpers.s3_uploads_in_progress(dest) == 2 end)
     os_pid = :erpc.call(a, :os, :getpid, [])
     {_, 0} = System.cmd("kill", ["-9", List.to_string(os_pid)])
 

@@ -20,13 +20,14 @@ defmodule ObjectStoreX.FaultProxy do
 
   @typedoc """
   `{method, pattern matched against the request target, action}`: a status to answer instead
-  of forwarding, or `:drop_response` to forward the request and close the client's connection
-  without its answer (the server did the work; the client never learns it). A fourth element
+  of forwarding, `:drop_response` to forward the request and close the client's connection
+  without its answer (the server did the work; the client never learns it), or `{:delay, ms}`
+  to forward it after a pause (a slow server). A fourth element
   limits how many matching requests the rule applies to; later ones are forwarded.
   """
   @type rule ::
           {String.t(), Regex.t(), action()} | {String.t(), Regex.t(), action(), pos_integer()}
-  @type action :: pos_integer() | :drop_response
+  @type action :: pos_integer() | :drop_response | {:delay, non_neg_integer()}
   @type t :: %__MODULE__{port: :inet.port_number(), log: :ets.tid()}
 
   @piece 1_048_576
@@ -55,10 +56,11 @@ defmodule ObjectStoreX.FaultProxy do
 
   @doc """
   Every request seen so far, oldest first:
-  `{method, target, :forwarded | :dropped_response | {:failed, status}}`.
+  `{method, target, :forwarded | :delayed | :dropped_response | {:failed, status}}`.
   """
   @spec requests(t()) :: [
-          {String.t(), String.t(), :forwarded | :dropped_response | {:failed, pos_integer()}}
+          {String.t(), String.t(),
+           :forwarded | :delayed | :dropped_response | {:failed, pos_integer()}}
         ]
   def requests(%__MODULE__{log: log}), do: log |> :ets.tab2list() |> Enum.map(&elem(&1, 1))
 
@@ -81,6 +83,11 @@ defmodule ObjectStoreX.FaultProxy do
         record(log, method, target, :dropped_response)
         forward(client, upstream, head, rest, length, false)
 
+      {{_, _, {:delay, ms}, _}, _} ->
+        record(log, method, target, :delayed)
+        Process.sleep(ms)
+        forward(client, upstream, head, rest, length, true)
+
       {{_, _, status, _}, _} ->
         record(log, method, target, {:failed, status})
         :ok = relay_exact(client, nil, rest, length)
@@ -90,6 +97,10 @@ defmodule ObjectStoreX.FaultProxy do
         record(log, method, target, :forwarded)
         forward(client, upstream, head, rest, length, true)
     end
+  rescue
+    # The client went away mid-request (its node was killed, say): there is no one to answer.
+    e in MatchError ->
+      if e.term == {:error, :closed}, do: :ok, else: reraise(e, __STACKTRACE__)
   end
 
   # A rule applies to a matching request while it has applied fewer than its limit; one atomic
