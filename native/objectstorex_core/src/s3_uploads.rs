@@ -1,5 +1,6 @@
-//! Reads S3's `ListMultipartUploads` answer: the in-progress uploads of a key, so that an upload
-//! begun by a create request whose answer was lost can be found and aborted.
+//! Reads S3's `ListMultipartUploads` and `ListParts` answers: the in-progress uploads of a key,
+//! so that an upload begun by a create request whose answer was lost can be found and aborted,
+//! and the parts of one, so that an interrupted upload can be continued.
 
 /// One in-progress upload, as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +60,59 @@ pub fn parse_page(xml: &str) -> Result<Page, String> {
         None
     };
     Ok(Page { uploads, next })
+}
+
+/// One uploaded part, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub number: usize,
+    pub etag: String,
+    pub size: u64,
+}
+
+/// One page of `ListParts`, and the part-number marker of the next page when truncated.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PartsPage {
+    pub parts: Vec<Part>,
+    pub next: Option<String>,
+}
+
+/// Parses one `ListPartsResult` document.
+pub fn parse_parts(xml: &str) -> Result<PartsPage, String> {
+    if !xml.contains("<ListPartsResult") {
+        return Err(format!("not a ListPartsResult: {:.200}", xml.trim()));
+    }
+    let mut parts = Vec::new();
+    let mut rest = xml;
+    while let Some((body, after)) = element(rest, "Part") {
+        let field = |name| {
+            element(body, name)
+                .map(|(v, _)| unescape(v))
+                .ok_or_else(|| format!("a <Part> without <{name}>"))
+        };
+        let number = field("PartNumber")?;
+        let size = field("Size")?;
+        parts.push(Part {
+            number: number
+                .trim()
+                .parse()
+                .map_err(|_| format!("a part number {number:?}"))?,
+            etag: field("ETag")?,
+            size: size.trim().parse().map_err(|_| format!("a part size {size:?}"))?,
+        });
+        rest = after;
+    }
+    let truncated = element(xml, "IsTruncated").is_some_and(|(v, _)| v.trim() == "true");
+    let next = if truncated {
+        let marker = element(xml, "NextPartNumberMarker")
+            .map(|(v, _)| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| "a truncated part listing without a next marker".to_string())?;
+        Some(marker)
+    } else {
+        None
+    };
+    Ok(PartsPage { parts, next })
 }
 
 /// The text of the first `<name>...</name>` in `xml` (`<name/>` counts as empty), and what
@@ -160,6 +214,37 @@ mod tests {
         let unmarked = "<ListMultipartUploadsResult><IsTruncated>true</IsTruncated>\
                         </ListMultipartUploadsResult>";
         assert!(parse_page(unmarked).is_err());
+    }
+
+    #[test]
+    fn reads_parts() {
+        let xml = r#"<ListPartsResult><Bucket>b</Bucket><Key>k</Key><UploadId>u</UploadId>
+          <PartNumberMarker>0</PartNumberMarker><NextPartNumberMarker>2</NextPartNumberMarker>
+          <IsTruncated>true</IsTruncated>
+          <Part><PartNumber>1</PartNumber><LastModified>x</LastModified>
+            <ETag>&quot;abc&quot;</ETag><Size>5242880</Size></Part>
+          <Part><PartNumber>2</PartNumber><ETag>"def"</ETag><Size>7</Size></Part>
+        </ListPartsResult>"#;
+        let page = parse_parts(xml).unwrap();
+        assert_eq!(
+            page.parts,
+            vec![
+                Part {
+                    number: 1,
+                    etag: "\"abc\"".into(),
+                    size: 5242880
+                },
+                Part {
+                    number: 2,
+                    etag: "\"def\"".into(),
+                    size: 7
+                },
+            ]
+        );
+        assert_eq!(page.next.as_deref(), Some("2"));
+        assert!(parse_parts("<ListPartsResult><Part><PartNumber>x</PartNumber>\
+                             <ETag>e</ETag><Size>1</Size></Part></ListPartsResult>")
+        .is_err());
     }
 
     #[test]
