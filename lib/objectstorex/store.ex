@@ -220,12 +220,8 @@ defmodule ObjectStoreX.Store do
     |> String.replace(~r{\?[^#]*}, "")
   end
 
-  defp open(provider, config) do
-    case ObjectStoreX.Call.await(&Native.store_new(&1, provider, config), :infinity) do
-      {:ok, resource} -> {:ok, resource}
-      {:error, native} -> {:error, Error.from_native(native)}
-    end
-  end
+  defp open(provider, config),
+    do: ObjectStoreX.Call.await(&Native.store_new(&1, provider, config), :infinity)
 
   defp root(:local, opts), do: opts[:root] && Path.expand(opts[:root])
   defp root(:http, opts), do: opts[:url] && redact_url(opts[:url])

@@ -54,8 +54,7 @@ defmodule ObjectStoreX.UploadSink do
           {upload, Progress.add(progress, size, false), span, gathered}
 
         {:error, %Error{} = error} ->
-          Upload.abort(upload)
-          Upload.close_span({:error, error}, span)
+          Upload.failed(upload, error, span, opts)
           # Collectable's :halt comes next; it must not close the span a second time.
           Process.put({__MODULE__, upload}, :closed)
           raise error
@@ -63,27 +62,18 @@ defmodule ObjectStoreX.UploadSink do
     end
 
     defp collect(sink, opts, {upload, progress, span, gathered}, :done) do
-      with :ok <- Upload.flush(upload, gathered, opts.timeout),
-           {:ok, summary} <- Upload.finish(upload, opts.timeout) do
-        Progress.add(progress, 0, true)
-        Upload.close_span({:ok, summary}, span)
-        if opts[:on_complete], do: opts[:on_complete].(summary)
-        %{sink | result: summary}
-      else
-        {:error, error} ->
-          Upload.abort(upload)
-          Upload.close_span({:error, error}, span)
-          raise error
+      case Upload.complete(upload, gathered, progress, span, opts) do
+        {:ok, summary} -> %{sink | result: summary}
+        {:error, error} -> raise error
       end
     end
 
     # Collection stopped early: a write failed (its span is closed already, with the reason),
     # the source raised or the consumer halted. The sink cannot see which of the last two, so
     # the event says the upload was cancelled.
-    defp collect(_sink, _opts, {upload, _progress, span, _gathered}, :halt) do
+    defp collect(_sink, opts, {upload, _progress, span, _gathered}, :halt) do
       with nil <- Process.delete({__MODULE__, upload}) do
-        Upload.abort(upload)
-        Upload.close_span({:error, %Error{reason: :cancelled}}, span)
+        Upload.failed(upload, %Error{reason: :cancelled}, span, opts)
       end
 
       :ok
