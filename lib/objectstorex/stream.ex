@@ -47,7 +47,17 @@ defmodule ObjectStoreX.Stream do
   `%ObjectStoreX.Error{reason: :precondition_failed}`.
   """
 
-  alias ObjectStoreX.{Args, Call, Error, Native, Progress, Summary, Telemetry, Upload, UploadSink}
+  alias ObjectStoreX.{
+    Args,
+    Call,
+    Error,
+    Native,
+    ProgressThrottle,
+    Summary,
+    Telemetry,
+    Upload,
+    UploadSink
+  }
 
   @mib 1_048_576
   @download_defaults [
@@ -114,7 +124,7 @@ defmodule ObjectStoreX.Stream do
       %{
         opts: opts,
         meta: meta,
-        progress: Progress.new(opts.on_progress),
+        progress: ProgressThrottle.new(opts.on_progress),
         span: nil,
         gunzip: gunzip
       },
@@ -159,11 +169,11 @@ defmodule ObjectStoreX.Stream do
     do: {[], %{state | progress: %{state.progress | total: total}}}
 
   defp download_event({:data, chunk}, state) do
-    {[chunk], %{state | progress: Progress.add(state.progress, byte_size(chunk), false)}}
+    {[chunk], %{state | progress: ProgressThrottle.add(state.progress, byte_size(chunk), false)}}
   end
 
   defp download_event({:done, done}, state) do
-    Progress.add(state.progress, 0, true)
+    ProgressThrottle.add(state.progress, 0, true)
     %{bytes: bytes, chunks: chunks, digest: digest} = summary = Summary.download(done)
 
     if state.opts.verify && String.downcase(state.opts.verify) != digest do

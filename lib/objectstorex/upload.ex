@@ -6,7 +6,7 @@ defmodule ObjectStoreX.Upload do
   # parts, uploads them concurrently and aborts the multipart upload on every failure path; for
   # the memory store it joins the chunks into one PUT.
 
-  alias ObjectStoreX.{Args, Call, Error, Native, Progress, Summary, Telemetry}
+  alias ObjectStoreX.{Args, Call, Error, Native, ProgressThrottle, Summary, Telemetry}
 
   @mib 1_048_576
   @min_part Args.min_part_size()
@@ -212,14 +212,14 @@ defmodule ObjectStoreX.Upload do
 
   # Aborts on any failure, re-raising source errors.
   defp run(enumerable, upload, opts, span) do
-    progress = Progress.new(opts[:on_progress], opts[:size_hint])
+    progress = ProgressThrottle.new(opts[:on_progress], opts[:size_hint])
 
     written =
       try do
         Enum.reduce_while(enumerable, {:ok, progress, gathered(opts)}, fn chunk,
                                                                           {:ok, progress, g} ->
           case gather(upload, g, chunk, opts) do
-            {:ok, g, size} -> {:cont, {:ok, Progress.add(progress, size, false), g}}
+            {:ok, g, size} -> {:cont, {:ok, ProgressThrottle.add(progress, size, false), g}}
             {:error, error} -> {:halt, {:error, error}}
           end
         end)
@@ -240,13 +240,13 @@ defmodule ObjectStoreX.Upload do
   Sends what is still gathered and completes the upload, or aborts it; either way ends through
   `completed/3`.
   """
-  @spec complete(reference(), map(), Progress.t(), Telemetry.span(), map()) ::
+  @spec complete(reference(), map(), ProgressThrottle.t(), Telemetry.span(), map()) ::
           {:ok, Summary.upload()} | {:error, Error.t()}
   def complete(upload, gathered, progress, span, opts) do
     with :ok <- flush(upload, gathered, opts.timeout),
          {:ok, summary} <- Call.await(&Native.upload_finish(&1, upload), opts.timeout) do
       summary = Summary.upload(summary)
-      Progress.add(progress, 0, true)
+      ProgressThrottle.add(progress, 0, true)
       completed({:ok, summary}, span, opts)
     else
       {:error, error} -> failed(upload, error, span, opts)

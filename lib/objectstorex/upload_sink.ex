@@ -16,7 +16,7 @@ defmodule ObjectStoreX.UploadSink do
   object, as with a file.
   """
 
-  alias ObjectStoreX.{Error, Progress, Upload}
+  alias ObjectStoreX.{Error, ProgressThrottle, Upload}
 
   @enforce_keys [:store, :path, :opts]
   defstruct [:store, :path, :opts, :result]
@@ -42,7 +42,7 @@ defmodule ObjectStoreX.UploadSink do
           {:error, error} -> raise error
         end
 
-      progress = Progress.new(opts[:on_progress], opts[:size_hint])
+      progress = ProgressThrottle.new(opts[:on_progress], opts[:size_hint])
       span = Upload.span(sink.store, path)
       # The upload is in the initial accumulator: on :halt, Collectable passes that one back.
       {{upload, progress, span, Upload.gathered(opts)}, &collect(sink, opts, &1, &2)}
@@ -51,7 +51,7 @@ defmodule ObjectStoreX.UploadSink do
     defp collect(_sink, opts, {upload, progress, span, gathered}, {:cont, chunk}) do
       case Upload.gather(upload, gathered, chunk, opts) do
         {:ok, gathered, size} ->
-          {upload, Progress.add(progress, size, false), span, gathered}
+          {upload, ProgressThrottle.add(progress, size, false), span, gathered}
 
         {:error, %Error{} = error} ->
           Upload.failed(upload, error, span, opts)

@@ -44,7 +44,7 @@ defmodule Mix.Tasks.Objectstorex.Sync do
   use Mix.Task
 
   alias ObjectStoreX.CLI
-  alias ObjectStoreX.CLI.Progress
+  alias ObjectStoreX.CLI.ProgressBar
 
   @task "objectstorex.sync"
   @switches [
@@ -76,7 +76,7 @@ defmodule Mix.Tasks.Objectstorex.Sync do
     progress = Keyword.get_lazy(opts, :progress, &CLI.tty?/0)
     source = CLI.open!(@task, src)
     dest = CLI.open!(@task, dst)
-    reporter = if progress, do: Progress.start(nil), else: nil
+    reporter = if progress, do: ProgressBar.start(nil), else: nil
 
     sync_opts = [
       prefix: CLI.prefix(src),
@@ -87,14 +87,14 @@ defmodule Mix.Tasks.Objectstorex.Sync do
       checkpoint: opts[:checkpoint],
       concurrency: concurrency,
       nodes: nodes,
-      on_progress: reporter && fn p -> Progress.update(reporter, :sync, p.bytes) end
+      on_progress: reporter && fn p -> ProgressBar.update(reporter, :sync, p.bytes) end
     ]
 
     result =
       try do
         ObjectStoreX.Sync.run(source, dest, sync_opts)
       after
-        if reporter, do: Progress.stop(reporter)
+        if reporter, do: ProgressBar.stop(reporter)
       end
 
     case result do

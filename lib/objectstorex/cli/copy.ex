@@ -9,7 +9,7 @@ defmodule ObjectStoreX.CLI.Copy do
   # (`ObjectStoreX.Stream.download/3`), because only the stream computes a digest on the way.
 
   alias ObjectStoreX.CLI
-  alias ObjectStoreX.CLI.Progress
+  alias ObjectStoreX.CLI.ProgressBar
   alias ObjectStoreX.Error
 
   @type endpoint ::
@@ -39,10 +39,10 @@ defmodule ObjectStoreX.CLI.Copy do
     if CLI.display(src) == CLI.display(dst),
       do: CLI.error!(task, "#{CLI.display(src)}: source and destination are the same")
 
-    reporter = if opts.progress, do: Progress.start(size(src_endpoint)), else: nil
+    reporter = if opts.progress, do: ProgressBar.start(size(src_endpoint)), else: nil
 
     result = copy(src_endpoint, dst_endpoint, opts, reporter, 1)
-    if reporter, do: Progress.stop(reporter)
+    if reporter, do: ProgressBar.stop(reporter)
 
     case result do
       {:ok, summary} -> IO.puts(summary_line(src, dst, summary, opts))
@@ -125,14 +125,14 @@ defmodule ObjectStoreX.CLI.Copy do
         {list!(task, source, src), nil}
       end
 
-    reporter = if opts.progress, do: Progress.start(total), else: nil
+    reporter = if opts.progress, do: ProgressBar.start(total), else: nil
     started = System.monotonic_time(:microsecond)
 
     totals =
       try do
         listing(task, src, fn -> copy_all(items, src, dst, source, dst_store, opts, reporter) end)
       after
-        if reporter, do: Progress.stop(reporter)
+        if reporter, do: ProgressBar.stop(reporter)
       end
 
     micros = System.monotonic_time(:microsecond) - started
@@ -188,7 +188,7 @@ defmodule ObjectStoreX.CLI.Copy do
   end
 
   defp say(nil, device, line), do: IO.puts(device, line)
-  defp say(reporter, device, line), do: Progress.line(reporter, device, line)
+  defp say(reporter, device, line), do: ProgressBar.line(reporter, device, line)
 
   defp plural(1, word), do: "1 #{word}"
   defp plural(n, word), do: "#{n} #{word}s"
@@ -357,7 +357,7 @@ defmodule ObjectStoreX.CLI.Copy do
   defp progress(nil, _id), do: []
 
   defp progress(reporter, id),
-    do: [on_progress: fn %{bytes: bytes} -> Progress.update(reporter, id, bytes) end]
+    do: [on_progress: fn %{bytes: bytes} -> ProgressBar.update(reporter, id, bytes) end]
 
   # Reports the bytes that have passed so far to the bar.
   defp counted(stream, nil, _id), do: stream
@@ -365,7 +365,7 @@ defmodule ObjectStoreX.CLI.Copy do
   defp counted(stream, reporter, id) do
     Stream.transform(stream, 0, fn chunk, done ->
       done = done + IO.iodata_length(chunk)
-      Progress.update(reporter, id, done)
+      ProgressBar.update(reporter, id, done)
       {[chunk], done}
     end)
   end

@@ -1,4 +1,4 @@
-defmodule ObjectStoreX.CLI.Progress do
+defmodule ObjectStoreX.CLI.ProgressBar do
   @moduledoc false
   # The progress bar of `mix objectstorex.cp` on a terminal: one process owns the line on
   # standard error, so that the copies of a recursive run (each reporting from its own process)
