@@ -39,7 +39,8 @@ defmodule ObjectStoreX.CLI.Copy do
     if CLI.display(src) == CLI.display(dst),
       do: CLI.error!(task, "#{CLI.display(src)}: source and destination are the same")
 
-    reporter = if opts.progress, do: ProgressBar.start(size(src_endpoint)), else: nil
+    # The total comes from the copy's own progress reports: no extra request for it.
+    reporter = if opts.progress, do: ProgressBar.start(nil), else: nil
 
     result = copy(src_endpoint, dst_endpoint, opts, reporter, 1)
     if reporter, do: ProgressBar.stop(reporter)
@@ -83,20 +84,6 @@ defmodule ObjectStoreX.CLI.Copy do
   # of the filesystem store (so that upload_file/4 copies it natively).
   defp destination!(_task, _src, %{kind: :path} = dst), do: {:file, dst}
   defp destination!(task, _src, dst), do: {:object, CLI.open!(task, dst), dst}
-
-  defp size({:file, %{path: path}}) do
-    case File.stat(path) do
-      {:ok, %File.Stat{size: size}} -> size
-      _ -> nil
-    end
-  end
-
-  defp size({:object, store, loc}) do
-    case ObjectStoreX.head(store, key(loc)) do
-      {:ok, meta} -> meta.size
-      {:error, _} -> nil
-    end
-  end
 
   # ---------------------------------------------------------------------------------------------
   # A prefix
@@ -318,11 +305,13 @@ defmodule ObjectStoreX.CLI.Copy do
           download_opts(opts) ++
             [
               # called at least once, at the end, with the object's size
-              on_progress: fn progress -> Process.put({ref, :total}, progress.total) end,
+              on_progress: fn progress ->
+                Process.put({ref, :total}, progress.total)
+                if reporter, do: ProgressBar.update(reporter, id, progress.bytes, progress.total)
+              end,
               on_complete: fn summary -> send(parent, {ref, summary}) end
             ]
         )
-        |> counted(reporter, id)
         |> Enum.each(fn chunk ->
           case IO.binwrite(file, chunk) do
             :ok -> :ok
@@ -357,18 +346,7 @@ defmodule ObjectStoreX.CLI.Copy do
   defp progress(nil, _id), do: []
 
   defp progress(reporter, id),
-    do: [on_progress: fn %{bytes: bytes} -> ProgressBar.update(reporter, id, bytes) end]
-
-  # Reports the bytes that have passed so far to the bar.
-  defp counted(stream, nil, _id), do: stream
-
-  defp counted(stream, reporter, id) do
-    Stream.transform(stream, 0, fn chunk, done ->
-      done = done + IO.iodata_length(chunk)
-      ProgressBar.update(reporter, id, done)
-      {[chunk], done}
-    end)
-  end
+    do: [on_progress: fn p -> ProgressBar.update(reporter, id, p.bytes, p.total) end]
 
   defp receive_summary(ref) do
     receive do
