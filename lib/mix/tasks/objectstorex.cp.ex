@@ -100,7 +100,7 @@ defmodule Mix.Tasks.Objectstorex.Cp do
       part_size: part_size!(opts[:part_size]),
       concurrency: CLI.positive!(@task, opts, :concurrency),
       jobs: CLI.positive!(@task, opts, :jobs) || 4,
-      progress: Keyword.get_lazy(opts, :progress, &CLI.tty?/0)
+      progress: Keyword.get_lazy(opts, :progress, &CLI.Format.tty?/0)
     }
 
     CLI.start!()

@@ -13,8 +13,8 @@ defmodule ObjectStoreX.CLI.Copy do
   alias ObjectStoreX.Error
 
   @type endpoint ::
-          {:file, CLI.location()}
-          | {:object, ObjectStoreX.Store.t(), CLI.location()}
+          {:file, CLI.Location.t()}
+          | {:object, ObjectStoreX.Store.t(), CLI.Location.t()}
 
   @type opts :: %{
           checksum: atom() | nil,
@@ -28,16 +28,17 @@ defmodule ObjectStoreX.CLI.Copy do
   # One object
 
   @doc "Copies one object or file; raises `Mix.Error` on failure."
-  @spec single!(String.t(), CLI.location(), CLI.location(), opts()) :: :ok
+  @spec single!(String.t(), CLI.Location.t(), CLI.Location.t(), opts()) :: :ok
   def single!(task, src, dst, opts) do
     src_endpoint = source!(task, src)
 
-    dst = if CLI.dir?(dst), do: CLI.join(dst, CLI.basename(src)), else: dst
+    dst =
+      if CLI.Location.dir?(dst), do: CLI.Location.join(dst, CLI.Location.basename(src)), else: dst
 
     dst_endpoint = destination!(task, src, dst)
 
-    if CLI.display(src) == CLI.display(dst),
-      do: CLI.error!(task, "#{CLI.display(src)}: source and destination are the same")
+    if CLI.Location.display(src) == CLI.Location.display(dst),
+      do: CLI.error!(task, "#{CLI.Location.display(src)}: source and destination are the same")
 
     # The total comes from the copy's own progress reports: no extra request for it.
     reporter = if opts.progress, do: ProgressBar.start(nil), else: nil
@@ -70,10 +71,10 @@ defmodule ObjectStoreX.CLI.Copy do
   end
 
   defp source!(task, loc) do
-    if CLI.dir?(loc) do
+    if CLI.Location.dir?(loc) do
       CLI.error!(
         task,
-        "#{CLI.display(loc)} names a prefix, not an object: copy it with --recursive"
+        "#{CLI.Location.display(loc)} names a prefix, not an object: copy it with --recursive"
       )
     end
 
@@ -92,7 +93,7 @@ defmodule ObjectStoreX.CLI.Copy do
   Copies every object under `src` to the same relative key under `dst`, `opts.jobs` at once.
   Reports each failure and raises `Mix.Error` at the end if any copy failed.
   """
-  @spec recursive!(String.t(), CLI.location(), CLI.location(), opts()) :: :ok
+  @spec recursive!(String.t(), CLI.Location.t(), CLI.Location.t(), opts()) :: :ok
   def recursive!(task, src, dst, opts) do
     source = if src.kind == :store, do: {:store, CLI.open!(task, src)}, else: :files
     # Files copied to files are objects of the filesystem store (see destination!/3).
@@ -126,12 +127,12 @@ defmodule ObjectStoreX.CLI.Copy do
 
     case totals do
       %{copied: 0, failed: 0} ->
-        CLI.error!(task, "no objects under #{CLI.display(src)}")
+        CLI.error!(task, "no objects under #{CLI.Location.display(src)}")
 
       %{copied: copied, failed: failed, bytes: bytes} ->
         IO.puts(
-          "copied #{plural(copied, "object")}, #{bytes} bytes (#{CLI.bytes(bytes)}) in " <>
-            "#{CLI.seconds(micros)}, #{CLI.rate(bytes, micros)}" <>
+          "copied #{plural(copied, "object")}, #{bytes} bytes (#{CLI.Format.bytes(bytes)}) in " <>
+            "#{CLI.Format.seconds(micros)}, #{CLI.Format.rate(bytes, micros)}" <>
             if(failed > 0, do: "; #{failed} failed", else: "")
         )
 
@@ -147,8 +148,8 @@ defmodule ObjectStoreX.CLI.Copy do
     |> Stream.with_index(1)
     |> Task.async_stream(
       fn {{relative, _size}, id} ->
-        s = CLI.join(src, relative)
-        d = CLI.join(dst, relative)
+        s = CLI.Location.join(src, relative)
+        d = CLI.Location.join(dst, relative)
         {s, d, copy(endpoint(source, s), target(dst_store, d), opts, reporter, id)}
       end,
       max_concurrency: opts.jobs,
@@ -161,7 +162,7 @@ defmodule ObjectStoreX.CLI.Copy do
         %{acc | copied: acc.copied + 1, bytes: acc.bytes + summary.bytes}
 
       {:ok, {_s, _d, {:error, message}}}, acc ->
-        say(reporter, :stderr, "failed " <> CLI.redact(message))
+        say(reporter, :stderr, "failed " <> CLI.Credentials.redact(message))
         %{acc | failed: acc.failed + 1}
     end)
   end
@@ -171,7 +172,7 @@ defmodule ObjectStoreX.CLI.Copy do
   defp listing(task, src, fun) do
     fun.()
   rescue
-    e in Error -> CLI.error!(task, "cannot list #{CLI.display(src)}: #{e.message}")
+    e in Error -> CLI.error!(task, "cannot list #{CLI.Location.display(src)}: #{e.message}")
   end
 
   defp say(nil, device, line), do: IO.puts(device, line)
@@ -182,7 +183,7 @@ defmodule ObjectStoreX.CLI.Copy do
 
   # `{relative_key, size}` of everything under the source, lazily.
   defp list!(_task, {:store, store}, src) do
-    prefix = CLI.prefix(src)
+    prefix = CLI.Location.prefix(src)
     strip = if prefix, do: prefix <> "/", else: ""
 
     ObjectStoreX.Stream.list_stream(store, prefix: prefix)
@@ -222,7 +223,7 @@ defmodule ObjectStoreX.CLI.Copy do
   defp target(store, d), do: {:object, store, d}
 
   defp file_store do
-    {:ok, store} = CLI.open(CLI.as_store(elem(CLI.location("/"), 1)))
+    {:ok, store} = CLI.Credentials.open(CLI.Location.as_store(elem(CLI.Location.parse("/"), 1)))
     store
   end
 
@@ -234,7 +235,7 @@ defmodule ObjectStoreX.CLI.Copy do
           {:ok, %{bytes: non_neg_integer(), digest: String.t() | nil, micros: pos_integer()}}
           | {:error, String.t()}
   def copy(src, {:file, %{kind: :path} = dst}, opts, reporter, id) when elem(src, 0) == :file do
-    copy(src, {:object, file_store(), CLI.as_store(dst)}, opts, reporter, id)
+    copy(src, {:object, file_store(), CLI.Location.as_store(dst)}, opts, reporter, id)
   end
 
   def copy(src, dst, opts, reporter, id) do
@@ -261,7 +262,8 @@ defmodule ObjectStoreX.CLI.Copy do
     end
   end
 
-  defp failed_side(src, dst), do: "#{CLI.display(location(src))} -> #{CLI.display(location(dst))}"
+  defp failed_side(src, dst),
+    do: "#{CLI.Location.display(location(src))} -> #{CLI.Location.display(location(dst))}"
 
   defp location({:file, loc}), do: loc
   defp location({:object, _store, loc}), do: loc
@@ -362,7 +364,7 @@ defmodule ObjectStoreX.CLI.Copy do
   defp check_size(bytes, expected, loc) do
     raise Error,
       reason: :generic,
-      message: "#{CLI.display(loc)}: copied #{bytes} bytes, expected #{expected}"
+      message: "#{CLI.Location.display(loc)}: copied #{bytes} bytes, expected #{expected}"
   end
 
   defp key(loc), do: String.trim_leading(loc.key, "/")
@@ -384,13 +386,13 @@ defmodule ObjectStoreX.CLI.Copy do
   defp nil_value?({_, value}), do: is_nil(value)
 
   @doc "The one-line summary of a copy: sizes, duration, rate and, with --checksum, the digest."
-  @spec summary_line(CLI.location(), CLI.location(), map(), opts()) :: String.t()
+  @spec summary_line(CLI.Location.t(), CLI.Location.t(), map(), opts()) :: String.t()
   def summary_line(src, dst, summary, opts) do
     digest =
       if opts.checksum && summary.digest, do: ", #{opts.checksum} #{summary.digest}", else: ""
 
-    "copied #{CLI.display(src)} -> #{CLI.display(dst)}: #{summary.bytes} bytes " <>
-      "(#{CLI.bytes(summary.bytes)}) in #{CLI.seconds(summary.micros)}, " <>
-      "#{CLI.rate(summary.bytes, summary.micros)}#{digest}"
+    "copied #{CLI.Location.display(src)} -> #{CLI.Location.display(dst)}: #{summary.bytes} bytes " <>
+      "(#{CLI.Format.bytes(summary.bytes)}) in #{CLI.Format.seconds(summary.micros)}, " <>
+      "#{CLI.Format.rate(summary.bytes, summary.micros)}#{digest}"
   end
 end

@@ -129,11 +129,11 @@ defmodule ObjectStoreX.CLI.ProgressBar do
 
           "#{String.pad_leading("#{trunc(fraction * 100)}", 3)}% " <>
             "[#{String.duplicate("#", filled)}#{String.duplicate(".", @width - filled)}]  " <>
-            "#{CLI.bytes(done)} / #{CLI.bytes(total)}  #{CLI.rate(done, micros)}  " <>
+            "#{CLI.Format.bytes(done)} / #{CLI.Format.bytes(total)}  #{CLI.Format.rate(done, micros)}  " <>
             "ETA #{eta(total - done, speed)}"
 
         _ ->
-          "#{CLI.bytes(done)}  #{CLI.rate(done, micros)}"
+          "#{CLI.Format.bytes(done)}  #{CLI.Format.rate(done, micros)}"
       end
 
     IO.write(:stderr, "\r" <> text <> "\e[K")
