@@ -30,12 +30,15 @@ defmodule ObjectStoreX.Upload do
   disks; cloud stores want smaller parts, many in flight. The memory store has no parts (it
   joins the chunks once, natively) and ignores both.
   """
+  @spec defaults(ObjectStoreX.Store.backend()) :: keyword()
   def defaults(backend) when backend in [:local, :memory],
     do: [part_size: 64 * @mib, max_concurrency: 2]
 
   def defaults(_backend), do: [part_size: 8 * @mib, max_concurrency: 8]
 
   @doc "Validates upload options; returns `{:ok, store_resource, path, opts_map, native_opts}`."
+  @spec validate(term(), term(), term(), [atom()]) ::
+          {:ok, reference(), String.t(), map(), map()} | {:error, Error.t()}
   def validate(store, path, opts, extra_keys \\ []) do
     with {:ok, resource} <- Args.store(store),
          {:ok, path} <- Args.path("path", path),
