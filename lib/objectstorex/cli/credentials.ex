@@ -16,12 +16,12 @@ defmodule ObjectStoreX.CLI.Credentials do
   def open(%{kind: :path} = loc), do: open(Location.as_store(loc))
   def open(%{scheme: "memory"}), do: {:ok, memory_store()}
 
-  def open(%{scheme: scheme, store_url: url} = loc) do
+  def open(%{scheme: scheme, provider: provider, store_opts: opts} = loc) do
     # An http:// URL asks for plain HTTP; the HTTP store has no environment variable to say so.
-    opts = if scheme == "http", do: [allow_http: true], else: []
+    opts = if scheme == "http", do: [{:allow_http, true} | opts], else: opts
 
     with :ok <- check(provider(scheme), loc) do
-      case ObjectStoreX.from_url(url, opts) do
+      case ObjectStoreX.new(provider, opts) do
         {:ok, store} -> {:ok, store}
         {:error, %Error{message: message}} -> {:error, "#{Location.display(loc)}: #{message}"}
       end

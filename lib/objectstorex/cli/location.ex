@@ -3,22 +3,19 @@ defmodule ObjectStoreX.CLI.Location do
   # Where a `mix objectstorex.*` argument points: a local path or an object key in a store
   # named by a URL, and what the tasks do with one (join, display, ...).
 
-  alias ObjectStoreX.CLI.Credentials
-
-  @schemes ~w(file memory s3 s3a gs az azure abfs abfss http https)
-  @bucket_schemes ~w(s3 s3a gs az azure)
-
   @typedoc """
   Where an argument points: a local file (`:path`) or an object key in a store (`:store`).
-  `store_url` is what `ObjectStoreX.from_url/2` builds the store from; `key` is relative to it
-  and keeps a trailing "/" when the argument had one (a "directory").
+  `provider` and `store_opts` are what the store is built from (`ObjectStoreX.Store.parse_url/1`
+  reads them from the URL); `key` is relative to it and keeps a trailing "/" when the argument
+  had one (a "directory"). `scheme` and `authority` are for display.
   """
   @type t :: %{
           kind: :path | :store,
           arg: String.t(),
           path: String.t() | nil,
           scheme: String.t() | nil,
-          store_url: String.t() | nil,
+          provider: ObjectStoreX.Store.backend() | nil,
+          store_opts: keyword(),
           authority: String.t() | nil,
           key: String.t()
         }
@@ -26,10 +23,10 @@ defmodule ObjectStoreX.CLI.Location do
   @doc "Parses a command-line location: a local path or a store URL."
   @spec parse(String.t()) :: {:ok, t()} | {:error, String.t()}
   def parse(arg) do
-    case Regex.run(~r/^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/(.*)$/s, arg) do
-      [_, scheme, rest] -> url_location(arg, String.downcase(scheme), rest)
-      nil when arg == "" -> {:error, "empty location"}
-      nil -> {:ok, path_location(arg)}
+    cond do
+      arg == "" -> {:error, "empty location"}
+      Regex.match?(~r/^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//, arg) -> url_location(arg)
+      true -> {:ok, path_location(arg)}
     end
   end
 
@@ -37,93 +34,76 @@ defmodule ObjectStoreX.CLI.Location do
     path = Path.expand(arg)
     # A trailing "/" says "directory" (as for URLs); Path.expand drops it.
     key = String.trim_leading(path, "/") <> if(String.ends_with?(arg, "/"), do: "/", else: "")
-    %{kind: :path, arg: arg, path: path, scheme: nil, store_url: nil, authority: nil, key: key}
-  end
 
-  defp url_location(arg, "file", rest) do
-    case rest do
-      "/" <> _ -> file_location(arg, URI.decode(rest))
-      "localhost/" <> path -> file_location(arg, URI.decode("/" <> path))
-      _ -> {:error, "file URL #{inspect(arg)} must be absolute: file:///DIR/FILE"}
-    end
-  end
-
-  defp url_location(arg, "memory", rest) do
-    {:ok, store(arg, "memory", "memory://", "", String.trim_leading(rest, "/"))}
-  end
-
-  defp url_location(arg, scheme, rest) when scheme in @bucket_schemes do
-    case String.split(rest, "/", parts: 2) do
-      [bucket | _] when bucket == "" ->
-        {:error, "URL #{inspect(arg)} names no #{bucket_word(scheme)}: #{scheme}://NAME/KEY"}
-
-      [bucket] ->
-        {:ok, store(arg, scheme, "#{scheme}://#{bucket}", bucket, "")}
-
-      [bucket, key] ->
-        {:ok, store(arg, scheme, "#{scheme}://#{bucket}", bucket, key)}
-    end
-  end
-
-  defp url_location(arg, scheme, rest) when scheme in ["abfs", "abfss"] do
-    case String.split(rest, "/", parts: 2) do
-      [authority, key] when authority != "" ->
-        {:ok, store(arg, scheme, "#{scheme}://#{authority}", authority, key)}
-
-      [authority] when authority != "" ->
-        {:ok, store(arg, scheme, "#{scheme}://#{authority}", authority, "")}
-
-      _ ->
-        {:error,
-         "URL #{inspect(arg)} names no container: #{scheme}://CONTAINER@ACCOUNT.dfs.core.windows.net/KEY"}
-    end
-  end
-
-  defp url_location(arg, scheme, _rest) when scheme in ["http", "https"] do
-    uri = URI.parse(arg)
-
-    if is_binary(uri.host) and uri.host != "" do
-      base = URI.to_string(%URI{uri | path: nil, query: nil, fragment: nil})
-      key = uri.path |> to_string() |> String.trim_leading("/") |> URI.decode()
-      {:ok, store(arg, scheme, base, host_port(uri), key)}
-    else
-      {:error, "URL #{inspect(Credentials.redact_url(arg))} names no host"}
-    end
-  end
-
-  defp url_location(arg, scheme, _rest) do
-    {:error,
-     "unsupported URL scheme #{inspect(scheme <> "://")} in #{inspect(Credentials.redact_url(arg))}; expected " <>
-       "a local path or one of #{Enum.map_join(@schemes, ", ", &(&1 <> "://"))}"}
-  end
-
-  defp file_location(arg, path) do
-    {:ok, store(arg, "file", "file:///", "", String.trim_leading(path, "/"))}
-  end
-
-  defp store(arg, scheme, store_url, authority, key) do
     %{
-      kind: :store,
+      kind: :path,
       arg: arg,
-      path: nil,
-      scheme: scheme,
-      store_url: store_url,
-      authority: authority,
+      path: path,
+      scheme: nil,
+      provider: nil,
+      store_opts: [],
+      authority: nil,
       key: key
     }
   end
 
-  defp host_port(%URI{host: host, port: port, scheme: scheme}) do
-    if port == URI.default_port(scheme), do: host, else: "#{host}:#{port}"
+  defp url_location(arg) do
+    uri = URI.parse(arg)
+
+    # The store would take file://HOST/DIR as /DIR; a task refuses to guess.
+    if uri.scheme == "file" and uri.host not in [nil, "", "localhost"] do
+      {:error, "file URL #{inspect(arg)} must be absolute: file:///DIR/FILE"}
+    else
+      case ObjectStoreX.Store.parse_url(arg) do
+        {:ok, provider, opts, path} ->
+          {:ok,
+           %{
+             kind: :store,
+             arg: arg,
+             path: nil,
+             scheme: uri.scheme,
+             provider: provider,
+             store_opts: opts,
+             authority: authority(uri),
+             key: String.trim_leading(path, "/") <> literal_rest(uri)
+           }}
+
+        {:error, error} ->
+          {:error, error.message}
+      end
+    end
   end
 
-  defp bucket_word(scheme) when scheme in ["az", "azure"], do: "container"
-  defp bucket_word(_), do: "bucket"
+  # A "?" or "#" in an object key is part of the key, not a query or fragment: as written.
+  defp literal_rest(%URI{scheme: scheme}) when scheme in ["http", "https"], do: ""
+
+  defp literal_rest(%URI{query: query, fragment: fragment}) do
+    if(query, do: "?" <> query, else: "") <> if(fragment, do: "#" <> fragment, else: "")
+  end
+
+  # Never the user information of an http(s):// URL, which may hold a password.
+  defp authority(%URI{scheme: scheme} = uri) when scheme in ["http", "https"] do
+    if uri.port == URI.default_port(scheme), do: uri.host, else: "#{uri.host}:#{uri.port}"
+  end
+
+  defp authority(%URI{scheme: scheme} = uri) when scheme in ["abfs", "abfss"],
+    do: "#{uri.userinfo}@#{uri.host}"
+
+  defp authority(%URI{scheme: scheme}) when scheme in ["file", "memory"], do: ""
+  defp authority(%URI{host: host}), do: host
 
   @doc "A local path as an object in the filesystem store rooted at `/`."
   @spec as_store(t()) :: t()
   def as_store(%{kind: :path} = loc),
-    do: %{loc | kind: :store, scheme: "file", store_url: "file:///", authority: "", path: nil}
+    do: %{
+      loc
+      | kind: :store,
+        scheme: "file",
+        provider: :local,
+        store_opts: [root: "/"],
+        authority: "",
+        path: nil
+    }
 
   def as_store(loc), do: loc
 
