@@ -46,7 +46,18 @@ defmodule ObjectStoreX do
   every function, store options included.
   """
 
-  alias ObjectStoreX.{Args, Call, Error, ListResult, Meta, Native, PutResult, Store, Upload}
+  alias ObjectStoreX.{
+    Args,
+    Call,
+    Error,
+    ListResult,
+    Meta,
+    Native,
+    PutResult,
+    Store,
+    Summary,
+    Upload
+  }
 
   @type store :: Store.t()
   @type path :: String.t()
@@ -593,14 +604,22 @@ defmodule ObjectStoreX do
     * `:chunk_size` - bytes per ranged GET, default 8 MiB, at most 1 GiB
     * `:concurrency` - ranged GETs in flight, default 8, at most 1_000 (memory bound:
       `concurrency * chunk_size`)
+    * `:hash` - `:sha256`, `:sha1`, `:md5` or `:crc32c`: the digest of the file written,
+      computed natively before the file is renamed into place (the ranges arrive out of order,
+      so the file is read back once, in order)
     * `:on_progress` - `fn %{bytes: written, total: size} -> any end`, called at most every
       100 ms while the file is written, and once at the end
+    * `:on_complete` - `fn summary -> any end`, called once the file is in place with
+      `%{bytes:, duration_us:, throughput_mb_s:, digest:}` (`digest` is nil without `:hash`)
     * `:timeout` - see "Common options" in the module doc
   """
   @spec download_file(store(), path(), Path.t(), keyword()) :: {:ok, Meta.t()} | error()
   def download_file(store, path, local_path, opts \\ []) do
-    args = Args.download_file(store, path, local_path, opts)
-    Call.run(args, &Native.object_download_file/5)
+    with {:ok, _, call} = args <- Args.download_file(store, path, local_path, opts),
+         {:ok, {meta, bytes, us, digest}} <- Call.run(args, &Native.object_download_file/5) do
+      if call.on_complete, do: call.on_complete.(Summary.download_file(bytes, us, digest))
+      {:ok, meta}
+    end
   end
 
   @doc """

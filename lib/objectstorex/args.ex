@@ -190,7 +190,9 @@ defmodule ObjectStoreX.Args do
     chunk_size: 8 * 1_048_576,
     concurrency: 8,
     timeout: :infinity,
-    on_progress: nil
+    hash: nil,
+    on_progress: nil,
+    on_complete: nil
   ]
 
   @doc "`download_file/4`'s: store, path, absolute local path and native options."
@@ -203,15 +205,23 @@ defmodule ObjectStoreX.Args do
            opts(opts, Keyword.keys(@download_file_defaults), @download_file_defaults),
          {:ok, timeout} <- timeout(opts),
          :ok <- positive_integers(opts, [:chunk_size, :concurrency]),
-         :ok <- optional_fun(opts, :on_progress, 1) do
+         {:ok, hash} <- hash(opts.hash),
+         :ok <- optional_fun(opts, :on_progress, 1),
+         :ok <- optional_fun(opts, :on_complete, 1) do
       native = %{
         chunk_size: opts.chunk_size,
         concurrency: opts.concurrency,
-        progress: opts.on_progress != nil
+        progress: opts.on_progress != nil,
+        hash: hash
       }
 
       {:ok, [resource, path, Path.expand(local_path), native],
-       %{timeout: timeout, on_progress: opts.on_progress, final: & &1.size}}
+       %{
+         timeout: timeout,
+         on_progress: opts.on_progress,
+         on_complete: opts.on_complete,
+         final: &elem(&1, 1)
+       }}
     end
   end
 

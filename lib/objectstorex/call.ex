@@ -13,6 +13,7 @@ defmodule ObjectStoreX.Call do
            %{
              :timeout => timeout(),
              optional(:on_progress) => (map() -> any()) | nil,
+             optional(:on_complete) => (map() -> any()) | nil,
              optional(:final) => (term() -> non_neg_integer())
            }}
           | {:error, Error.t()}

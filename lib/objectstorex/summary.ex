@@ -47,6 +47,17 @@ defmodule ObjectStoreX.Summary do
     }
   end
 
+  @doc "`download_file/4`'s summary, from the native `bytes`, `duration_us` and digest."
+  @spec download_file(non_neg_integer(), non_neg_integer(), String.t() | nil) :: map()
+  def download_file(bytes, micros, digest) do
+    %{
+      bytes: bytes,
+      duration_us: micros,
+      throughput_mb_s: throughput(bytes, micros),
+      digest: digest
+    }
+  end
+
   @doc "Bytes per microsecond, which is MB/s, to one decimal; nil when no time was measured."
   @spec throughput(non_neg_integer(), non_neg_integer()) :: float() | nil
   def throughput(_bytes, 0), do: nil

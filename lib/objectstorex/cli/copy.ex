@@ -5,8 +5,7 @@ defmodule ObjectStoreX.CLI.Copy do
   #
   # Each copy is one library call that moves the bytes natively, reporting to the bar through
   # its `:on_progress`: `upload_file/4` (file -> store), `download_file/4` (store -> file) and
-  # `transfer/5` (store -> store). A download with `--checksum` streams instead
-  # (`ObjectStoreX.Stream.download/3`), because only the stream computes a digest on the way.
+  # `transfer/5` (store -> store), each computing the `--checksum` digest natively.
 
   alias ObjectStoreX.CLI
   alias ObjectStoreX.CLI.ProgressBar
@@ -278,60 +277,21 @@ defmodule ObjectStoreX.CLI.Copy do
   end
 
   # object -> file
-  defp run({:object, store, src}, {:file, %{path: path}}, %{checksum: nil} = opts, reporter, id) do
-    File.mkdir_p(Path.dirname(path))
-
-    download =
-      Enum.reject([chunk_size: opts.part_size, concurrency: opts.concurrency], &nil_value?/1) ++
-        progress(reporter, id)
-
-    with {:ok, meta} <- ObjectStoreX.download_file(store, key(src), path, download) do
-      {:ok, meta.size, nil}
-    end
-  end
-
   defp run({:object, store, src}, {:file, %{path: path}}, opts, reporter, id) do
     File.mkdir_p(Path.dirname(path))
-    # Written beside the target and renamed into place, so a failure leaves nothing partial.
-    tmp = "#{path}.objectstorex-#{System.unique_integer([:positive])}.part"
-    parent = self()
+    # download_file/4 returns the object's metadata; the digest comes with its :on_complete.
     ref = make_ref()
 
-    try do
-      {:ok, file} = File.open(tmp, [:write, :raw, :binary])
+    download =
+      Enum.reject(
+        [chunk_size: opts.part_size, concurrency: opts.concurrency, hash: opts.checksum],
+        &nil_value?/1
+      ) ++ progress(reporter, id) ++ [on_complete: &send(self(), {ref, &1.digest})]
 
-      try do
-        ObjectStoreX.Stream.download(
-          store,
-          key(src),
-          download_opts(opts) ++
-            [
-              # called at least once, at the end, with the object's size
-              on_progress: fn progress ->
-                Process.put({ref, :total}, progress.total)
-                if reporter, do: ProgressBar.update(reporter, id, progress.bytes, progress.total)
-              end,
-              on_complete: fn summary -> send(parent, {ref, summary}) end
-            ]
-        )
-        |> Enum.each(fn chunk ->
-          case IO.binwrite(file, chunk) do
-            :ok -> :ok
-            {:error, reason} -> raise "cannot write #{tmp}: #{:file.format_error(reason)}"
-          end
-        end)
-      after
-        File.close(file)
+    with {:ok, meta} <- ObjectStoreX.download_file(store, key(src), path, download) do
+      receive do
+        {^ref, digest} -> {:ok, meta.size, digest}
       end
-
-      summary = receive_summary(ref)
-      total = Process.delete({ref, :total})
-      check_size(summary.bytes, total, src)
-      check_size(File.stat!(tmp).size, summary.bytes, src)
-      File.rename!(tmp, path)
-      {:ok, summary.bytes, summary.digest}
-    after
-      File.rm(tmp)
     end
   end
 
@@ -350,35 +310,11 @@ defmodule ObjectStoreX.CLI.Copy do
   defp progress(reporter, id),
     do: [on_progress: fn p -> ProgressBar.update(reporter, id, p.bytes, p.total) end]
 
-  defp receive_summary(ref) do
-    receive do
-      {^ref, summary} -> summary
-    after
-      0 -> raise "the copy finished without a summary"
-    end
-  end
-
-  defp check_size(_bytes, nil, _loc), do: :ok
-  defp check_size(same, same, _loc), do: :ok
-
-  defp check_size(bytes, expected, loc) do
-    raise Error,
-      reason: :generic,
-      message: "#{CLI.Location.display(loc)}: copied #{bytes} bytes, expected #{expected}"
-  end
-
   defp key(loc), do: String.trim_leading(loc.key, "/")
 
   defp upload_opts(opts) do
     Enum.reject(
       [part_size: opts.part_size, max_concurrency: opts.concurrency, hash: opts.checksum],
-      &nil_value?/1
-    )
-  end
-
-  defp download_opts(opts) do
-    Enum.reject(
-      [chunk_size: opts.part_size, concurrency: opts.concurrency, hash: opts.checksum],
       &nil_value?/1
     )
   end
