@@ -3,10 +3,12 @@ defmodule ObjectStoreX do
   One interface to object storage: Amazon S3 and S3-compatible services, Google Cloud Storage,
   Azure Blob Storage, HTTP/WebDAV servers, the local filesystem and memory.
 
-      {:ok, store} = ObjectStoreX.new(:local, root: "/tmp/objects")
-      :ok = ObjectStoreX.put(store, "small.txt", "hello")
-      {:ok, data, meta} = ObjectStoreX.get(store, "small.txt", range: {0, 3})
-      # data == "hell", meta.size == 5
+      iex> {:ok, store} = ObjectStoreX.new(:memory)
+      iex> ObjectStoreX.put(store, "small.txt", "hello")
+      :ok
+      iex> {:ok, data, meta} = ObjectStoreX.get(store, "small.txt", range: {0, 3})
+      iex> {data, meta.size}
+      {"hell", 5}
 
   ## How calls run
 
@@ -33,17 +35,29 @@ defmodule ObjectStoreX do
 
   ## Common options
 
-  Every operation accepts `:timeout` (milliseconds, at most 4_294_967_295, or `:infinity`, the
-  default): when it expires, the request is cancelled and `{:error, %ObjectStoreX.Error{reason: :timeout}}` is
-  returned. Network requests are also bounded by the store's own `:timeout`, `:read_timeout`
-  and `:retry` settings (see `new/2`).
+  Every operation on objects except `sign_url/4` accepts `:timeout` (milliseconds, at most
+  4_294_967_295, or `:infinity`, the default): when it expires, the request is cancelled and
+  `{:error, %ObjectStoreX.Error{reason: :timeout}}` is returned. Network requests are also
+  bounded by the store's own `:timeout`, `:read_timeout` and `:retry` settings (see `new/2`),
+  which are all that bound `sign_url/4`: it takes no options.
 
   An option given as `nil` is not set: its default applies, as if it were left out (so
   `region: System.get_env("REGION")` needs no special case). This holds for every option of
   every function, store options included.
   """
 
-  alias ObjectStoreX.{Args, Error, ListResult, Meta, Native, PutResult, Store}
+  alias ObjectStoreX.{
+    Args,
+    Call,
+    Error,
+    ListResult,
+    Meta,
+    Native,
+    PutResult,
+    Store,
+    Summary,
+    Upload
+  }
 
   @type store :: Store.t()
   @type path :: String.t()
@@ -147,18 +161,6 @@ defmodule ObjectStoreX do
   # ---------------------------------------------------------------------------------------------
   # Writes
 
-  @put_opts [
-    :mode,
-    :content_type,
-    :content_encoding,
-    :content_disposition,
-    :content_language,
-    :cache_control,
-    :metadata,
-    :tags,
-    :timeout
-  ]
-
   @doc """
   Writes `data` (a binary or iodata) to `path` in one request.
 
@@ -195,10 +197,13 @@ defmodule ObjectStoreX do
   @doc """
   Writes like `put/4` and returns `{:ok, %ObjectStoreX.PutResult{etag: _, version: _}}`.
 
-      {:ok, v1} = ObjectStoreX.put_with_result(store, "counter", "1")
-      {:ok, _v2} = ObjectStoreX.put_with_result(store, "counter", "2", mode: {:update, v1})
-      {:error, %ObjectStoreX.Error{reason: :precondition_failed}} =
-        ObjectStoreX.put_with_result(store, "counter", "3", mode: {:update, v1})
+      iex> store = ObjectStoreX.new!(:memory)
+      iex> {:ok, v1} = ObjectStoreX.put_with_result(store, "counter", "1")
+      iex> {:ok, _v2} = ObjectStoreX.put_with_result(store, "counter", "2", mode: {:update, v1})
+      iex> {:error, %ObjectStoreX.Error{reason: reason}} =
+      ...>   ObjectStoreX.put_with_result(store, "counter", "3", mode: {:update, v1})
+      iex> reason
+      :precondition_failed
 
   ## Options
 
@@ -206,16 +211,9 @@ defmodule ObjectStoreX do
   """
   @spec put_with_result(store(), path(), iodata(), keyword()) :: {:ok, PutResult.t()} | error()
   def put_with_result(store, path, data, opts \\ []) do
-    with {:ok, resource} <- Args.store(store),
-         {:ok, path} <- Args.path("path", path),
-         {:ok, iovec} <- Args.iovec("data", data),
-         {:ok, opts} <- Args.opts(opts, @put_opts),
-         {:ok, timeout} <- Args.timeout(opts),
-         {:ok, native_opts} <- Args.put_options(opts) do
-      call(&Native.object_put(&1, resource, path, iovec, native_opts), timeout, fn {etag, version} ->
-        %PutResult{etag: etag, version: version}
-      end)
-    end
+    with {:ok, {etag, version}} <-
+           Call.run(Args.put(store, path, data, opts), &Native.object_put/5),
+         do: {:ok, %PutResult{etag: etag, version: version}}
   end
 
   @doc """
@@ -232,22 +230,15 @@ defmodule ObjectStoreX do
   # ---------------------------------------------------------------------------------------------
   # Reads
 
-  @get_opts [
-    :range,
-    :if_match,
-    :if_none_match,
-    :if_modified_since,
-    :if_unmodified_since,
-    :version,
-    :head,
-    :timeout
-  ]
-
   @doc """
   Reads an object, or part of it, into memory. Returns `{:ok, data, %ObjectStoreX.Meta{}}`,
   where the metadata describes the whole object.
 
-      {:ok, data, meta} = ObjectStoreX.get(store, "file.bin", range: {0, 999})
+      iex> store = ObjectStoreX.new!(:memory)
+      iex> :ok = ObjectStoreX.put(store, "file.bin", :binary.copy("x", 5000))
+      iex> {:ok, data, meta} = ObjectStoreX.get(store, "file.bin", range: {0, 999})
+      iex> {byte_size(data), meta.size}
+      {1000, 5000}
 
   ## Options
 
@@ -263,16 +254,8 @@ defmodule ObjectStoreX do
   """
   @spec get(store(), path(), keyword()) :: {:ok, binary(), Meta.t()} | error()
   def get(store, path, opts \\ []) do
-    with {:ok, resource} <- Args.store(store),
-         {:ok, path} <- Args.path("path", path),
-         {:ok, opts} <- Args.opts(opts, @get_opts),
-         {:ok, timeout} <- Args.timeout(opts),
-         {:ok, native_opts} <- get_options(opts) do
-      case call(&Native.object_get(&1, resource, path, native_opts), timeout, & &1) do
-        {:ok, {data, meta}} -> {:ok, data, meta}
-        error -> error
-      end
-    end
+    with {:ok, {data, meta}} <- Call.run(Args.get(store, path, opts), &Native.object_get/4),
+         do: {:ok, data, meta}
   end
 
   @doc """
@@ -290,29 +273,6 @@ defmodule ObjectStoreX do
     end
   end
 
-  defp get_options(opts) do
-    with {:ok, range} <- Args.range(":range", opts[:range]),
-         {:ok, if_match} <- Args.optional_header(":if_match", opts[:if_match]),
-         {:ok, if_none_match} <- Args.optional_header(":if_none_match", opts[:if_none_match]),
-         {:ok, modified} <-
-           Args.optional_datetime(":if_modified_since", opts[:if_modified_since]),
-         {:ok, unmodified} <-
-           Args.optional_datetime(":if_unmodified_since", opts[:if_unmodified_since]),
-         {:ok, version} <- Args.optional_string(":version", opts[:version]),
-         {:ok, head} <- Args.boolean(":head", Map.get(opts, :head, false)) do
-      {:ok,
-       %{
-         range: range,
-         if_match: if_match,
-         if_none_match: if_none_match,
-         if_modified_since: modified,
-         if_unmodified_since: unmodified,
-         version: version,
-         head: head
-       }}
-    end
-  end
-
   @doc """
   Returns an object's metadata without its data.
 
@@ -321,14 +281,8 @@ defmodule ObjectStoreX do
     * `:timeout` - see "Common options" in the module doc
   """
   @spec head(store(), path(), keyword()) :: {:ok, Meta.t()} | error()
-  def head(store, path, opts \\ []) do
-    with {:ok, resource} <- Args.store(store),
-         {:ok, path} <- Args.path("path", path),
-         {:ok, opts} <- Args.opts(opts, [:timeout]),
-         {:ok, timeout} <- Args.timeout(opts) do
-      call(&Native.object_head(&1, resource, path), timeout, & &1)
-    end
-  end
+  def head(store, path, opts \\ []),
+    do: Call.run(Args.object(store, path, opts), &Native.object_head/3)
 
   @doc """
   Like `head/3`, but returns the metadata or raises `ObjectStoreX.Error`.
@@ -343,8 +297,10 @@ defmodule ObjectStoreX do
   @doc """
   Reads several byte ranges of one object, concurrently, and returns them in the order given.
 
-      {:ok, [header, footer]} =
-        ObjectStoreX.get_ranges(store, "data.parquet", [{0, 1000}, {9_999_000, 10_000_000}])
+      iex> store = ObjectStoreX.new!(:memory)
+      iex> :ok = ObjectStoreX.put(store, "data.parquet", "PAR1 ... footer PAR1")
+      iex> ObjectStoreX.get_ranges(store, "data.parquet", [{0, 3}, {16, 19}])
+      {:ok, ["PAR1", "PAR1"]}
 
   Ranges are inclusive `{first, last}` pairs, with offsets at most 2^64 - 2; one running past
   the end is clamped.
@@ -355,15 +311,8 @@ defmodule ObjectStoreX do
   """
   @spec get_ranges(store(), path(), [{non_neg_integer(), non_neg_integer()}], keyword()) ::
           {:ok, [binary()]} | error()
-  def get_ranges(store, path, ranges, opts \\ []) do
-    with {:ok, resource} <- Args.store(store),
-         {:ok, path} <- Args.path("path", path),
-         {:ok, ranges} <- bounded_ranges(ranges),
-         {:ok, opts} <- Args.opts(opts, [:timeout]),
-         {:ok, timeout} <- Args.timeout(opts) do
-      call(&Native.object_get_ranges(&1, resource, path, ranges), timeout, & &1)
-    end
-  end
+  def get_ranges(store, path, ranges, opts \\ []),
+    do: Call.run(Args.get_ranges(store, path, ranges, opts), &Native.object_get_ranges/4)
 
   @doc """
   Like `get_ranges/4`, but returns the list of binaries or raises `ObjectStoreX.Error`.
@@ -378,21 +327,6 @@ defmodule ObjectStoreX do
   def get_ranges!(store, path, ranges, opts \\ []),
     do: unwrap!(get_ranges(store, path, ranges, opts))
 
-  defp bounded_ranges(ranges) do
-    if is_list(ranges) and Args.proper_list?(ranges),
-      do: Args.map_all(ranges, &bounded_range/1),
-      else:
-        Error.invalid("ranges must be a list of {first, last} pairs, got: #{Args.brief(ranges)}")
-  end
-
-  defp bounded_range(range) do
-    case Args.range("ranges", range) do
-      {:ok, {:bounded, first, stop}} -> {:ok, {first, stop}}
-      {:ok, _} -> Error.invalid("ranges must be {first, last} pairs, got: #{Args.brief(range)}")
-      error -> error
-    end
-  end
-
   # ---------------------------------------------------------------------------------------------
   # Deletes, copies, renames
 
@@ -405,12 +339,7 @@ defmodule ObjectStoreX do
   """
   @spec delete(store(), path(), keyword()) :: :ok | error()
   def delete(store, path, opts \\ []) do
-    with {:ok, resource} <- Args.store(store),
-         {:ok, path} <- Args.path("path", path),
-         {:ok, opts} <- Args.opts(opts, [:timeout]),
-         {:ok, timeout} <- Args.timeout(opts) do
-      call_ok(&Native.object_delete(&1, resource, path), timeout)
-    end
+    with {:ok, _} <- Call.run(Args.object(store, path, opts), &Native.object_delete/3), do: :ok
   end
 
   @doc """
@@ -428,7 +357,10 @@ defmodule ObjectStoreX do
   request). Returns `{:ok, deleted_count, failed}` where `failed` lists `{path, error}` for each
   object that could not be deleted; missing objects count as deleted.
 
-      {:ok, deleted, _failed} = ObjectStoreX.delete_many(store, batch)
+      iex> store = ObjectStoreX.new!(:memory)
+      iex> :ok = ObjectStoreX.put(store, "a", "1")
+      iex> ObjectStoreX.delete_many(store, ["a", "never-written"])
+      {:ok, 2, []}
 
   ## Options
 
@@ -437,18 +369,9 @@ defmodule ObjectStoreX do
   @spec delete_many(store(), [path()], keyword()) ::
           {:ok, non_neg_integer(), [{path(), Error.t()}]} | error()
   def delete_many(store, paths, opts \\ []) do
-    with {:ok, resource} <- Args.store(store),
-         {:ok, paths} <- path_list(paths),
-         {:ok, opts} <- Args.opts(opts, [:timeout]),
-         {:ok, timeout} <- Args.timeout(opts) do
-      case call(&Native.object_delete_many(&1, resource, paths), timeout, & &1) do
-        {:ok, {deleted, failed}} ->
-          {:ok, deleted, Enum.map(failed, fn {path, e} -> {path, Error.from_native(e)} end)}
-
-        error ->
-          error
-      end
-    end
+    with {:ok, {deleted, failed}} <-
+           Call.run(Args.delete_many(store, paths, opts), &Native.object_delete_many/3),
+         do: {:ok, deleted, Enum.map(failed, fn {path, e} -> {path, Call.error(e)} end)}
   end
 
   @doc """
@@ -464,12 +387,6 @@ defmodule ObjectStoreX do
       {:ok, deleted, failed} -> {deleted, failed}
       {:error, error} -> raise error
     end
-  end
-
-  defp path_list(paths) do
-    if is_list(paths) and Args.proper_list?(paths),
-      do: Args.map_all(paths, &Args.path("paths", &1)),
-      else: Error.invalid("paths must be a list of strings, got: #{Args.brief(paths)}")
   end
 
   @doc """
@@ -560,13 +477,8 @@ defmodule ObjectStoreX do
     do: unwrap!(rename_if_not_exists(store, from, to, opts))
 
   defp move(op, store, from, to, overwrite, opts) do
-    with {:ok, resource} <- Args.store(store),
-         {:ok, from} <- Args.path("from", from),
-         {:ok, to} <- Args.path("to", to),
-         {:ok, opts} <- Args.opts(opts, [:timeout]),
-         {:ok, timeout} <- Args.timeout(opts) do
-      call_ok(&Native.object_copy(&1, resource, op, from, to, overwrite), timeout)
-    end
+    args = Args.move(op, store, from, to, overwrite, opts)
+    with {:ok, _} <- Call.run(args, &Native.object_copy/6), do: :ok
   end
 
   # ---------------------------------------------------------------------------------------------
@@ -584,11 +496,9 @@ defmodule ObjectStoreX do
   """
   @spec list_with_delimiter(store(), keyword()) :: {:ok, ListResult.t()} | error()
   def list_with_delimiter(store, opts \\ []) do
-    with {:ok, resource, prefix, offset, timeout} <- list_args(store, opts) do
-      call(&Native.object_list_with_delimiter(&1, resource, prefix, offset), timeout, fn
-        {objects, prefixes} -> %ListResult{objects: objects, common_prefixes: prefixes}
-      end)
-    end
+    with {:ok, {objects, prefixes}} <-
+           Call.run(Args.list(store, opts), &Native.object_list_with_delimiter/4),
+         do: {:ok, %ListResult{objects: objects, common_prefixes: prefixes}}
   end
 
   @doc """
@@ -612,11 +522,7 @@ defmodule ObjectStoreX do
     * `:timeout` - see "Common options" in the module doc
   """
   @spec list(store(), keyword()) :: {:ok, [Meta.t()]} | error()
-  def list(store, opts \\ []) do
-    with {:ok, resource, prefix, offset, timeout} <- list_args(store, opts) do
-      call(&Native.object_list(&1, resource, prefix, offset), timeout, & &1)
-    end
-  end
+  def list(store, opts \\ []), do: Call.run(Args.list(store, opts), &Native.object_list/4)
 
   @doc """
   Like `list/2`, but returns the list or raises `ObjectStoreX.Error`.
@@ -627,16 +533,6 @@ defmodule ObjectStoreX do
   """
   @spec list!(store(), keyword()) :: [Meta.t()]
   def list!(store, opts \\ []), do: unwrap!(list(store, opts))
-
-  defp list_args(store, opts) do
-    with {:ok, resource} <- Args.store(store),
-         {:ok, opts} <- Args.opts(opts, [:prefix, :offset, :timeout]),
-         {:ok, prefix} <- Args.optional_path(":prefix", opts[:prefix]),
-         {:ok, offset} <- Args.optional_path(":offset", opts[:offset]),
-         {:ok, timeout} <- Args.timeout(opts) do
-      {:ok, resource, prefix && String.trim(prefix, "/"), offset, timeout}
-    end
-  end
 
   # ---------------------------------------------------------------------------------------------
   # Files and transfers
@@ -653,18 +549,8 @@ defmodule ObjectStoreX do
   file uploads, and once at the end.
   """
   @spec upload_file(store(), path(), Path.t(), keyword()) :: {:ok, map()} | error()
-  def upload_file(store, path, local_path, opts \\ []) do
-    with {:ok, local_path} <- Args.path("local_path", local_path),
-         {:ok, opts} <- Args.keyword(opts),
-         {:ok, size} <- file_size(local_path),
-         {:ok, resource, path, opts, native} <-
-           ObjectStoreX.Upload.validate(store, path, Keyword.put(opts, :size_hint, size)) do
-      span = ObjectStoreX.Upload.span(store, path)
-
-      start = &Native.upload_file(&1, resource, path, Path.expand(local_path), native)
-      upload_call(start, opts, span)
-    end
-  end
+  def upload_file(store, path, local_path, opts \\ []),
+    do: Upload.file(store, path, local_path, opts)
 
   @doc """
   Like `upload_file/4`, but returns the summary or raises `ObjectStoreX.Error`.
@@ -676,23 +562,6 @@ defmodule ObjectStoreX do
   @spec upload_file!(store(), path(), Path.t(), keyword()) :: map()
   def upload_file!(store, path, local_path, opts \\ []),
     do: unwrap!(upload_file(store, path, local_path, opts))
-
-  defp file_size(local_path) do
-    case File.stat(local_path) do
-      {:ok, %File.Stat{type: :regular, size: size}} ->
-        {:ok, size}
-
-      {:ok, _} ->
-        Error.invalid("local_path #{inspect(local_path)} is not a regular file")
-
-      {:error, reason} ->
-        {:error,
-         %Error{
-           reason: :not_found,
-           message: "cannot read #{inspect(local_path)}: #{:file.format_error(reason)}"
-         }}
-    end
-  end
 
   @doc """
   Copies an object from one store to another, of any backends, streaming: the download and the
@@ -710,39 +579,8 @@ defmodule ObjectStoreX do
   100 ms while the copy runs, and once at the end.
   """
   @spec transfer(store(), path(), store(), path(), keyword()) :: {:ok, map()} | error()
-  def transfer(source, source_path, store, path, opts \\ []) do
-    with {:ok, source_resource} <- Args.store(source),
-         {:ok, source_path} <- Args.path("source_path", source_path),
-         {:ok, opts} <- Args.keyword(opts),
-         {:ok, resource, path, opts, native} <-
-           ObjectStoreX.Upload.validate(store, path, Keyword.put_new(opts, :hash, :sha256)) do
-      span = ObjectStoreX.Upload.span(store, path)
-
-      start = &Native.upload_transfer(&1, source_resource, source_path, resource, path, native)
-      upload_call(start, opts, span)
-    end
-  end
-
-  # A natively driven upload: reports progress and closes the telemetry span, then gives the
-  # summary to :on_complete, as Stream.upload/4 does. A raising :on_progress closes the span
-  # with :exception too.
-  defp upload_call(start, opts, span) do
-    result =
-      try do
-        with {:ok, summary} <- call(start, opts.timeout, &ObjectStoreX.Upload.summary/1, opts),
-             :ok <- report_end(opts, summary.bytes),
-             do: {:ok, summary}
-      catch
-        kind, reason ->
-          ObjectStoreX.Upload.raised(span, kind, reason, __STACKTRACE__)
-          :erlang.raise(kind, reason, __STACKTRACE__)
-      end
-
-    with {:ok, summary} <- ObjectStoreX.Upload.close_span(result, span) do
-      if opts[:on_complete], do: opts[:on_complete].(summary)
-      {:ok, summary}
-    end
-  end
+  def transfer(source, source_path, store, path, opts \\ []),
+    do: Upload.transfer(source, source_path, store, path, opts)
 
   @doc """
   Like `transfer/5`, but returns the summary or raises `ObjectStoreX.Error`.
@@ -755,13 +593,6 @@ defmodule ObjectStoreX do
   def transfer!(source, source_path, store, path, opts \\ []),
     do: unwrap!(transfer(source, source_path, store, path, opts))
 
-  @download_file_defaults [
-    chunk_size: 8 * 1_048_576,
-    concurrency: 8,
-    timeout: :infinity,
-    on_progress: nil
-  ]
-
   @doc """
   Downloads an object into a local file with concurrent ranged GETs, each pinned to the
   object's ETag, written at their offsets into a temporary file beside `local_path`. The size is
@@ -773,38 +604,22 @@ defmodule ObjectStoreX do
     * `:chunk_size` - bytes per ranged GET, default 8 MiB, at most 1 GiB
     * `:concurrency` - ranged GETs in flight, default 8, at most 1_000 (memory bound:
       `concurrency * chunk_size`)
+    * `:hash` - `:sha256`, `:sha1`, `:md5` or `:crc32c`: the digest of the file written,
+      computed natively before the file is renamed into place (the ranges arrive out of order,
+      so the file is read back once, in order)
     * `:on_progress` - `fn %{bytes: written, total: size} -> any end`, called at most every
       100 ms while the file is written, and once at the end
+    * `:on_complete` - `fn summary -> any end`, called once the file is in place with
+      `%{bytes:, duration_us:, throughput_mb_s:, digest:}` (`digest` is nil without `:hash`)
     * `:timeout` - see "Common options" in the module doc
   """
   @spec download_file(store(), path(), Path.t(), keyword()) :: {:ok, Meta.t()} | error()
   def download_file(store, path, local_path, opts \\ []) do
-    with {:ok, resource} <- Args.store(store),
-         {:ok, path} <- Args.path("path", path),
-         {:ok, local_path} <- Args.path("local_path", local_path),
-         {:ok, opts} <-
-           Args.opts(opts, Keyword.keys(@download_file_defaults), @download_file_defaults),
-         {:ok, timeout} <- Args.timeout(opts),
-         :ok <- Args.positive_integers(opts, [:chunk_size, :concurrency]),
-         :ok <- Args.optional_fun(opts, :on_progress, 1) do
-      native = %{
-        chunk_size: opts.chunk_size,
-        concurrency: opts.concurrency,
-        progress: opts.on_progress != nil
-      }
-
-      start = &Native.object_download_file(&1, resource, path, Path.expand(local_path), native)
-
-      with {:ok, meta} <- call(start, timeout, & &1, opts),
-           :ok <- report_end(opts, meta.size),
-           do: {:ok, meta}
+    with {:ok, _, call} = args <- Args.download_file(store, path, local_path, opts),
+         {:ok, {meta, bytes, us, digest}} <- Call.run(args, &Native.object_download_file/5) do
+      if call.on_complete, do: call.on_complete.(Summary.download_file(bytes, us, digest))
+      {:ok, meta}
     end
-  end
-
-  # The final report of a natively driven transfer, whose last bytes may not have been reported.
-  defp report_end(opts, bytes) do
-    if opts[:on_progress], do: opts[:on_progress].(%{bytes: bytes, total: bytes})
-    :ok
   end
 
   @doc """
@@ -821,8 +636,6 @@ defmodule ObjectStoreX do
   # ---------------------------------------------------------------------------------------------
   # Presigned URLs
 
-  @methods %{get: "GET", put: "PUT", delete: "DELETE", head: "HEAD", post: "POST"}
-
   @doc """
   Returns a presigned URL that lets anyone holding it perform `method` (`:get`, `:put`,
   `:delete`, `:head`, `:post`) on `path` for `expires_in` seconds (at most 604_800, 7 days),
@@ -833,18 +646,14 @@ defmodule ObjectStoreX do
 
   ## Options
 
-  None; the signature takes no options. `expires_in` is at most 604_800 (7 days, the longest
-  that S3 and GCS signatures allow).
+  None, not even `:timeout`: signing is done locally, except on GCS without a private key,
+  where the request to the signing service is bounded by the store's `:timeout` and `:retry`
+  (see `new/2`). `expires_in` is at most 604_800 (7 days, the longest that S3 and GCS
+  signatures allow).
   """
   @spec sign_url(store(), atom(), path(), pos_integer()) :: {:ok, String.t()} | error()
-  def sign_url(store, method, path, expires_in) do
-    with {:ok, resource} <- Args.store(store),
-         {:ok, method} <- method(method),
-         {:ok, path} <- Args.path("path", path),
-         {:ok, expires_in} <- expires(expires_in) do
-      call(&Native.object_sign_url(&1, resource, method, path, expires_in), :infinity, & &1)
-    end
-  end
+  def sign_url(store, method, path, expires_in),
+    do: Call.run(Args.sign_url(store, method, path, expires_in), &Native.object_sign_url/5)
 
   @doc """
   Like `sign_url/4`, but returns the URL or raises `ObjectStoreX.Error`.
@@ -857,43 +666,8 @@ defmodule ObjectStoreX do
   def sign_url!(store, method, path, expires_in),
     do: unwrap!(sign_url(store, method, path, expires_in))
 
-  defp method(method) do
-    case Map.fetch(@methods, method) do
-      {:ok, name} ->
-        {:ok, name}
-
-      :error ->
-        Error.invalid(
-          "method must be one of #{inspect(Map.keys(@methods))}, got: #{Args.brief(method)}"
-        )
-    end
-  end
-
-  # S3's longest presigned URL (SigV4); GCS's V4 signatures have the same limit.
-  @max_expires_in 604_800
-
-  defp expires(seconds) when is_integer(seconds) and seconds > @max_expires_in,
-    do: Args.too_large("expires_in (seconds)", seconds, @max_expires_in)
-
-  defp expires(seconds) when is_integer(seconds) and seconds > 0, do: {:ok, seconds}
-
-  defp expires(other),
-    do:
-      Error.invalid("expires_in must be a positive integer of seconds, got: #{Args.brief(other)}")
-
   # ---------------------------------------------------------------------------------------------
   # Plumbing
-
-  defp call(start, timeout, on_ok, opts \\ %{}) do
-    case ObjectStoreX.Call.await(start, timeout, opts[:on_progress]) do
-      {:ok, value} -> {:ok, on_ok.(value)}
-      {:error, native} -> {:error, Error.from_native(native)}
-    end
-  end
-
-  defp call_ok(start, timeout) do
-    with {:ok, _} <- call(start, timeout, & &1), do: :ok
-  end
 
   defp unwrap!(:ok), do: :ok
   defp unwrap!({:ok, value}), do: value

@@ -1,9 +1,236 @@
 defmodule ObjectStoreX.Args do
   @moduledoc false
-  # Argument validation shared by the public modules. Every check returns `{:ok, value}` or
-  # `{:error, %ObjectStoreX.Error{reason: :invalid_argument}}` with a message naming the argument.
+  # Argument validation shared by the public modules, and the builders that turn the arguments
+  # of an `ObjectStoreX` function into its NIF's. Every check returns `{:ok, value}` or
+  # `{:error, %ObjectStoreX.Error{reason: :invalid_argument}}` with a message naming the
+  # argument; every builder returns what `ObjectStoreX.Call.run/2` takes.
 
-  alias ObjectStoreX.{Error, Store}
+  alias ObjectStoreX.{Call, Error, Store}
+
+  # ---------------------------------------------------------------------------------------------
+  # The NIF arguments of each `ObjectStoreX` function, validated in the order of its arguments.
+
+  @put_opts [
+    :mode,
+    :content_type,
+    :content_encoding,
+    :content_disposition,
+    :content_language,
+    :cache_control,
+    :metadata,
+    :tags,
+    :timeout
+  ]
+
+  @doc "`put_with_result/4`'s: store, path, iovec and native put options."
+  @spec put(term(), term(), term(), term()) :: Call.args()
+  def put(store, path, data, opts) do
+    with {:ok, resource} <- store(store),
+         {:ok, path} <- path("path", path),
+         {:ok, iovec} <- iovec("data", data),
+         {:ok, opts} <- opts(opts, @put_opts),
+         {:ok, timeout} <- timeout(opts),
+         {:ok, native} <- put_options(opts),
+         do: {:ok, [resource, path, iovec, native], %{timeout: timeout}}
+  end
+
+  @get_opts [
+    :range,
+    :if_match,
+    :if_none_match,
+    :if_modified_since,
+    :if_unmodified_since,
+    :version,
+    :head,
+    :timeout
+  ]
+
+  @doc "`get/3`'s: store, path and native get options."
+  @spec get(term(), term(), term()) :: Call.args()
+  def get(store, path, opts) do
+    with {:ok, resource} <- store(store),
+         {:ok, path} <- path("path", path),
+         {:ok, opts} <- opts(opts, @get_opts),
+         {:ok, timeout} <- timeout(opts),
+         {:ok, native} <- get_options(opts),
+         do: {:ok, [resource, path, native], %{timeout: timeout}}
+  end
+
+  defp get_options(opts) do
+    with {:ok, range} <- range(":range", opts[:range]),
+         {:ok, if_match} <- optional_header(":if_match", opts[:if_match]),
+         {:ok, if_none_match} <- optional_header(":if_none_match", opts[:if_none_match]),
+         {:ok, modified} <- optional_datetime(":if_modified_since", opts[:if_modified_since]),
+         {:ok, unmodified} <-
+           optional_datetime(":if_unmodified_since", opts[:if_unmodified_since]),
+         {:ok, version} <- optional_string(":version", opts[:version]),
+         {:ok, head} <- boolean(":head", Map.get(opts, :head, false)) do
+      {:ok,
+       %{
+         range: range,
+         if_match: if_match,
+         if_none_match: if_none_match,
+         if_modified_since: modified,
+         if_unmodified_since: unmodified,
+         version: version,
+         head: head
+       }}
+    end
+  end
+
+  @doc "The store and path of a call on one object that takes only `:timeout` (head, delete)."
+  @spec object(term(), term(), term()) :: Call.args()
+  def object(store, path, opts) do
+    with {:ok, resource} <- store(store),
+         {:ok, path} <- path("path", path),
+         {:ok, timeout} <- only_timeout(opts),
+         do: {:ok, [resource, path], %{timeout: timeout}}
+  end
+
+  @doc "`get_ranges/4`'s: store, path and `{first, stop}` pairs (stop exclusive)."
+  @spec get_ranges(term(), term(), term(), term()) :: Call.args()
+  def get_ranges(store, path, ranges, opts) do
+    with {:ok, resource} <- store(store),
+         {:ok, path} <- path("path", path),
+         {:ok, ranges} <- bounded_ranges(ranges),
+         {:ok, timeout} <- only_timeout(opts),
+         do: {:ok, [resource, path, ranges], %{timeout: timeout}}
+  end
+
+  defp bounded_ranges(ranges) do
+    if is_list(ranges) and proper_list?(ranges),
+      do: map_all(ranges, &bounded_range/1),
+      else: Error.invalid("ranges must be a list of {first, last} pairs, got: #{brief(ranges)}")
+  end
+
+  defp bounded_range(range) do
+    case range("ranges", range) do
+      {:ok, {:bounded, first, stop}} -> {:ok, {first, stop}}
+      {:ok, _} -> Error.invalid("ranges must be {first, last} pairs, got: #{brief(range)}")
+      error -> error
+    end
+  end
+
+  @doc "`delete_many/3`'s: store and paths."
+  @spec delete_many(term(), term(), term()) :: Call.args()
+  def delete_many(store, paths, opts) do
+    with {:ok, resource} <- store(store),
+         {:ok, paths} <- path_list(paths),
+         {:ok, timeout} <- only_timeout(opts),
+         do: {:ok, [resource, paths], %{timeout: timeout}}
+  end
+
+  defp path_list(paths) do
+    if is_list(paths) and proper_list?(paths),
+      do: map_all(paths, &path("paths", &1)),
+      else: Error.invalid("paths must be a list of strings, got: #{brief(paths)}")
+  end
+
+  @doc "The copy and rename functions': store, `op` (`:copy` or `:rename`), from, to, overwrite."
+  @spec move(:copy | :rename, term(), term(), term(), boolean(), term()) :: Call.args()
+  def move(op, store, from, to, overwrite, opts) do
+    with {:ok, resource} <- store(store),
+         {:ok, from} <- path("from", from),
+         {:ok, to} <- path("to", to),
+         {:ok, timeout} <- only_timeout(opts),
+         do: {:ok, [resource, op, from, to, overwrite], %{timeout: timeout}}
+  end
+
+  @doc "`list/2`'s and `list_with_delimiter/2`'s: store, prefix and offset."
+  @spec list(term(), term()) :: Call.args()
+  def list(store, opts) do
+    with {:ok, resource} <- store(store),
+         {:ok, opts} <- opts(opts, [:prefix, :offset, :timeout]),
+         {:ok, prefix} <- optional_path(":prefix", opts[:prefix]),
+         {:ok, offset} <- optional_path(":offset", opts[:offset]),
+         {:ok, timeout} <- timeout(opts),
+         do: {:ok, [resource, list_prefix(prefix), offset], %{timeout: timeout}}
+  end
+
+  @doc "A listing's prefix as the native side takes it: without surrounding slashes."
+  @spec list_prefix(String.t() | nil) :: String.t() | nil
+  def list_prefix(prefix), do: prefix && String.trim(prefix, "/")
+
+  @methods %{get: "GET", put: "PUT", delete: "DELETE", head: "HEAD", post: "POST"}
+
+  # S3's longest presigned URL (SigV4); GCS's V4 signatures have the same limit.
+  @max_expires_in 604_800
+
+  @doc "`sign_url/4`'s: store, HTTP method, path and expiry in seconds; no options."
+  @spec sign_url(term(), term(), term(), term()) :: Call.args()
+  def sign_url(store, method, path, expires_in) do
+    with {:ok, resource} <- store(store),
+         {:ok, method} <- method(method),
+         {:ok, path} <- path("path", path),
+         {:ok, expires_in} <- expires(expires_in),
+         do: {:ok, [resource, method, path, expires_in], %{timeout: :infinity}}
+  end
+
+  defp method(method) do
+    case Map.fetch(@methods, method) do
+      {:ok, name} ->
+        {:ok, name}
+
+      :error ->
+        Error.invalid(
+          "method must be one of #{inspect(Map.keys(@methods))}, got: #{brief(method)}"
+        )
+    end
+  end
+
+  defp expires(seconds) when is_integer(seconds) and seconds > @max_expires_in,
+    do: too_large("expires_in (seconds)", seconds, @max_expires_in)
+
+  defp expires(seconds) when is_integer(seconds) and seconds > 0, do: {:ok, seconds}
+
+  defp expires(other),
+    do: Error.invalid("expires_in must be a positive integer of seconds, got: #{brief(other)}")
+
+  @download_file_defaults [
+    chunk_size: 8 * 1_048_576,
+    concurrency: 8,
+    timeout: :infinity,
+    hash: nil,
+    on_progress: nil,
+    on_complete: nil
+  ]
+
+  @doc "`download_file/4`'s: store, path, absolute local path and native options."
+  @spec download_file(term(), term(), term(), term()) :: Call.args()
+  def download_file(store, path, local_path, opts) do
+    with {:ok, resource} <- store(store),
+         {:ok, path} <- path("path", path),
+         {:ok, local_path} <- path("local_path", local_path),
+         {:ok, opts} <-
+           opts(opts, Keyword.keys(@download_file_defaults), @download_file_defaults),
+         {:ok, timeout} <- timeout(opts),
+         :ok <- positive_integers(opts, [:chunk_size, :concurrency]),
+         {:ok, hash} <- hash(opts.hash),
+         :ok <- optional_fun(opts, :on_progress, 1),
+         :ok <- optional_fun(opts, :on_complete, 1) do
+      native = %{
+        chunk_size: opts.chunk_size,
+        concurrency: opts.concurrency,
+        progress: opts.on_progress != nil,
+        hash: hash
+      }
+
+      {:ok, [resource, path, Path.expand(local_path), native],
+       %{
+         timeout: timeout,
+         on_progress: opts.on_progress,
+         on_complete: opts.on_complete,
+         final: &elem(&1, 1)
+       }}
+    end
+  end
+
+  defp only_timeout(opts) do
+    with {:ok, opts} <- opts(opts, [:timeout]), do: timeout(opts)
+  end
+
+  # ---------------------------------------------------------------------------------------------
+  # Checks
 
   def store(%Store{resource: resource}) when is_reference(resource) do
     # A reference is not enough: a struct built by hand or received from another node holds
@@ -130,6 +357,27 @@ defmodule ObjectStoreX.Args do
     page_size: 100_000,
     part_size: 5 * @gib
   }
+
+  # S3's smallest part (but the last), which GCS and Azure accept too.
+  @min_part_size 5 * 1_048_576
+
+  @doc "The smallest `:part_size`: 5 MiB."
+  @spec min_part_size() :: pos_integer()
+  def min_part_size, do: @min_part_size
+
+  @hashes [:sha256, :sha1, :md5, :crc32c]
+
+  @doc "The digests that `:hash` may name."
+  @spec hashes() :: [atom()]
+  def hashes, do: @hashes
+
+  @doc "`{:ok, name}` for a `:hash` that the native side computes (nil: none), as a string."
+  @spec hash(term()) :: {:ok, String.t() | nil} | {:error, Error.t()}
+  def hash(nil), do: {:ok, nil}
+  def hash(hash) when hash in @hashes, do: {:ok, Atom.to_string(hash)}
+
+  def hash(other),
+    do: Error.invalid(":hash must be one of #{inspect(@hashes)}, got: #{brief(other)}")
 
   @doc "The documented maximum of an integer option."
   def limit(key), do: Map.fetch!(@limits, key)

@@ -1,20 +1,72 @@
 defmodule ObjectStoreX.Call do
   @moduledoc false
-  # The caller's side of the `{ref, result}` protocol. Every NIF that does I/O returns a task
-  # handle at once; its result arrives later as
+  # The caller's side of the `{ref, result}` protocol, and the one place where a native error
+  # `{reason, message, retryable}` becomes an `%ObjectStoreX.Error{}`. Every NIF that does I/O
+  # returns a task handle at once; its result arrives later as
   # `{ref, {:ok, value} | {:error, {reason, message, retryable}}}`.
+
+  alias ObjectStoreX.{Error, Native}
+
+  @typedoc "What the `ObjectStoreX.Args` builders return: the NIF's arguments and how to wait."
+  @type args ::
+          {:ok, [term()],
+           %{
+             :timeout => timeout(),
+             optional(:on_progress) => (map() -> any()) | nil,
+             optional(:on_complete) => (map() -> any()) | nil,
+             optional(:final) => (term() -> non_neg_integer())
+           }}
+          | {:error, Error.t()}
+
+  @doc false
+  # Calls `nif` with a fresh reference and `args`, and waits as `call` says. An error from
+  # the builder is passed through, so that a facade function is one pipeline.
+  @spec run(args(), function()) :: {:ok, term()} | {:error, Error.t()}
+  def run({:ok, args, call}, nif) do
+    with {:ok, value} <- await(&apply(nif, [&1 | args]), call.timeout, call[:on_progress]) do
+      # The final report of a natively driven transfer, whose last bytes may not have been
+      # reported: `call.final` says how many bytes the result stands for.
+      if call[:on_progress] && call[:final] do
+        bytes = call.final.(value)
+        call.on_progress.(%{bytes: bytes, total: bytes})
+      end
+
+      {:ok, value}
+    end
+  end
+
+  def run({:error, %Error{}} = error, _nif), do: error
 
   @doc false
   # `on_progress`, when given, is called with `%{bytes: done, total: total | nil}` for each
   # intermediate `{ref, {:progress, done, total}}` that a reporting task sends.
+  @spec await((reference() -> term()), timeout(), (map() -> any()) | nil) ::
+          {:ok, term()} | {:error, Error.t()}
   def await(start, timeout, on_progress \\ nil) do
     ref = make_ref()
 
-    case start_task(start, ref) do
-      {:ok, handle} -> await_reply(ref, handle, deadline(timeout), on_progress)
-      error -> error
-    end
+    result =
+      case start_task(start, ref) do
+        {:ok, handle} -> await_reply(ref, handle, deadline(timeout), on_progress)
+        error -> error
+      end
+
+    with {:error, native} <- result, do: {:error, error(native)}
   end
+
+  @doc false
+  # A NIF that answers at once (`{:ok, value} | {:error, native}`), with the same errors.
+  @spec now((() -> {:ok, term()} | {:error, term()})) :: {:ok, term()} | {:error, Error.t()}
+  def now(nif) do
+    with {:error, native} <- nif.(), do: {:error, error(native)}
+  rescue
+    e in ArgumentError -> {:error, error(badarg(e))}
+  end
+
+  @doc false
+  @spec error({atom(), String.t(), boolean()}) :: Error.t()
+  def error({reason, message, retryable}),
+    do: %Error{reason: reason, message: message, retryable: retryable}
 
   defp start_task(start, ref) do
     {:ok, start.(ref)}
@@ -26,6 +78,7 @@ defmodule ObjectStoreX.Call do
   # Arguments, the store included (`Args.store/1` asks the native side), are validated before
   # a NIF is called, so a badarg means that validation missed something: say so, with what the
   # VM said, rather than guess which argument it was.
+  @spec badarg(ArgumentError.t()) :: {:invalid_argument, String.t(), false}
   def badarg(%ArgumentError{} = e) do
     {:invalid_argument,
      "the native library refused an argument that passed validation: #{Exception.message(e)}",
@@ -42,7 +95,7 @@ defmodule ObjectStoreX.Call do
         result
     after
       remaining(deadline) ->
-        ObjectStoreX.Native.task_cancel(handle)
+        Native.task_cancel(handle)
         timed_out(ref, elem(deadline, 1))
     end
   end
@@ -53,7 +106,7 @@ defmodule ObjectStoreX.Call do
     on_progress.(progress)
   catch
     kind, reason ->
-      ObjectStoreX.Native.task_cancel(handle)
+      Native.task_cancel(handle)
       drain(ref)
       :erlang.raise(kind, reason, __STACKTRACE__)
   end

@@ -17,12 +17,17 @@ defmodule ObjectStoreX.Error do
     * `:invalid_path` - the path is empty or not a valid object path
     * `:invalid_argument` - an argument or option is wrong; the message names it
     * `:invalid_range` - the range starts beyond the end of the object
+    * `:checksum_mismatch` - a download's digest differs from the `:verify` digest expected
+    * `:line_too_long` - `ObjectStoreX.Stream.lines/3` met a line longer than
+      `:max_line_length`
     * `:timeout` - the call's `:timeout` expired or the network timed out
     * `:cancelled` - the operation was cancelled
     * `:network_error` - the connection failed or broke
     * `:configuration` - the store configuration is incomplete or wrong
     * `:internal` - a bug in ObjectStoreX (please report it)
     * `:generic` - any other failure reported by the backend
+    * `:nif_not_loaded` - the native library could not be loaded (raised by every call; the
+      message says why)
 
   Messages never contain credentials: configured secrets and URL query strings are redacted.
   """
@@ -40,6 +45,8 @@ defmodule ObjectStoreX.Error do
           | :invalid_path
           | :invalid_argument
           | :invalid_range
+          | :checksum_mismatch
+          | :line_too_long
           | :timeout
           | :cancelled
           | :network_error
@@ -64,11 +71,6 @@ defmodule ObjectStoreX.Error do
   def retryable?(%__MODULE__{retryable: retryable}), do: retryable
   def retryable?(reason) when reason in [:timeout, :network_error], do: true
   def retryable?(_), do: false
-
-  @doc false
-  @spec from_native({atom(), String.t(), boolean()}) :: t()
-  def from_native({reason, message, retryable}),
-    do: %__MODULE__{reason: reason, message: message, retryable: retryable}
 
   @doc false
   @spec invalid(String.t()) :: {:error, t()}

@@ -90,7 +90,7 @@ defmodule ObjectStoreX.Fault do
   do, rather than in one request, so that part rules apply to it.
   """
 
-  alias ObjectStoreX.{Args, Error, Native, Store}
+  alias ObjectStoreX.{Args, Call, Error, Native, Store}
 
   @ops [
     :put,
@@ -181,10 +181,8 @@ defmodule ObjectStoreX.Fault do
   def wrap(store, rules) do
     with {:ok, resource} <- Args.store(store),
          {:ok, specs} <- rules(rules) do
-      case Native.fault_wrap(resource, specs) do
-        {:ok, {wrapped, fault}} -> {:ok, %Store{store | resource: wrapped, fault: fault}}
-        {:error, native} -> {:error, Error.from_native(native)}
-      end
+      with {:ok, {wrapped, fault}} <- Call.now(fn -> Native.fault_wrap(resource, specs) end),
+           do: {:ok, %Store{store | resource: wrapped, fault: fault}}
     end
   end
 

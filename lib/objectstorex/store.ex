@@ -220,12 +220,8 @@ defmodule ObjectStoreX.Store do
     |> String.replace(~r{\?[^#]*}, "")
   end
 
-  defp open(provider, config) do
-    case ObjectStoreX.Call.await(&Native.store_new(&1, provider, config), :infinity) do
-      {:ok, resource} -> {:ok, resource}
-      {:error, native} -> {:error, Error.from_native(native)}
-    end
-  end
+  defp open(provider, config),
+    do: ObjectStoreX.Call.await(&Native.store_new(&1, provider, config), :infinity)
 
   defp root(:local, opts), do: opts[:root] && Path.expand(opts[:root])
   defp root(:http, opts), do: opts[:url] && redact_url(opts[:url])
@@ -390,43 +386,63 @@ defmodule ObjectStoreX.Store do
     # Options left nil do not override what the URL says.
     with {:ok, url} <- Args.utf8("url", url),
          {:ok, opts} <- keyword(opts),
-         {:ok, provider, parsed} <- parse_url(url) do
-      new(provider, Keyword.merge(parsed, opts))
+         {:ok, provider, parsed, path} <- parse_url(url) do
+      new(provider, Keyword.merge(url_options(provider, parsed, path, url), opts))
     end
   end
 
   def from_url(other, _opts), do: Error.invalid("url must be a string, got #{kind(other)}")
 
-  defp parse_url(url) do
+  # The URL's path is the store's root (file://), part of the server's URL (http://), or the
+  # prefix that scopes the store.
+  defp url_options(:local, _parsed, path, _url), do: [root: path]
+  defp url_options(:http, _parsed, _path, url), do: [url: url]
+  defp url_options(:memory, parsed, _path, _url), do: parsed
+
+  defp url_options(_provider, parsed, path, _url) do
+    case String.trim(path, "/") do
+      "" -> parsed
+      prefix -> [{:prefix, prefix} | parsed]
+    end
+  end
+
+  @url_schemes ["memory://", "file://", "s3://", "gs://", "az://", "abfs://", "http(s)://"]
+
+  @doc false
+  # The one reading of a store URL, shared by from_url/2 and the mix tasks: the provider, the
+  # options that name the store (bucket; container and account; the HTTP server's URL
+  # without its path; "/" for file://) and the path below them, as the URL writes it from its
+  # first "/" (decoded for file:// and http(s)://, as those stores take decoded paths). The
+  # query and fragment are not part of it.
+  @spec parse_url(String.t()) :: {:ok, backend(), keyword(), String.t()} | {:error, Error.t()}
+  def parse_url(url) do
     uri = URI.parse(url)
-    path = String.trim(uri.path || "", "/")
-    with_prefix = fn opts -> if path == "", do: opts, else: [{:prefix, path} | opts] end
+    path = uri.path || ""
 
     case uri.scheme do
       "memory" ->
-        {:ok, :memory, []}
+        {:ok, :memory, [], "/" <> String.trim_leading(to_string(uri.host) <> path, "/")}
 
       "file" ->
-        if uri.path in [nil, ""],
+        if path == "",
           do: Error.invalid("file URL #{inspect(redact_url(url))} has no path"),
-          else: {:ok, :local, root: decode(uri.path)}
+          else: {:ok, :local, [root: "/"], decode(path)}
 
       scheme when scheme in ["s3", "s3a"] ->
-        bucket_url(:s3, url, uri, with_prefix)
+        bucket_url(:s3, :bucket, url, uri)
 
       "gs" ->
-        bucket_url(:gcs, url, uri, with_prefix)
+        bucket_url(:gcs, :bucket, url, uri)
 
       scheme when scheme in ["az", "azure"] ->
-        with {:ok, _, [bucket: container]} <- bucket_url(:azure, url, uri, & &1),
-             do: {:ok, :azure, with_prefix.(container: container)}
+        bucket_url(:azure, :container, url, uri)
 
       scheme when scheme in ["abfs", "abfss"] ->
         account = uri.host |> to_string() |> String.split(".") |> hd()
 
         case String.split(uri.userinfo || "", "@") do
           [container] when container != "" and account != "" ->
-            {:ok, :azure, with_prefix.(container: container, account: account)}
+            {:ok, :azure, [container: container, account: account], path}
 
           _ ->
             Error.invalid(
@@ -435,11 +451,22 @@ defmodule ObjectStoreX.Store do
         end
 
       scheme when scheme in ["http", "https"] ->
-        {:ok, :http, url: url}
+        if is_binary(uri.host) and uri.host != "" do
+          server = URI.to_string(%URI{uri | path: nil, query: nil, fragment: nil})
+          {:ok, :http, [url: server], decode(path)}
+        else
+          Error.invalid("URL #{inspect(redact_url(url))} names no host")
+        end
 
-      _ ->
+      nil ->
         Error.invalid(
-          "unsupported URL #{inspect(redact_url(url))}; expected memory://, file://, s3://, gs://, az://, abfs:// or http(s)://"
+          "unsupported URL #{inspect(redact_url(url))}; expected #{Enum.join(@url_schemes, ", ")}"
+        )
+
+      scheme ->
+        Error.invalid(
+          "unsupported URL scheme #{inspect(scheme <> "://")} in #{inspect(redact_url(url))}; " <>
+            "expected #{Enum.join(@url_schemes, ", ")}"
         )
     end
   end
@@ -451,10 +478,13 @@ defmodule ObjectStoreX.Store do
     ArgumentError -> path
   end
 
-  defp bucket_url(provider, url, uri, with_prefix) do
+  defp bucket_url(provider, key, url, uri) do
     case uri.host do
-      host when is_binary(host) and host != "" -> {:ok, provider, with_prefix.(bucket: host)}
-      _ -> Error.invalid("URL #{inspect(redact_url(url))} names no bucket")
+      host when is_binary(host) and host != "" ->
+        {:ok, provider, [{key, host}], uri.path || ""}
+
+      _ ->
+        Error.invalid("URL #{inspect(redact_url(url))} names no #{key}")
     end
   end
 

@@ -38,13 +38,26 @@ defmodule ObjectStoreX.Stream do
 
   ## Errors
 
-  Failures raise `ObjectStoreX.Error` during enumeration. A download is never assembled from two
+  Bad arguments and options raise `ObjectStoreX.Error` at once, when `download/3`, `lines/3`
+  or `list_stream/2` is called, before anything is requested; the upload sink checks its
+  options when collection starts. Failures of the store raise `ObjectStoreX.Error` during
+  enumeration. A download is never assembled from two
   versions of an object: a resumed request must match the ETag of the first, and parallel
   ranged requests are pinned to it, so a change mid-download raises
   `%ObjectStoreX.Error{reason: :precondition_failed}`.
   """
 
-  alias ObjectStoreX.{Args, Error, Native, Progress, Telemetry, Upload, UploadSink}
+  alias ObjectStoreX.{
+    Args,
+    Call,
+    Error,
+    Native,
+    ProgressThrottle,
+    Summary,
+    Telemetry,
+    Upload,
+    UploadSink
+  }
 
   @mib 1_048_576
   @download_defaults [
@@ -58,7 +71,6 @@ defmodule ObjectStoreX.Stream do
     on_progress: nil,
     on_complete: nil
   ]
-  @hashes [:sha256, :sha1, :md5, :crc32c]
 
   @doc """
   Streams an object as binary chunks.
@@ -112,8 +124,8 @@ defmodule ObjectStoreX.Stream do
       %{
         opts: opts,
         meta: meta,
-        progress: Progress.new(opts.on_progress),
-        started: nil,
+        progress: ProgressThrottle.new(opts.on_progress),
+        span: nil,
         gunzip: gunzip
       },
       &download_event/2
@@ -146,15 +158,8 @@ defmodule ObjectStoreX.Stream do
   end
 
   # Enumeration has begun and the request is on its way.
-  defp download_event(:opened, state) do
-    Telemetry.execute(
-      [:objectstorex, :download, :start],
-      %{system_time: System.system_time()},
-      state.meta
-    )
-
-    {[], %{state | started: System.monotonic_time()}}
-  end
+  defp download_event(:opened, state),
+    do: {[], %{state | span: Telemetry.span_start([:objectstorex, :download], state.meta)}}
 
   # The store has answered: the object's size is known.
   # Inflated, the size is not known in advance: progress is then reported without a total.
@@ -164,19 +169,12 @@ defmodule ObjectStoreX.Stream do
     do: {[], %{state | progress: %{state.progress | total: total}}}
 
   defp download_event({:data, chunk}, state) do
-    {[chunk], %{state | progress: Progress.add(state.progress, byte_size(chunk), false)}}
+    {[chunk], %{state | progress: ProgressThrottle.add(state.progress, byte_size(chunk), false)}}
   end
 
-  defp download_event({:done, {bytes, chunks, micros, digest}}, state) do
-    Progress.add(state.progress, 0, true)
-
-    summary = %{
-      bytes: bytes,
-      chunks: chunks,
-      duration_us: micros,
-      throughput_mb_s: rate(bytes, micros),
-      digest: digest
-    }
+  defp download_event({:done, done}, state) do
+    ProgressThrottle.add(state.progress, 0, true)
+    %{bytes: bytes, chunks: chunks, digest: digest} = summary = Summary.download(done)
 
     if state.opts.verify && String.downcase(state.opts.verify) != digest do
       error = %Error{
@@ -188,11 +186,7 @@ defmodule ObjectStoreX.Stream do
       exception(state, error)
     end
 
-    Telemetry.execute(
-      [:objectstorex, :download, :stop],
-      %{duration: elapsed(state), bytes: bytes, chunks: chunks},
-      Map.put(state.meta, :digest, digest)
-    )
+    Telemetry.span_stop(state.span, %{bytes: bytes, chunks: chunks}, %{digest: digest})
 
     if state.opts.on_complete, do: state.opts.on_complete.(summary)
     {[], state}
@@ -201,35 +195,24 @@ defmodule ObjectStoreX.Stream do
   defp download_event({:error, error}, state), do: exception(state, error)
 
   defp exception(state, error) do
-    Telemetry.execute(
-      [:objectstorex, :download, :exception],
-      %{duration: elapsed(state)},
-      Map.put(state.meta, :reason, error.reason)
-    )
-
+    Telemetry.span_exception(state.span, %{}, %{reason: error.reason})
     raise error
   end
-
-  defp elapsed(%{started: started}), do: System.monotonic_time() - started
-
-  defp rate(_bytes, 0), do: nil
-  defp rate(bytes, micros), do: Float.round(bytes / micros, 1)
 
   defp check_hash(%{hash: nil, verify: nil}), do: :ok
 
   defp check_hash(%{hash: nil}),
     do: Error.invalid(":verify needs :hash to say which digest to compute")
 
-  defp check_hash(%{hash: h, verify: nil}) when h in @hashes, do: :ok
-
-  defp check_hash(%{hash: h, verify: v}) when h in @hashes and is_binary(v),
-    do: with({:ok, _} <- Args.utf8(":verify", v), do: :ok)
-
-  defp check_hash(%{hash: h}) when h in @hashes,
-    do: Error.invalid(":verify must be a hex digest string")
-
-  defp check_hash(%{hash: h}),
-    do: Error.invalid(":hash must be one of #{inspect(@hashes)}, got: #{Args.brief(h)}")
+  defp check_hash(%{hash: h, verify: v}) do
+    with {:ok, _} <- Args.hash(h) do
+      cond do
+        is_nil(v) -> :ok
+        is_binary(v) -> with {:ok, _} <- Args.utf8(":verify", v), do: :ok
+        true -> Error.invalid(":verify must be a hex digest string")
+      end
+    end
+  end
 
   @doc """
   Uploads an enumerable of binaries (or iodata) of any sizes as one object, using a multipart
@@ -285,11 +268,8 @@ defmodule ObjectStoreX.Stream do
           :ok | {:error, Error.t()}
   def upload(enumerable, store, path, opts \\ []) do
     with :ok <- enumerable(enumerable),
-         {:ok, resource, path, opts, native} <- Upload.validate(store, path, opts),
-         {:ok, upload} <- Upload.start(resource, path, native),
-         {:ok, _summary} <- Upload.run(enumerable, upload, opts, Upload.span(store, path)) do
-      :ok
-    end
+         {:ok, _summary} <- Upload.enumerable(enumerable, store, path, opts),
+         do: :ok
   end
 
   defp enumerable(enumerable) do
@@ -461,7 +441,7 @@ defmodule ObjectStoreX.Stream do
   defp start!(start, ref) do
     start.(ref)
   rescue
-    e in ArgumentError -> reraise Error.from_native(ObjectStoreX.Call.badarg(e)), __STACKTRACE__
+    e in ArgumentError -> reraise Call.error(Call.badarg(e)), __STACKTRACE__
   end
 
   defp receive_event(%{ref: ref, stream: stream} = s, timeout, handle) do
@@ -482,7 +462,7 @@ defmodule ObjectStoreX.Stream do
 
       {^ref, {:error, native}} ->
         finished(ref)
-        handle.({:error, Error.from_native(native)}, s.state)
+        handle.({:error, Call.error(native)}, s.state)
     after
       timeout ->
         close(s)

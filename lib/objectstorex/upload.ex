@@ -1,14 +1,15 @@
 defmodule ObjectStoreX.Upload do
   @moduledoc false
-  # The Elixir half of streaming multipart uploads, shared by `ObjectStoreX.Stream.upload/4`,
-  # `ObjectStoreX.UploadSink`, `ObjectStoreX.upload_file/4` and `ObjectStoreX.transfer/5`.
-  # The native half (upload.rs) cuts parts, uploads them concurrently and aborts the multipart
-  # upload on every failure path; for the memory store it joins the chunks into one PUT.
+  # The one upload driver: `ObjectStoreX.Stream.upload/4`, `ObjectStoreX.UploadSink`,
+  # `ObjectStoreX.upload_file/4` and `ObjectStoreX.transfer/5` validate their options here and
+  # end through `completed/3` (telemetry, then `:on_complete`). The native half (upload.rs) cuts
+  # parts, uploads them concurrently and aborts the multipart upload on every failure path; for
+  # the memory store it joins the chunks into one PUT.
 
-  alias ObjectStoreX.{Args, Error, Native, Progress, Telemetry}
+  alias ObjectStoreX.{Args, Call, Error, Native, ProgressThrottle, Summary, Telemetry}
 
   @mib 1_048_576
-  @min_part 5 * @mib
+  @min_part Args.min_part_size()
   @max_part Args.limit(:part_size)
   @max_parts 10_000
 
@@ -24,22 +25,20 @@ defmodule ObjectStoreX.Upload do
           :tags
         ] ++ Args.attribute_opts()
 
-  @hashes [:sha256, :sha1, :md5, :crc32c]
-
-  @doc "Option keys accepted by uploads."
-  def keys, do: @keys
-
   @doc """
   Part size and parts in flight per backend: large parts and little concurrency suit local
   disks; cloud stores want smaller parts, many in flight. The memory store has no parts (it
   joins the chunks once, natively) and ignores both.
   """
+  @spec defaults(ObjectStoreX.Store.backend()) :: keyword()
   def defaults(backend) when backend in [:local, :memory],
     do: [part_size: 64 * @mib, max_concurrency: 2]
 
   def defaults(_backend), do: [part_size: 8 * @mib, max_concurrency: 8]
 
-  @doc "Validates upload options; returns `{:ok, store_resource, opts_map, native_opts}`."
+  @doc "Validates upload options; returns `{:ok, store_resource, path, opts_map, native_opts}`."
+  @spec validate(term(), term(), term(), [atom()]) ::
+          {:ok, reference(), String.t(), map(), map()} | {:error, Error.t()}
   def validate(store, path, opts, extra_keys \\ []) do
     with {:ok, resource} <- Args.store(store),
          {:ok, path} <- Args.path("path", path),
@@ -91,8 +90,8 @@ defmodule ObjectStoreX.Upload do
       opts[:size_hint] && opts[:size_hint] > @max_parts * @max_part ->
         Args.too_large(":size_hint (bytes)", opts[:size_hint], @max_parts * @max_part)
 
-      not (is_nil(opts[:hash]) or opts[:hash] in @hashes) ->
-        Error.invalid(":hash must be one of #{inspect(@hashes)}, got: #{Args.brief(opts[:hash])}")
+      opts[:hash] not in [nil | Args.hashes()] ->
+        Args.hash(opts[:hash])
 
       not (is_nil(opts[:on_progress]) or is_function(opts[:on_progress], 1)) ->
         Error.invalid(":on_progress must be a function of arity 1")
@@ -114,51 +113,116 @@ defmodule ObjectStoreX.Upload do
     max(part_size, needed)
   end
 
-  @doc "Starts an upload owned by the calling process."
-  def start(resource, path, native) do
-    case Native.upload_new(resource, path, native) do
-      {:ok, upload} -> {:ok, upload}
-      {:error, native_error} -> {:error, Error.from_native(native_error)}
+  # ---------------------------------------------------------------------------------------------
+  # Natively driven: the native side reads the source (a file, another store's object).
+
+  @doc "`ObjectStoreX.upload_file/4`."
+  @spec file(term(), term(), term(), term()) :: {:ok, Summary.upload()} | {:error, Error.t()}
+  def file(store, path, local_path, opts) do
+    with {:ok, local_path} <- Args.path("local_path", local_path),
+         {:ok, opts} <- Args.keyword(opts),
+         {:ok, size} <- file_size(local_path),
+         {:ok, resource, path, opts, native} <-
+           validate(store, path, Keyword.put(opts, :size_hint, size)) do
+      local_path = Path.expand(local_path)
+      native(&Native.upload_file(&1, resource, path, local_path, native), store, path, opts)
     end
-  rescue
-    e in ArgumentError -> {:error, Error.from_native(ObjectStoreX.Call.badarg(e))}
   end
+
+  defp file_size(local_path) do
+    case File.stat(local_path) do
+      {:ok, %File.Stat{type: :regular, size: size}} ->
+        {:ok, size}
+
+      {:ok, _} ->
+        Error.invalid("local_path #{inspect(local_path)} is not a regular file")
+
+      {:error, reason} ->
+        {:error,
+         %Error{
+           reason: :not_found,
+           message: "cannot read #{inspect(local_path)}: #{:file.format_error(reason)}"
+         }}
+    end
+  end
+
+  @doc "`ObjectStoreX.transfer/5`: `:hash` defaults to `:sha256`."
+  @spec transfer(term(), term(), term(), term(), term()) ::
+          {:ok, Summary.upload()} | {:error, Error.t()}
+  def transfer(source, source_path, store, path, opts) do
+    with {:ok, source_resource} <- Args.store(source),
+         {:ok, source_path} <- Args.path("source_path", source_path),
+         {:ok, opts} <- Args.keyword(opts),
+         {:ok, resource, path, opts, native} <-
+           validate(store, path, Keyword.put_new(opts, :hash, :sha256)) do
+      start = &Native.upload_transfer(&1, source_resource, source_path, resource, path, native)
+      native(start, store, path, opts)
+    end
+  end
+
+  # Progress comes from the native side; its last bytes may not have been reported, hence the
+  # final report. Something raised, thrown or exited (by :on_progress) closes the span too.
+  defp native(start, store, path, opts) do
+    span = span(store, path)
+
+    result =
+      try do
+        with {:ok, summary} <- Call.await(start, opts.timeout, opts[:on_progress]) do
+          summary = Summary.upload(summary)
+
+          if opts[:on_progress],
+            do: opts.on_progress.(%{bytes: summary.bytes, total: summary.bytes})
+
+          {:ok, summary}
+        end
+      catch
+        kind, reason ->
+          raised(span, kind, reason, __STACKTRACE__)
+          :erlang.raise(kind, reason, __STACKTRACE__)
+      end
+
+    completed(result, span, opts)
+  end
+
+  # ---------------------------------------------------------------------------------------------
+  # Driven from Elixir: the caller writes the bytes (an enumerable, the sink).
+
+  @doc "`ObjectStoreX.Stream.upload/4`: uploads every element of `enumerable`."
+  @spec enumerable(Enumerable.t(), term(), term(), term()) ::
+          {:ok, Summary.upload()} | {:error, Error.t()}
+  def enumerable(enumerable, store, path, opts) do
+    with {:ok, resource, path, opts, native} <- validate(store, path, opts),
+         {:ok, upload} <- start(resource, path, native),
+         do: run(enumerable, upload, opts, span(store, path))
+  end
+
+  @doc "Starts an upload owned by the calling process."
+  @spec start(reference(), String.t(), map()) :: {:ok, reference()} | {:error, Error.t()}
+  def start(resource, path, native),
+    do: Call.now(fn -> Native.upload_new(resource, path, native) end)
 
   # Returns once the native side has room for more.
   defp send_iovec(upload, iovec, timeout) do
-    case ObjectStoreX.Call.await(&Native.upload_write(&1, upload, iovec), timeout) do
-      {:ok, _} -> :ok
-      {:error, native_error} -> {:error, Error.from_native(native_error)}
-    end
-  end
-
-  @doc "Completes the upload; returns the summary map."
-  def finish(upload, timeout) do
-    case ObjectStoreX.Call.await(&Native.upload_finish(&1, upload), timeout) do
-      {:ok, summary} -> {:ok, summary(summary)}
-      {:error, native_error} -> {:error, Error.from_native(native_error)}
-    end
+    with {:ok, _} <- Call.await(&Native.upload_write(&1, upload, iovec), timeout), do: :ok
   end
 
   @doc "Aborts the upload (idempotent); waits until the store has been told."
+  @spec abort(reference()) :: :ok
   def abort(upload) do
-    _ = ObjectStoreX.Call.await(&Native.upload_abort(&1, upload), 60_000)
+    _ = Call.await(&Native.upload_abort(&1, upload), 60_000)
     :ok
   end
 
-  @doc """
-  Uploads every element of `enumerable`; aborts on any failure, re-raising source errors.
-  Closes `span` (from `span/2`) with the :stop or :exception event.
-  """
-  def run(enumerable, upload, opts, span) do
-    progress = Progress.new(opts[:on_progress], opts[:size_hint])
+  # Aborts on any failure, re-raising source errors.
+  defp run(enumerable, upload, opts, span) do
+    progress = ProgressThrottle.new(opts[:on_progress], opts[:size_hint])
 
     written =
       try do
         Enum.reduce_while(enumerable, {:ok, progress, gathered(opts)}, fn chunk,
                                                                           {:ok, progress, g} ->
           case gather(upload, g, chunk, opts) do
-            {:ok, g, size} -> {:cont, {:ok, Progress.add(progress, size, false), g}}
+            {:ok, g, size} -> {:cont, {:ok, ProgressThrottle.add(progress, size, false), g}}
             {:error, error} -> {:halt, {:error, error}}
           end
         end)
@@ -169,18 +233,34 @@ defmodule ObjectStoreX.Upload do
           :erlang.raise(kind, reason, __STACKTRACE__)
       end
 
-    with {:ok, progress, gathered} <- written,
-         :ok <- flush(upload, gathered, opts.timeout),
-         {:ok, summary} <- finish(upload, opts.timeout) do
-      Progress.add(progress, 0, true)
-      close_span({:ok, summary}, span)
-      if opts[:on_complete], do: opts[:on_complete].(summary)
-      {:ok, summary}
-    else
-      {:error, error} ->
-        abort(upload)
-        close_span({:error, error}, span)
+    case written do
+      {:ok, progress, gathered} -> complete(upload, gathered, progress, span, opts)
+      {:error, error} -> failed(upload, error, span, opts)
     end
+  end
+
+  @doc """
+  Sends what is still gathered and completes the upload, or aborts it; either way ends through
+  `completed/3`.
+  """
+  @spec complete(reference(), map(), ProgressThrottle.t(), Telemetry.span(), map()) ::
+          {:ok, Summary.upload()} | {:error, Error.t()}
+  def complete(upload, gathered, progress, span, opts) do
+    with :ok <- flush(upload, gathered, opts.timeout),
+         {:ok, summary} <- Call.await(&Native.upload_finish(&1, upload), opts.timeout) do
+      summary = Summary.upload(summary)
+      ProgressThrottle.add(progress, 0, true)
+      completed({:ok, summary}, span, opts)
+    else
+      {:error, error} -> failed(upload, error, span, opts)
+    end
+  end
+
+  @doc "Aborts the upload after `error`, and ends through `completed/3`."
+  @spec failed(reference(), Error.t(), Telemetry.span(), map()) :: {:error, Error.t()}
+  def failed(upload, error, span, opts) do
+    abort(upload)
+    completed({:error, error}, span, opts)
   end
 
   # Chunks are gathered up to the next part boundary and handed over together: one native call
@@ -188,12 +268,15 @@ defmodule ObjectStoreX.Upload do
   # the native side would hold those bytes as its unfinished part anyway.
 
   @doc "An empty gathering of chunks, for `gather/4`."
+  @spec gathered(map()) :: map()
   def gathered(opts), do: %{iovecs: [], bytes: 0, need: opts.part_size}
 
   @doc """
   Adds a chunk, sending what is gathered once it reaches the next part boundary. Returns the
   new gathering and the chunk's size.
   """
+  @spec gather(reference(), map(), term(), map()) ::
+          {:ok, map(), non_neg_integer()} | {:error, Error.t()}
   def gather(upload, g, chunk, opts) do
     with {:ok, iovec} <- Args.iovec("upload chunks", chunk) do
       size = IO.iodata_length(iovec)
@@ -211,48 +294,44 @@ defmodule ObjectStoreX.Upload do
     end
   end
 
-  @doc "Sends what is still gathered."
-  def flush(_upload, %{iovecs: []}, _timeout), do: :ok
-
-  def flush(upload, g, timeout), do: send_gathered(upload, g.iovecs, timeout)
+  defp flush(_upload, %{iovecs: []}, _timeout), do: :ok
+  defp flush(upload, g, timeout), do: send_gathered(upload, g.iovecs, timeout)
 
   # The gathered iovecs are kept newest first.
   defp send_gathered(upload, iovecs, timeout),
     do: send_iovec(upload, :lists.append(Enum.reverse(iovecs)), timeout)
 
+  # ---------------------------------------------------------------------------------------------
+  # The end of every upload
+
   @event [:objectstorex, :upload]
 
-  @doc "Emits the upload :start event; returns the span that the other events close."
+  @doc "Emits the upload :start event; returns the span that `completed/3` closes."
+  @spec span(ObjectStoreX.Store.t(), String.t()) :: Telemetry.span()
   def span(store, path), do: Telemetry.span_start(@event, %{path: path, backend: store.backend})
 
-  @doc "Emits :stop for a summary or :exception for an error; returns `result` unchanged."
-  def close_span({:ok, summary} = result, span) do
+  @doc """
+  Ends an upload: :stop for a summary, then `:on_complete` with it; :exception for an error.
+  Returns `result`.
+  """
+  @spec completed({:ok, Summary.upload()} | {:error, Error.t()}, Telemetry.span(), map()) ::
+          {:ok, Summary.upload()} | {:error, Error.t()}
+  def completed({:ok, summary} = result, span, opts) do
     measurements = %{bytes: summary.bytes, parts: summary.parts}
     Telemetry.span_stop(span, measurements, %{digest: summary.digest})
+    if opts[:on_complete], do: opts[:on_complete].(summary)
     result
   end
 
-  def close_span({:error, %Error{reason: reason}} = result, span) do
+  def completed({:error, %Error{reason: reason}} = result, span, _opts) do
     Telemetry.span_exception(span, %{}, %{kind: :error, reason: reason})
     result
   end
 
   @doc "Emits :exception for something raised, thrown or exited while uploading."
+  @spec raised(Telemetry.span(), atom(), term(), Exception.stacktrace()) :: :ok
   def raised(span, kind, reason, stacktrace) do
     reason = with %Error{reason: reason} <- reason, do: reason
     Telemetry.span_exception(span, %{}, %{kind: kind, reason: reason, stacktrace: stacktrace})
-  end
-
-  @doc "Turns the native summary tuple into the documented map."
-  def summary({etag, version, bytes, parts, micros, digest}) do
-    %{
-      etag: etag,
-      version: version,
-      bytes: bytes,
-      parts: parts,
-      duration_us: micros,
-      throughput_mb_s: if(micros > 0, do: Float.round(bytes / micros, 1)),
-      digest: digest
-    }
   end
 end

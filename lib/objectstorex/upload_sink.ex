@@ -16,7 +16,7 @@ defmodule ObjectStoreX.UploadSink do
   object, as with a file.
   """
 
-  alias ObjectStoreX.{Error, Progress, Upload}
+  alias ObjectStoreX.{Error, ProgressThrottle, Upload}
 
   @enforce_keys [:store, :path, :opts]
   defstruct [:store, :path, :opts, :result]
@@ -42,7 +42,7 @@ defmodule ObjectStoreX.UploadSink do
           {:error, error} -> raise error
         end
 
-      progress = Progress.new(opts[:on_progress], opts[:size_hint])
+      progress = ProgressThrottle.new(opts[:on_progress], opts[:size_hint])
       span = Upload.span(sink.store, path)
       # The upload is in the initial accumulator: on :halt, Collectable passes that one back.
       {{upload, progress, span, Upload.gathered(opts)}, &collect(sink, opts, &1, &2)}
@@ -51,11 +51,10 @@ defmodule ObjectStoreX.UploadSink do
     defp collect(_sink, opts, {upload, progress, span, gathered}, {:cont, chunk}) do
       case Upload.gather(upload, gathered, chunk, opts) do
         {:ok, gathered, size} ->
-          {upload, Progress.add(progress, size, false), span, gathered}
+          {upload, ProgressThrottle.add(progress, size, false), span, gathered}
 
         {:error, %Error{} = error} ->
-          Upload.abort(upload)
-          Upload.close_span({:error, error}, span)
+          Upload.failed(upload, error, span, opts)
           # Collectable's :halt comes next; it must not close the span a second time.
           Process.put({__MODULE__, upload}, :closed)
           raise error
@@ -63,27 +62,18 @@ defmodule ObjectStoreX.UploadSink do
     end
 
     defp collect(sink, opts, {upload, progress, span, gathered}, :done) do
-      with :ok <- Upload.flush(upload, gathered, opts.timeout),
-           {:ok, summary} <- Upload.finish(upload, opts.timeout) do
-        Progress.add(progress, 0, true)
-        Upload.close_span({:ok, summary}, span)
-        if opts[:on_complete], do: opts[:on_complete].(summary)
-        %{sink | result: summary}
-      else
-        {:error, error} ->
-          Upload.abort(upload)
-          Upload.close_span({:error, error}, span)
-          raise error
+      case Upload.complete(upload, gathered, progress, span, opts) do
+        {:ok, summary} -> %{sink | result: summary}
+        {:error, error} -> raise error
       end
     end
 
     # Collection stopped early: a write failed (its span is closed already, with the reason),
     # the source raised or the consumer halted. The sink cannot see which of the last two, so
     # the event says the upload was cancelled.
-    defp collect(_sink, _opts, {upload, _progress, span, _gathered}, :halt) do
+    defp collect(_sink, opts, {upload, _progress, span, _gathered}, :halt) do
       with nil <- Process.delete({__MODULE__, upload}) do
-        Upload.abort(upload)
-        Upload.close_span({:error, %Error{reason: :cancelled}}, span)
+        Upload.failed(upload, %Error{reason: :cancelled}, span, opts)
       end
 
       :ok

@@ -1,6 +1,6 @@
 defmodule ObjectStoreX.Backends.GCSSmokeTest do
   # No GCS emulator speaks the XML API object_store uses, so the GCS client is pointed at the
-  # S3 test server with a fake service-account key (shared/docs/test-servers.md). Only the data
+  # S3 test server with a fake service-account key (README, "Backend support"). Only the data
   # path is expected to work there: put, get, ranges, list, delete. Conditional writes and
   # copies are not GCS semantics on that server, and sign_url is never called: it would reach
   # out to Google.

@@ -383,9 +383,9 @@ defmodule Mix.Tasks.ObjectstorexTasksTest do
     end
 
     defp check(url) do
-      {:ok, loc} = CLI.location(url)
+      {:ok, loc} = CLI.Location.parse(url)
       provider = %{"s3" => :s3, "gs" => :gcs, "az" => :azure, "abfs" => :azure}[loc.scheme]
-      CLI.check_credentials(provider, loc)
+      CLI.Credentials.check(provider, loc)
     end
 
     test "none set: each provider names what to set" do
@@ -427,10 +427,11 @@ defmodule Mix.Tasks.ObjectstorexTasksTest do
       System.put_env("AWS_SECRET_ACCESS_KEY", "FAKE-SECRET-redact-me-123")
       System.put_env("AWS_ACCESS_KEY_ID", "AKIDVISIBLE123")
 
-      assert CLI.redact("x FAKE-SECRET-redact-me-123 y AKIDVISIBLE123") ==
+      assert CLI.Credentials.redact("x FAKE-SECRET-redact-me-123 y AKIDVISIBLE123") ==
                "x [REDACTED] y AKIDVISIBLE123"
 
-      assert CLI.redact("GET http://user:pw@127.0.0.1/x") == "GET http://[REDACTED]@127.0.0.1/x"
+      assert CLI.Credentials.redact("GET http://user:pw@127.0.0.1/x") ==
+               "GET http://[REDACTED]@127.0.0.1/x"
     end
   end
 
@@ -455,8 +456,8 @@ defmodule Mix.Tasks.ObjectstorexTasksTest do
   end
 
   defp memory_store do
-    {:ok, loc} = CLI.location("memory://")
-    {:ok, store} = CLI.open(loc)
+    {:ok, loc} = CLI.Location.parse("memory://")
+    {:ok, store} = CLI.Credentials.open(loc)
     store
   end
 end

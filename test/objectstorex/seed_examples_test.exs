@@ -1,6 +1,6 @@
 defmodule ObjectStoreX.SeedExamplesTest do
-  # The non-streaming examples of the user's guide (shared/seeds/001_*.txt, "Streaming Guide"),
-  # as written as far as possible, against memory and local stores. Where the guide leaves a
+  # The non-streaming examples of the README ("Using it"), as written as far as possible,
+  # against memory and local stores. Where the guide leaves a
   # function to the reader (parse_parquet_metadata/2, parse_video_header/2), it is defined
   # below so that the test can check what the example read.
   use ExUnit.Case, async: true

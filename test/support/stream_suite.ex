@@ -373,6 +373,38 @@ defmodule ObjectStoreX.StreamSuite do
           assert File.ls!(dir) |> Enum.sort() == ["dst.bin", "src.bin"]
         end
 
+        @tag :tmp_dir
+        test "download_file with :hash gives the digest of the file to :on_complete",
+             %{store: store, tmp_dir: dir} do
+          data = :crypto.strong_rand_bytes(5 * @mib + 7)
+          :ok = ObjectStoreX.put(store, "f/hashed.bin", data)
+          dst = Path.join(dir, "hashed.bin")
+          test = self()
+
+          # 1 MiB ranges, 4 at once: written out of order, hashed in order.
+          assert {:ok, %ObjectStoreX.Meta{size: size}} =
+                   ObjectStoreX.download_file(store, "f/hashed.bin", dst,
+                     chunk_size: @mib,
+                     concurrency: 4,
+                     hash: :sha256,
+                     on_complete: &send(test, {:summary, &1})
+                   )
+
+          assert size == byte_size(data) and File.read!(dst) == data
+          assert_received {:summary, %{bytes: ^size, digest: digest, duration_us: _}}
+          assert digest == sha256(data)
+
+          assert {:ok, _} =
+                   ObjectStoreX.download_file(store, "f/hashed.bin", dst,
+                     on_complete: &send(test, {:plain, &1})
+                   )
+
+          assert_received {:plain, %{digest: nil}}
+
+          assert {:error, %ObjectStoreX.Error{reason: :invalid_argument}} =
+                   ObjectStoreX.download_file(store, "f/hashed.bin", dst, hash: :sha512)
+        end
+
         test "transfer to another store verifies bytes and digest", %{store: store} do
           {:ok, other} = ObjectStoreX.new(:memory)
           data = :crypto.strong_rand_bytes(@part + 3)

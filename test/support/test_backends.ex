@@ -53,9 +53,9 @@ defmodule ObjectStoreX.TestBackends do
   #   :conditional_get      if_match / if_none_match / if_modified_since / if_unmodified_since
   #   :concurrent_new_dirs  concurrent puts may create the same new "directory" at once
   #
-  # Every entry was observed by running this suite against the library as committed at a30a40d
-  # (built from the work tree of that time) and the servers of shared/docs/test-servers.md
-  # (ministack 1.5.33, Azurite 3.37.0, rclone 1.60). Entries marked "# verify" are the ones a
+  # Every entry was observed by running this suite against the servers that
+  # scripts/test-servers.sh starts (ministack 1.5.33, Azurite 3.37.0, rclone 1.60); the README's
+  # "Backend support" table says the same. Entries marked "# verify" are the ones a
   # change in the library is expected to flip, or that rest on an assumption not asserted.
   @capabilities %{
     memory: %{
@@ -328,7 +328,7 @@ defmodule ObjectStoreX.TestBackends do
 
   @doc """
   A fake GCS service-account key that points the GCS client at `base_url` without OAuth (see
-  shared/docs/test-servers.md). Built by hand: the suite has no JSON library.
+  "GCS" under "Backend support" in the README). Built by hand: the suite has no JSON library.
   """
   def gcs_fake_key(base_url) do
     ~s({"gcs_base_url": #{json_string(base_url)}, "disable_oauth": true, ) <>

@@ -41,20 +41,20 @@ defmodule Mix.Tasks.Objectstorex.Cat do
         text -> [chunk_size: chunk_size!(text)]
       end
 
-    key = CLI.prefix(loc)
+    key = CLI.Location.prefix(loc)
 
-    if key == nil or CLI.dir?(loc),
-      do: CLI.fail!(@task, "#{CLI.display(loc)} names a prefix, not an object")
+    if key == nil or CLI.Location.dir?(loc),
+      do: CLI.fail!(@task, "#{CLI.Location.display(loc)} names a prefix, not an object")
 
     store = CLI.open!(@task, loc)
 
     try do
-      CLI.binary_stdout(fn ->
+      CLI.Format.binary_stdout(fn ->
         ObjectStoreX.Stream.download(store, key, download_opts)
         |> Enum.each(&IO.binwrite(:stdio, &1))
       end)
     rescue
-      e in ObjectStoreX.Error -> CLI.error!(@task, "#{CLI.display(loc)}: #{e.message}")
+      e in ObjectStoreX.Error -> CLI.error!(@task, "#{CLI.Location.display(loc)}: #{e.message}")
     end
   end
 

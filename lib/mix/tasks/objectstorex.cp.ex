@@ -80,8 +80,8 @@ defmodule Mix.Tasks.Objectstorex.Cp do
     jobs: :integer,
     progress: :boolean
   ]
-  @checksums %{"sha256" => :sha256, "sha1" => :sha1, "md5" => :md5, "crc32c" => :crc32c}
-  @min_part_size 5 * 1_048_576
+  @checksums Map.new(ObjectStoreX.Args.hashes(), &{Atom.to_string(&1), &1})
+  @min_part_size ObjectStoreX.Args.min_part_size()
 
   @impl Mix.Task
   def run(args) do
@@ -100,7 +100,7 @@ defmodule Mix.Tasks.Objectstorex.Cp do
       part_size: part_size!(opts[:part_size]),
       concurrency: CLI.positive!(@task, opts, :concurrency),
       jobs: CLI.positive!(@task, opts, :jobs) || 4,
-      progress: Keyword.get_lazy(opts, :progress, &CLI.tty?/0)
+      progress: Keyword.get_lazy(opts, :progress, &CLI.Format.tty?/0)
     }
 
     CLI.start!()

@@ -50,12 +50,12 @@ defmodule Mix.Tasks.Objectstorex.Ls do
         do: recursive(store, loc, long?),
         else: one_level(store, loc, long?)
 
-    if count == 0 and CLI.prefix(loc) != nil,
-      do: CLI.error!(@task, "nothing under #{CLI.display(loc)}")
+    if count == 0 and CLI.Location.prefix(loc) != nil,
+      do: CLI.error!(@task, "nothing under #{CLI.Location.display(loc)}")
   end
 
   defp one_level(store, loc, long?) do
-    prefix = CLI.prefix(loc)
+    prefix = CLI.Location.prefix(loc)
     strip = if prefix, do: prefix <> "/", else: ""
 
     case ObjectStoreX.list_with_delimiter(store, prefix: prefix) do
@@ -74,7 +74,7 @@ defmodule Mix.Tasks.Objectstorex.Ls do
         length(result.common_prefixes) + length(result.objects)
 
       {:error, error} ->
-        CLI.error!(@task, "#{CLI.display(loc)}: #{error.message}")
+        CLI.error!(@task, "#{CLI.Location.display(loc)}: #{error.message}")
     end
   end
 
@@ -89,18 +89,18 @@ defmodule Mix.Tasks.Objectstorex.Ls do
         0
 
       {:error, error} ->
-        CLI.error!(@task, "#{CLI.display(loc)}: #{error.message}")
+        CLI.error!(@task, "#{CLI.Location.display(loc)}: #{error.message}")
     end
   end
 
   defp recursive(store, loc, long?) do
-    ObjectStoreX.Stream.list_stream(store, prefix: CLI.prefix(loc))
+    ObjectStoreX.Stream.list_stream(store, prefix: CLI.Location.prefix(loc))
     |> Enum.reduce(0, fn meta, count ->
       IO.puts(object_line(meta, meta.location, long?))
       count + 1
     end)
   rescue
-    e in ObjectStoreX.Error -> CLI.error!(@task, "#{CLI.display(loc)}: #{e.message}")
+    e in ObjectStoreX.Error -> CLI.error!(@task, "#{CLI.Location.display(loc)}: #{e.message}")
   end
 
   defp object_line(_meta, name, false), do: name

@@ -45,21 +45,25 @@ defmodule Mix.Tasks.Objectstorex.Rm do
   end
 
   defp single(store, loc) do
-    key = CLI.prefix(loc)
+    key = CLI.Location.prefix(loc)
 
-    if key == nil or CLI.dir?(loc),
-      do: CLI.fail!(@task, "#{CLI.display(loc)} names a prefix: delete it with --recursive")
+    if key == nil or CLI.Location.dir?(loc),
+      do:
+        CLI.fail!(
+          @task,
+          "#{CLI.Location.display(loc)} names a prefix: delete it with --recursive"
+        )
 
     with {:ok, _meta} <- ObjectStoreX.head(store, key),
          :ok <- ObjectStoreX.delete(store, key) do
-      IO.puts("removed #{CLI.display(loc)}")
+      IO.puts("removed #{CLI.Location.display(loc)}")
     else
-      {:error, error} -> CLI.error!(@task, "#{CLI.display(loc)}: #{error.message}")
+      {:error, error} -> CLI.error!(@task, "#{CLI.Location.display(loc)}: #{error.message}")
     end
   end
 
   defp recursive(store, loc) do
-    prefix = CLI.prefix(loc)
+    prefix = CLI.Location.prefix(loc)
 
     {deleted, failed} =
       try do
@@ -72,8 +76,8 @@ defmodule Mix.Tasks.Objectstorex.Rm do
               Enum.each(failures, fn {key, error} ->
                 IO.puts(
                   :stderr,
-                  "failed #{CLI.display(CLI.join(loc, relative(key, prefix)))}: " <>
-                    CLI.redact(error.message)
+                  "failed #{CLI.Location.display(CLI.Location.join(loc, relative(key, prefix)))}: " <>
+                    CLI.Credentials.redact(error.message)
                 )
               end)
 
@@ -82,7 +86,7 @@ defmodule Mix.Tasks.Objectstorex.Rm do
             {:error, error} ->
               IO.puts(
                 :stderr,
-                "failed to delete #{length(keys)} objects: #{CLI.redact(error.message)}"
+                "failed to delete #{length(keys)} objects: #{CLI.Credentials.redact(error.message)}"
               )
 
               {deleted, failed + length(keys)}
@@ -90,15 +94,19 @@ defmodule Mix.Tasks.Objectstorex.Rm do
         end)
       rescue
         e in ObjectStoreX.Error ->
-          CLI.error!(@task, "cannot list #{CLI.display(loc)}: #{e.message}")
+          CLI.error!(@task, "cannot list #{CLI.Location.display(loc)}: #{e.message}")
       end
 
     IO.puts(
-      "removed #{deleted} object#{if deleted == 1, do: "", else: "s"} under #{CLI.display(loc)}"
+      "removed #{deleted} object#{if deleted == 1, do: "", else: "s"} under #{CLI.Location.display(loc)}"
     )
 
     if failed > 0,
-      do: CLI.error!(@task, "#{failed} object(s) under #{CLI.display(loc)} could not be deleted")
+      do:
+        CLI.error!(
+          @task,
+          "#{failed} object(s) under #{CLI.Location.display(loc)} could not be deleted"
+        )
   end
 
   defp relative(key, nil), do: key

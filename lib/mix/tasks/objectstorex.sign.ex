@@ -40,16 +40,16 @@ defmodule Mix.Tasks.Objectstorex.Sign do
 
     expires = CLI.positive!(@task, opts, :expires) || 3600
     method = method!(opts[:method] || "get")
-    key = CLI.prefix(loc)
+    key = CLI.Location.prefix(loc)
 
-    if key == nil or CLI.dir?(loc),
-      do: CLI.fail!(@task, "#{CLI.display(loc)} names a prefix, not an object")
+    if key == nil or CLI.Location.dir?(loc),
+      do: CLI.fail!(@task, "#{CLI.Location.display(loc)} names a prefix, not an object")
 
     store = CLI.open!(@task, loc)
 
     case ObjectStoreX.sign_url(store, method, key, expires) do
       {:ok, url} -> IO.puts(url)
-      {:error, error} -> CLI.error!(@task, "#{CLI.display(loc)}: #{error.message}")
+      {:error, error} -> CLI.error!(@task, "#{CLI.Location.display(loc)}: #{error.message}")
     end
   end
 

@@ -44,7 +44,7 @@ defmodule Mix.Tasks.Objectstorex.Sync do
   use Mix.Task
 
   alias ObjectStoreX.CLI
-  alias ObjectStoreX.CLI.Progress
+  alias ObjectStoreX.CLI.ProgressBar
 
   @task "objectstorex.sync"
   @switches [
@@ -65,7 +65,8 @@ defmodule Mix.Tasks.Objectstorex.Sync do
     {src, dst} =
       case argv do
         [src, dst] ->
-          {CLI.as_store(CLI.location!(@task, src)), CLI.as_store(CLI.location!(@task, dst))}
+          {CLI.Location.as_store(CLI.location!(@task, src)),
+           CLI.Location.as_store(CLI.location!(@task, dst))}
 
         _ ->
           CLI.fail!(@task, "expected SRC and DST, got #{length(argv)} argument(s)")
@@ -73,34 +74,34 @@ defmodule Mix.Tasks.Objectstorex.Sync do
 
     concurrency = CLI.positive!(@task, opts, :concurrency)
     nodes = connect!(opts[:nodes])
-    progress = Keyword.get_lazy(opts, :progress, &CLI.tty?/0)
+    progress = Keyword.get_lazy(opts, :progress, &CLI.Format.tty?/0)
     source = CLI.open!(@task, src)
     dest = CLI.open!(@task, dst)
-    reporter = if progress, do: Progress.start(nil), else: nil
+    reporter = if progress, do: ProgressBar.start(nil), else: nil
 
     sync_opts = [
-      prefix: CLI.prefix(src),
-      dest_prefix: CLI.prefix(dst),
+      prefix: CLI.Location.prefix(src),
+      dest_prefix: CLI.Location.prefix(dst),
       delete: opts[:delete] || false,
       dry_run: opts[:dry_run] || false,
       compare: if(opts[:checksum], do: :checksum, else: :size_mtime),
       checkpoint: opts[:checkpoint],
       concurrency: concurrency,
       nodes: nodes,
-      on_progress: reporter && fn p -> Progress.update(reporter, :sync, p.bytes) end
+      on_progress: reporter && fn p -> ProgressBar.update(reporter, :sync, p.bytes) end
     ]
 
     result =
       try do
         ObjectStoreX.Sync.run(source, dest, sync_opts)
       after
-        if reporter, do: Progress.stop(reporter)
+        if reporter, do: ProgressBar.stop(reporter)
       end
 
     case result do
       {:ok, report} ->
         for {key, error} <- report.failed do
-          IO.puts(:stderr, "failed #{key}: #{CLI.redact(error.message)}")
+          IO.puts(:stderr, "failed #{key}: #{CLI.Credentials.redact(error.message)}")
         end
 
         IO.puts(summary(src, dst, report))
@@ -119,10 +120,10 @@ defmodule Mix.Tasks.Objectstorex.Sync do
   defp summary(src, dst, report) do
     verb = if report.dry_run, do: "would sync", else: "synced"
 
-    "#{verb} #{CLI.display(src)} -> #{CLI.display(dst)}: listed #{report.listed}, " <>
-      "copied #{report.copied} (#{CLI.bytes(report.bytes)}), skipped #{report.skipped}, " <>
+    "#{verb} #{CLI.Location.display(src)} -> #{CLI.Location.display(dst)}: listed #{report.listed}, " <>
+      "copied #{report.copied} (#{CLI.Format.bytes(report.bytes)}), skipped #{report.skipped}, " <>
       "deleted #{report.deleted}, failed #{length(report.failed)} in " <>
-      "#{CLI.seconds(report.duration_us)}, #{CLI.rate(report.bytes, report.duration_us)}"
+      "#{CLI.Format.seconds(report.duration_us)}, #{CLI.Format.rate(report.bytes, report.duration_us)}"
   end
 
   defp connect!(nil), do: nil

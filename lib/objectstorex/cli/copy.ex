@@ -5,16 +5,15 @@ defmodule ObjectStoreX.CLI.Copy do
   #
   # Each copy is one library call that moves the bytes natively, reporting to the bar through
   # its `:on_progress`: `upload_file/4` (file -> store), `download_file/4` (store -> file) and
-  # `transfer/5` (store -> store). A download with `--checksum` streams instead
-  # (`ObjectStoreX.Stream.download/3`), because only the stream computes a digest on the way.
+  # `transfer/5` (store -> store), each computing the `--checksum` digest natively.
 
   alias ObjectStoreX.CLI
-  alias ObjectStoreX.CLI.Progress
+  alias ObjectStoreX.CLI.ProgressBar
   alias ObjectStoreX.Error
 
   @type endpoint ::
-          {:file, CLI.location()}
-          | {:object, ObjectStoreX.Store.t(), CLI.location()}
+          {:file, CLI.Location.t()}
+          | {:object, ObjectStoreX.Store.t(), CLI.Location.t()}
 
   @type opts :: %{
           checksum: atom() | nil,
@@ -28,21 +27,23 @@ defmodule ObjectStoreX.CLI.Copy do
   # One object
 
   @doc "Copies one object or file; raises `Mix.Error` on failure."
-  @spec single!(String.t(), CLI.location(), CLI.location(), opts()) :: :ok
+  @spec single!(String.t(), CLI.Location.t(), CLI.Location.t(), opts()) :: :ok
   def single!(task, src, dst, opts) do
     src_endpoint = source!(task, src)
 
-    dst = if CLI.dir?(dst), do: CLI.join(dst, CLI.basename(src)), else: dst
+    dst =
+      if CLI.Location.dir?(dst), do: CLI.Location.join(dst, CLI.Location.basename(src)), else: dst
 
     dst_endpoint = destination!(task, src, dst)
 
-    if CLI.display(src) == CLI.display(dst),
-      do: CLI.error!(task, "#{CLI.display(src)}: source and destination are the same")
+    if CLI.Location.display(src) == CLI.Location.display(dst),
+      do: CLI.error!(task, "#{CLI.Location.display(src)}: source and destination are the same")
 
-    reporter = if opts.progress, do: Progress.start(size(src_endpoint)), else: nil
+    # The total comes from the copy's own progress reports: no extra request for it.
+    reporter = if opts.progress, do: ProgressBar.start(nil), else: nil
 
     result = copy(src_endpoint, dst_endpoint, opts, reporter, 1)
-    if reporter, do: Progress.stop(reporter)
+    if reporter, do: ProgressBar.stop(reporter)
 
     case result do
       {:ok, summary} -> IO.puts(summary_line(src, dst, summary, opts))
@@ -69,10 +70,10 @@ defmodule ObjectStoreX.CLI.Copy do
   end
 
   defp source!(task, loc) do
-    if CLI.dir?(loc) do
+    if CLI.Location.dir?(loc) do
       CLI.error!(
         task,
-        "#{CLI.display(loc)} names a prefix, not an object: copy it with --recursive"
+        "#{CLI.Location.display(loc)} names a prefix, not an object: copy it with --recursive"
       )
     end
 
@@ -84,20 +85,6 @@ defmodule ObjectStoreX.CLI.Copy do
   defp destination!(_task, _src, %{kind: :path} = dst), do: {:file, dst}
   defp destination!(task, _src, dst), do: {:object, CLI.open!(task, dst), dst}
 
-  defp size({:file, %{path: path}}) do
-    case File.stat(path) do
-      {:ok, %File.Stat{size: size}} -> size
-      _ -> nil
-    end
-  end
-
-  defp size({:object, store, loc}) do
-    case ObjectStoreX.head(store, key(loc)) do
-      {:ok, meta} -> meta.size
-      {:error, _} -> nil
-    end
-  end
-
   # ---------------------------------------------------------------------------------------------
   # A prefix
 
@@ -105,7 +92,7 @@ defmodule ObjectStoreX.CLI.Copy do
   Copies every object under `src` to the same relative key under `dst`, `opts.jobs` at once.
   Reports each failure and raises `Mix.Error` at the end if any copy failed.
   """
-  @spec recursive!(String.t(), CLI.location(), CLI.location(), opts()) :: :ok
+  @spec recursive!(String.t(), CLI.Location.t(), CLI.Location.t(), opts()) :: :ok
   def recursive!(task, src, dst, opts) do
     source = if src.kind == :store, do: {:store, CLI.open!(task, src)}, else: :files
     # Files copied to files are objects of the filesystem store (see destination!/3).
@@ -125,26 +112,26 @@ defmodule ObjectStoreX.CLI.Copy do
         {list!(task, source, src), nil}
       end
 
-    reporter = if opts.progress, do: Progress.start(total), else: nil
+    reporter = if opts.progress, do: ProgressBar.start(total), else: nil
     started = System.monotonic_time(:microsecond)
 
     totals =
       try do
         listing(task, src, fn -> copy_all(items, src, dst, source, dst_store, opts, reporter) end)
       after
-        if reporter, do: Progress.stop(reporter)
+        if reporter, do: ProgressBar.stop(reporter)
       end
 
     micros = System.monotonic_time(:microsecond) - started
 
     case totals do
       %{copied: 0, failed: 0} ->
-        CLI.error!(task, "no objects under #{CLI.display(src)}")
+        CLI.error!(task, "no objects under #{CLI.Location.display(src)}")
 
       %{copied: copied, failed: failed, bytes: bytes} ->
         IO.puts(
-          "copied #{plural(copied, "object")}, #{bytes} bytes (#{CLI.bytes(bytes)}) in " <>
-            "#{CLI.seconds(micros)}, #{CLI.rate(bytes, micros)}" <>
+          "copied #{plural(copied, "object")}, #{bytes} bytes (#{CLI.Format.bytes(bytes)}) in " <>
+            "#{CLI.Format.seconds(micros)}, #{CLI.Format.rate(bytes, micros)}" <>
             if(failed > 0, do: "; #{failed} failed", else: "")
         )
 
@@ -160,8 +147,8 @@ defmodule ObjectStoreX.CLI.Copy do
     |> Stream.with_index(1)
     |> Task.async_stream(
       fn {{relative, _size}, id} ->
-        s = CLI.join(src, relative)
-        d = CLI.join(dst, relative)
+        s = CLI.Location.join(src, relative)
+        d = CLI.Location.join(dst, relative)
         {s, d, copy(endpoint(source, s), target(dst_store, d), opts, reporter, id)}
       end,
       max_concurrency: opts.jobs,
@@ -174,7 +161,7 @@ defmodule ObjectStoreX.CLI.Copy do
         %{acc | copied: acc.copied + 1, bytes: acc.bytes + summary.bytes}
 
       {:ok, {_s, _d, {:error, message}}}, acc ->
-        say(reporter, :stderr, "failed " <> CLI.redact(message))
+        say(reporter, :stderr, "failed " <> CLI.Credentials.redact(message))
         %{acc | failed: acc.failed + 1}
     end)
   end
@@ -184,18 +171,18 @@ defmodule ObjectStoreX.CLI.Copy do
   defp listing(task, src, fun) do
     fun.()
   rescue
-    e in Error -> CLI.error!(task, "cannot list #{CLI.display(src)}: #{e.message}")
+    e in Error -> CLI.error!(task, "cannot list #{CLI.Location.display(src)}: #{e.message}")
   end
 
   defp say(nil, device, line), do: IO.puts(device, line)
-  defp say(reporter, device, line), do: Progress.line(reporter, device, line)
+  defp say(reporter, device, line), do: ProgressBar.line(reporter, device, line)
 
   defp plural(1, word), do: "1 #{word}"
   defp plural(n, word), do: "#{n} #{word}s"
 
   # `{relative_key, size}` of everything under the source, lazily.
   defp list!(_task, {:store, store}, src) do
-    prefix = CLI.prefix(src)
+    prefix = CLI.Location.prefix(src)
     strip = if prefix, do: prefix <> "/", else: ""
 
     ObjectStoreX.Stream.list_stream(store, prefix: prefix)
@@ -235,7 +222,7 @@ defmodule ObjectStoreX.CLI.Copy do
   defp target(store, d), do: {:object, store, d}
 
   defp file_store do
-    {:ok, store} = CLI.open(CLI.as_store(elem(CLI.location("/"), 1)))
+    {:ok, store} = CLI.Credentials.open(CLI.Location.as_store(elem(CLI.Location.parse("/"), 1)))
     store
   end
 
@@ -247,7 +234,7 @@ defmodule ObjectStoreX.CLI.Copy do
           {:ok, %{bytes: non_neg_integer(), digest: String.t() | nil, micros: pos_integer()}}
           | {:error, String.t()}
   def copy(src, {:file, %{kind: :path} = dst}, opts, reporter, id) when elem(src, 0) == :file do
-    copy(src, {:object, file_store(), CLI.as_store(dst)}, opts, reporter, id)
+    copy(src, {:object, file_store(), CLI.Location.as_store(dst)}, opts, reporter, id)
   end
 
   def copy(src, dst, opts, reporter, id) do
@@ -274,7 +261,8 @@ defmodule ObjectStoreX.CLI.Copy do
     end
   end
 
-  defp failed_side(src, dst), do: "#{CLI.display(location(src))} -> #{CLI.display(location(dst))}"
+  defp failed_side(src, dst),
+    do: "#{CLI.Location.display(location(src))} -> #{CLI.Location.display(location(dst))}"
 
   defp location({:file, loc}), do: loc
   defp location({:object, _store, loc}), do: loc
@@ -289,58 +277,21 @@ defmodule ObjectStoreX.CLI.Copy do
   end
 
   # object -> file
-  defp run({:object, store, src}, {:file, %{path: path}}, %{checksum: nil} = opts, reporter, id) do
-    File.mkdir_p(Path.dirname(path))
-
-    download =
-      Enum.reject([chunk_size: opts.part_size, concurrency: opts.concurrency], &nil_value?/1) ++
-        progress(reporter, id)
-
-    with {:ok, meta} <- ObjectStoreX.download_file(store, key(src), path, download) do
-      {:ok, meta.size, nil}
-    end
-  end
-
   defp run({:object, store, src}, {:file, %{path: path}}, opts, reporter, id) do
     File.mkdir_p(Path.dirname(path))
-    # Written beside the target and renamed into place, so a failure leaves nothing partial.
-    tmp = "#{path}.objectstorex-#{System.unique_integer([:positive])}.part"
-    parent = self()
+    # download_file/4 returns the object's metadata; the digest comes with its :on_complete.
     ref = make_ref()
 
-    try do
-      {:ok, file} = File.open(tmp, [:write, :raw, :binary])
+    download =
+      Enum.reject(
+        [chunk_size: opts.part_size, concurrency: opts.concurrency, hash: opts.checksum],
+        &nil_value?/1
+      ) ++ progress(reporter, id) ++ [on_complete: &send(self(), {ref, &1.digest})]
 
-      try do
-        ObjectStoreX.Stream.download(
-          store,
-          key(src),
-          download_opts(opts) ++
-            [
-              # called at least once, at the end, with the object's size
-              on_progress: fn progress -> Process.put({ref, :total}, progress.total) end,
-              on_complete: fn summary -> send(parent, {ref, summary}) end
-            ]
-        )
-        |> counted(reporter, id)
-        |> Enum.each(fn chunk ->
-          case IO.binwrite(file, chunk) do
-            :ok -> :ok
-            {:error, reason} -> raise "cannot write #{tmp}: #{:file.format_error(reason)}"
-          end
-        end)
-      after
-        File.close(file)
+    with {:ok, meta} <- ObjectStoreX.download_file(store, key(src), path, download) do
+      receive do
+        {^ref, digest} -> {:ok, meta.size, digest}
       end
-
-      summary = receive_summary(ref)
-      total = Process.delete({ref, :total})
-      check_size(summary.bytes, total, src)
-      check_size(File.stat!(tmp).size, summary.bytes, src)
-      File.rename!(tmp, path)
-      {:ok, summary.bytes, summary.digest}
-    after
-      File.rm(tmp)
     end
   end
 
@@ -357,35 +308,7 @@ defmodule ObjectStoreX.CLI.Copy do
   defp progress(nil, _id), do: []
 
   defp progress(reporter, id),
-    do: [on_progress: fn %{bytes: bytes} -> Progress.update(reporter, id, bytes) end]
-
-  # Reports the bytes that have passed so far to the bar.
-  defp counted(stream, nil, _id), do: stream
-
-  defp counted(stream, reporter, id) do
-    Stream.transform(stream, 0, fn chunk, done ->
-      done = done + IO.iodata_length(chunk)
-      Progress.update(reporter, id, done)
-      {[chunk], done}
-    end)
-  end
-
-  defp receive_summary(ref) do
-    receive do
-      {^ref, summary} -> summary
-    after
-      0 -> raise "the copy finished without a summary"
-    end
-  end
-
-  defp check_size(_bytes, nil, _loc), do: :ok
-  defp check_size(same, same, _loc), do: :ok
-
-  defp check_size(bytes, expected, loc) do
-    raise Error,
-      reason: :generic,
-      message: "#{CLI.display(loc)}: copied #{bytes} bytes, expected #{expected}"
-  end
+    do: [on_progress: fn p -> ProgressBar.update(reporter, id, p.bytes, p.total) end]
 
   defp key(loc), do: String.trim_leading(loc.key, "/")
 
@@ -396,23 +319,16 @@ defmodule ObjectStoreX.CLI.Copy do
     )
   end
 
-  defp download_opts(opts) do
-    Enum.reject(
-      [chunk_size: opts.part_size, concurrency: opts.concurrency, hash: opts.checksum],
-      &nil_value?/1
-    )
-  end
-
   defp nil_value?({_, value}), do: is_nil(value)
 
   @doc "The one-line summary of a copy: sizes, duration, rate and, with --checksum, the digest."
-  @spec summary_line(CLI.location(), CLI.location(), map(), opts()) :: String.t()
+  @spec summary_line(CLI.Location.t(), CLI.Location.t(), map(), opts()) :: String.t()
   def summary_line(src, dst, summary, opts) do
     digest =
       if opts.checksum && summary.digest, do: ", #{opts.checksum} #{summary.digest}", else: ""
 
-    "copied #{CLI.display(src)} -> #{CLI.display(dst)}: #{summary.bytes} bytes " <>
-      "(#{CLI.bytes(summary.bytes)}) in #{CLI.seconds(summary.micros)}, " <>
-      "#{CLI.rate(summary.bytes, summary.micros)}#{digest}"
+    "copied #{CLI.Location.display(src)} -> #{CLI.Location.display(dst)}: #{summary.bytes} bytes " <>
+      "(#{CLI.Format.bytes(summary.bytes)}) in #{CLI.Format.seconds(summary.micros)}, " <>
+      "#{CLI.Format.rate(summary.bytes, summary.micros)}#{digest}"
   end
 end

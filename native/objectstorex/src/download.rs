@@ -1,5 +1,6 @@
 //! Serves `ObjectStoreX.download_file/4`: an object into a local file, through a temporary file
-//! beside it that is renamed into place only once it holds every byte.
+//! beside it that is renamed into place only once it holds every byte (and, with `:hash`, once
+//! its digest is computed).
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use crate::meta::Meta;
 use crate::read::{self, Pin};
 use crate::runtime::{self, ByteCounter, TaskHandle};
 use crate::store::StoreResource;
+use objectstorex_core::hash::Hasher;
 
 /// `ObjectStoreX.download_file/4`'s options.
 #[derive(NifMap)]
@@ -23,6 +25,8 @@ pub struct DownloadFileOpts {
     concurrency: usize,
     /// Report `{:progress, ...}` messages while downloading.
     progress: bool,
+    /// The digest to compute of the bytes written (`"sha256"`, ...), if any.
+    hash: Option<String>,
 }
 
 /// Removes the temporary file unless the download was renamed into place, whichever way the
@@ -56,7 +60,7 @@ impl Drop for TempFile {
 /// ETag (or version), each answer checked against it, write at their offsets into a temporary
 /// file beside the target, whose size is checked before it is renamed into place. An object
 /// with neither ETag nor version is read with one GET. On any failure the temporary file is
-/// removed.
+/// removed. Answers `{meta, bytes, duration_us, digest | nil}`.
 #[rustler::nif]
 fn object_download_file(
     env: Env,
@@ -70,7 +74,14 @@ fn object_download_file(
     let progress = opts.progress.then(ByteCounter::new);
     let counter = progress.clone();
     runtime::spawn_reporting(env, reference, progress, async move {
+        let started = std::time::Instant::now();
         let path = path?;
+        let hasher = match opts.hash.as_deref() {
+            Some(name) => Some(Hasher::new(name).ok_or_else(|| {
+                NifError::invalid_argument(format!("unsupported :hash {name:?}"))
+            })?),
+            None => None,
+        };
         let target = std::path::PathBuf::from(&local_path);
         let name = target
             .file_name()
@@ -88,6 +99,10 @@ fn object_download_file(
         let outcome = async {
             let meta =
                 download_into(&store, &path, &tmp.path, chunk_size, concurrency, counter).await?;
+            let digest = match hasher {
+                Some(hasher) => Some(hash_file(&tmp.path, meta.size, hasher).await?),
+                None => None,
+            };
             let (from, to) = (tmp.path.clone(), target.clone());
             local::blocking(move || std::fs::rename(from, to))
                 .await?
@@ -97,13 +112,14 @@ fn object_download_file(
                         format!("cannot rename into {local_path:?}: {e}"),
                     )
                 })?;
-            Ok(meta)
+            Ok((meta, digest))
         }
         .await;
         match outcome {
-            Ok(meta) => {
+            Ok((meta, digest)) => {
                 tmp.keep = true;
-                Ok(Meta(meta))
+                let (bytes, micros) = (meta.size, started.elapsed().as_micros() as u64);
+                Ok((Meta(meta), bytes, micros, digest))
             }
             // Removed before the error is reported; the drop covers only a task cancelled.
             Err(e) => {
@@ -112,6 +128,35 @@ fn object_download_file(
             }
         }
     })
+}
+
+/// The digest of the first `size` bytes of `file`, read back in order once every range is
+/// written: parallel ranges arrive out of order, and a hash needs its bytes in order. Each block
+/// is read and hashed on the local pool, under its deadline.
+async fn hash_file(file: &std::path::Path, size: u64, hasher: Hasher) -> Result<String, NifError> {
+    const BLOCK: usize = 8 * 1024 * 1024;
+    let opened = file.to_path_buf();
+    let file = local::blocking(move || std::fs::File::open(opened))
+        .await?
+        .map_err(|e| local_error(&format!("cannot read back {file:?}"), e))
+        .map(Arc::new)?;
+    let (mut hasher, mut buf, mut offset) = (hasher, vec![0u8; BLOCK], 0u64);
+    while offset < size {
+        let want = BLOCK.min((size - offset) as usize);
+        let file = file.clone();
+        let (h, b, read) = local::blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let read = file.read_exact_at(&mut buf[..want], offset);
+            if read.is_ok() {
+                hasher.update(&buf[..want]);
+            }
+            (hasher, buf, read)
+        })
+        .await?;
+        read.map_err(|e| local_error("reading back the download", e))?;
+        (hasher, buf, offset) = (h, b, offset + want as u64);
+    }
+    Ok(hasher.finish_hex())
 }
 
 fn rand_suffix() -> u128 {

@@ -1,4 +1,4 @@
-defmodule ObjectStoreX.CLI.Progress do
+defmodule ObjectStoreX.CLI.ProgressBar do
   @moduledoc false
   # The progress bar of `mix objectstorex.cp` on a terminal: one process owns the line on
   # standard error, so that the copies of a recursive run (each reporting from its own process)
@@ -14,18 +14,24 @@ defmodule ObjectStoreX.CLI.Progress do
   @interval_ms 100
   @width 24
 
-  @doc "Starts a reporter for `total` bytes (`nil` when unknown), linked to the caller."
+  @doc """
+  Starts a reporter linked to the caller, for `total` bytes; with `nil`, the total is the sum
+  of the totals that the copies report (none reported: unknown).
+  """
   @spec start(non_neg_integer() | nil) :: pid()
   def start(total) do
     now = System.monotonic_time(:microsecond)
-    state = %{total: total, done: %{}, started: now, drawn: 0, last: nil}
+    state = %{total: total, totals: %{}, done: %{}, started: now, drawn: 0, last: nil}
     spawn_link(fn -> loop(state) end)
   end
 
-  @doc "Reports that the copy `id` has moved `bytes` so far."
-  @spec update(pid(), term(), non_neg_integer()) :: :ok
-  def update(pid, id, bytes) do
-    send(pid, {:bytes, id, bytes})
+  @doc """
+  Reports that the copy `id` has moved `bytes` so far, out of `total` (as an `:on_progress`
+  report says it, `nil` when unknown).
+  """
+  @spec update(pid(), term(), non_neg_integer(), non_neg_integer() | nil) :: :ok
+  def update(pid, id, bytes, total \\ nil) do
+    send(pid, {:bytes, id, bytes, total})
     :ok
   end
 
@@ -53,8 +59,9 @@ defmodule ObjectStoreX.CLI.Progress do
 
   defp loop(state) do
     receive do
-      {:bytes, id, bytes} ->
-        state = %{state | done: Map.put(state.done, id, bytes)}
+      {:bytes, id, bytes, total} ->
+        totals = if total, do: Map.put(state.totals, id, total), else: state.totals
+        state = %{state | done: Map.put(state.done, id, bytes), totals: totals}
         now = System.monotonic_time(:microsecond)
 
         # Monotonic time is often negative: the first report draws whatever its value.
@@ -115,23 +122,26 @@ defmodule ObjectStoreX.CLI.Progress do
     speed = done * 1_000_000 / micros
 
     text =
-      case state.total do
+      case state.total || total_reported(state.totals) do
         total when is_integer(total) and total > 0 ->
           fraction = min(done / total, 1.0)
           filled = round(fraction * @width)
 
           "#{String.pad_leading("#{trunc(fraction * 100)}", 3)}% " <>
             "[#{String.duplicate("#", filled)}#{String.duplicate(".", @width - filled)}]  " <>
-            "#{CLI.bytes(done)} / #{CLI.bytes(total)}  #{CLI.rate(done, micros)}  " <>
+            "#{CLI.Format.bytes(done)} / #{CLI.Format.bytes(total)}  #{CLI.Format.rate(done, micros)}  " <>
             "ETA #{eta(total - done, speed)}"
 
         _ ->
-          "#{CLI.bytes(done)}  #{CLI.rate(done, micros)}"
+          "#{CLI.Format.bytes(done)}  #{CLI.Format.rate(done, micros)}"
       end
 
     IO.write(:stderr, "\r" <> text <> "\e[K")
     %{state | drawn: state.drawn + 1}
   end
+
+  defp total_reported(totals) when totals == %{}, do: nil
+  defp total_reported(totals), do: totals |> Map.values() |> Enum.sum()
 
   defp eta(_left, speed) when speed <= 0, do: "--:--"
 

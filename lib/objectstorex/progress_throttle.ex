@@ -1,4 +1,4 @@
-defmodule ObjectStoreX.Progress do
+defmodule ObjectStoreX.ProgressThrottle do
   @moduledoc false
   # The `:on_progress` throttle shared by downloads and uploads: the callback runs for the
   # first bytes, then at most every 100 ms, and once more at the end.

@@ -1,0 +1,6 @@
+defmodule ObjectStoreX.DoctestTest do
+  # The examples in the documentation, run against memory stores.
+  use ExUnit.Case, async: true
+
+  doctest ObjectStoreX
+end
