@@ -986,14 +986,10 @@ defmodule ObjectStoreX.Sync do
 
   defp sweep(store, path, since_ms) do
     with {:ok, resource} <- Args.store(store) do
-      case ObjectStoreX.Call.await(
-             &ObjectStoreX.Native.multipart_sweep(&1, resource, path, since_ms),
-             120_000
-           ) do
-        {:ok, aborted} -> {:ok, aborted}
-        {:error, %Error{} = e} -> {:error, e}
-        {:error, native} -> {:error, Error.from_native(native)}
-      end
+      ObjectStoreX.Call.await(
+        &ObjectStoreX.Native.multipart_sweep(&1, resource, path, since_ms),
+        120_000
+      )
     end
   end
 
