@@ -576,7 +576,15 @@ defmodule ObjectStoreX do
 
   The same as `ObjectStoreX.Stream.upload/4` for the destination (`:hash` defaults to
   `:sha256`; `false` computes no digest). `:on_progress` receives `%{bytes: copied, total: source_size}` at most every
-  100 ms while the copy runs, and once at the end.
+  100 ms while the copy runs, and once at the end. And:
+
+    * `:resume` - the source's ETag when an earlier transfer of this object was interrupted
+      (`ObjectStoreX.Sync` records it). On S3, if that transfer's multipart upload is still in
+      progress and the source still has this ETag, its complete parts (of this `:part_size`)
+      are kept and the copy goes on from the byte after them; the summary's digest is then
+      `nil`, since it would cover only what this call copied. If the source changed, the
+      destination's uploads in progress are aborted and the copy starts over. Elsewhere the
+      copy starts over.
   """
   @spec transfer(store(), path(), store(), path(), keyword()) :: {:ok, map()} | error()
   def transfer(source, source_path, store, path, opts \\ []),

@@ -48,8 +48,11 @@ defmodule ObjectStoreX.Sync do
   sync refuses it, as it refuses a corrupt or unreadable file, with an error naming it. A
   `dry_run` reads the checkpoint but never writes it.
 
-  Resuming a large object from its last completed multipart part is not supported: an object
-  interrupted mid-copy is copied again from its start.
+  A large object whose copy was interrupted resumes from its last complete multipart part on
+  S3: when a multipart copy begins, the source's ETag is recorded in the checkpoint, and the
+  next run passes it to `ObjectStoreX.transfer/5` as `:resume` (with the same `:part_size`).
+  If the source changed meanwhile, the interrupted upload is aborted and the object copied
+  from its start. Other destinations copy such an object again from its start.
 
   ## Several nodes
 
@@ -391,6 +394,8 @@ defmodule ObjectStoreX.Sync do
               # the run began: their uploads are looked for and aborted at the end.
               orphans: MapSet.new(),
               since_ms: System.os_time(:millisecond),
+              # Multipart copies an interrupted run began: key => the source's ETag then.
+              started: ck_state.started,
               last_progress: nil,
               last_sync: System.monotonic_time(:microsecond)
             }
@@ -630,6 +635,12 @@ defmodule ObjectStoreX.Sync do
         {:sync_result, id, key, result, duration} ->
           state |> result(id, key, result, duration) |> progress(false) |> loop()
 
+        # A worker begins a multipart copy: should the run be interrupted, the next run with
+        # the checkpoint continues its upload (see `ObjectStoreX.transfer/5`'s `:resume`).
+        {:sync_started, key, etag} ->
+          Checkpoint.write(state.ck, :started, {key, etag})
+          loop(state)
+
         {:DOWN, _ref, :process, pid, reason} ->
           state |> down(pid, reason) |> check_workers() |> dispatch() |> loop()
 
@@ -691,7 +702,8 @@ defmodule ObjectStoreX.Sync do
     case :queue.out(state.queue) do
       {{:value, id}, queue} ->
         batch = state.batches[id]
-        send(worker, {:sync_batch, id, batch_items(batch)})
+        resumes = Map.take(state.started, Map.keys(batch.items))
+        send(worker, {:sync_batch, id, batch_items(batch), resumes})
 
         state = %{
           state

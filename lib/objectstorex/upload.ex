@@ -56,7 +56,8 @@ defmodule ObjectStoreX.Upload do
         max_concurrency: opts.max_concurrency,
         hash: opts[:hash] && Atom.to_string(opts[:hash]),
         put: put,
-        progress: opts[:on_progress] != nil
+        progress: opts[:on_progress] != nil,
+        resume: opts[:resume]
       }
 
       {:ok, resource, path, Map.put(opts, :part_size, part_size), native}
@@ -154,7 +155,8 @@ defmodule ObjectStoreX.Upload do
          {:ok, source_path} <- Args.path("source_path", source_path),
          {:ok, opts} <- Args.keyword(opts),
          {:ok, resource, path, opts, native} <-
-           validate(store, path, Keyword.put_new(opts, :hash, :sha256)) do
+           validate(store, path, Keyword.put_new(opts, :hash, :sha256), [:resume]),
+         {:ok, _} <- Args.optional_header(":resume", opts[:resume]) do
       start = &Native.upload_transfer(&1, source_resource, source_path, resource, path, native)
       native(start, store, path, opts)
     end

@@ -8,7 +8,7 @@ defmodule ObjectStoreX.SyncCrashTest do
 
   import ObjectStoreX.SyncHelpers
 
-  alias ObjectStoreX.{Sync, TestBackends}
+  alias ObjectStoreX.{Sync, TestBackends, TestHelpers}
   alias ObjectStoreX.Sync.{Checkpoint, Report}
 
   test "kill -9 mid-run, then resume with the checkpoint" do
@@ -35,7 +35,7 @@ defmodule ObjectStoreX.SyncCrashTest do
     IO.puts("FINISHED")
     """
 
-    port = child(code)
+    port = TestHelpers.child_vm_port(code)
     {:os_pid, os_pid} = Port.info(port, :os_pid)
     assert wait_copied(port, 150) == :reached, "the child finished before it could be killed"
     {_, 0} = System.cmd("kill", ["-9", Integer.to_string(os_pid)])
@@ -59,22 +59,6 @@ defmodule ObjectStoreX.SyncCrashTest do
 
     assert report.skipped >= length(done_before)
     assert_holds!(dest, nil, tree)
-  end
-
-  defp child(code) do
-    paths =
-      for path <- :code.get_path(),
-          path = List.to_string(path),
-          String.starts_with?(path, Mix.Project.build_path()),
-          do: ["-pa", path]
-
-    Port.open({:spawn_executable, System.find_executable("elixir")}, [
-      :binary,
-      :exit_status,
-      :stderr_to_stdout,
-      {:line, 4096},
-      args: List.flatten(paths) ++ ["-e", code]
-    ])
   end
 
   defp wait_copied(port, n) do

@@ -216,4 +216,25 @@ defmodule ObjectStoreX.TestHelpers do
     {out, 0} = System.cmd(python, args)
     out |> String.trim() |> String.to_integer()
   end
+
+  @doc """
+  Starts `elixir -e code` in a child OS process with this project's code paths and returns its
+  port (`:exit_status`, lines of output as `{:data, {:eol, line}}`): for tests that kill the
+  process (`Port.info(port, :os_pid)`) part way through.
+  """
+  def child_vm_port(code) do
+    paths =
+      for path <- :code.get_path(),
+          path = List.to_string(path),
+          String.starts_with?(path, Mix.Project.build_path()),
+          do: ["-pa", path]
+
+    Port.open({:spawn_executable, System.find_executable("elixir")}, [
+      :binary,
+      :exit_status,
+      :stderr_to_stdout,
+      {:line, 4096},
+      args: List.flatten(paths) ++ ["-e", code]
+    ])
+  end
 end

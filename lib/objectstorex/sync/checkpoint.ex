@@ -7,6 +7,7 @@ defmodule ObjectStoreX.Sync.Checkpoint do
   #     D KEY CRC    the object KEY is done (copied, or found equal)
   #     F KEY CRC    the object KEY failed in this run
   #     M KEY CRC    every source key up to KEY (inclusive) is done or recorded failed
+  #     S KEY ETAG CRC   a multipart copy of KEY began, from the source version ETAG
   #     E - CRC      the run completed: the next run with this file starts afresh
   #
   # KEY is percent-encoded (no spaces or newlines), CRC the CRC-32 of "T KEY" in hex. A line
@@ -14,18 +15,20 @@ defmodule ObjectStoreX.Sync.Checkpoint do
   # next run appends. Any other malformed line is corruption, reported with the file and line.
   #
   # Memory: loading keeps the last mark, the keys done above it (work completed out of order,
-  # bounded by what was in flight) and the keys failed.
+  # bounded by what was in flight), the keys failed, and the multipart copies begun and not
+  # finished (bounded by what was in flight).
 
   alias ObjectStoreX.Error
 
   @magic "objectstorex-sync 1 "
 
-  defstruct mark: nil, done: MapSet.new(), failed: MapSet.new(), ended: false
+  defstruct mark: nil, done: MapSet.new(), failed: MapSet.new(), started: %{}, ended: false
 
   @type t :: %__MODULE__{
           mark: String.t() | nil,
           done: MapSet.t(String.t()),
           failed: MapSet.t(String.t()),
+          started: %{String.t() => String.t()},
           ended: boolean()
         }
 
@@ -124,13 +127,22 @@ defmodule ObjectStoreX.Sync.Checkpoint do
   end
 
   defp record(line) do
-    with [type, encoded, crc] when type in ["D", "F", "M", "E"] <-
-           String.split(String.trim_trailing(line, "\n"), " "),
-         true <- crc == crc("#{type} #{encoded}"),
-         {:ok, key} <- decode(encoded) do
-      {:ok, type, key}
-    else
-      _ -> :error
+    case String.split(String.trim_trailing(line, "\n"), " ") do
+      [type, encoded, crc] when type in ["D", "F", "M", "E"] ->
+        with true <- crc == crc("#{type} #{encoded}"),
+             {:ok, key} <- decode(encoded),
+             do: {:ok, type, key},
+             else: (_ -> :error)
+
+      ["S", encoded, encoded_etag, crc] ->
+        with true <- crc == crc("S #{encoded} #{encoded_etag}"),
+             {:ok, key} <- decode(encoded),
+             {:ok, etag} <- decode(encoded_etag),
+             do: {:ok, "S", {key, etag}},
+             else: (_ -> :error)
+
+      _ ->
+        :error
     end
   end
 
@@ -141,7 +153,11 @@ defmodule ObjectStoreX.Sync.Checkpoint do
     ArgumentError -> :error
   end
 
+  defp apply_record(state, "S", {key, etag}),
+    do: %{state | started: Map.put(state.started, key, etag)}
+
   defp apply_record(state, "D", key) do
+    state = %{state | started: Map.delete(state.started, key)}
     failed = MapSet.delete(state.failed, key)
 
     if state.mark != nil and key <= state.mark,
@@ -149,8 +165,14 @@ defmodule ObjectStoreX.Sync.Checkpoint do
       else: %{state | failed: failed, done: MapSet.put(state.done, key)}
   end
 
-  defp apply_record(state, "F", key),
-    do: %{state | failed: MapSet.put(state.failed, key), done: MapSet.delete(state.done, key)}
+  defp apply_record(state, "F", key) do
+    %{
+      state
+      | failed: MapSet.put(state.failed, key),
+        done: MapSet.delete(state.done, key),
+        started: Map.delete(state.started, key)
+    }
+  end
 
   defp apply_record(state, "M", key) do
     %{state | mark: key, done: MapSet.reject(state.done, &(&1 <= key))}
@@ -199,9 +221,21 @@ defmodule ObjectStoreX.Sync.Checkpoint do
   defp ok_or({:ok, _} = ok, _path), do: ok
   defp ok_or({:error, reason}, path), do: bad(path, "cannot be written: #{inspect(reason)}")
 
-  @doc "Appends one record (`:done`, `:failed`, `:mark` or `:end`)."
-  @spec write(:file.io_device() | nil, :done | :failed | :mark | :end, String.t()) :: :ok
+  @doc """
+  Appends one record: `:done`, `:failed`, `:mark` or `:end` of a key, or `:started` of a
+  `{key, etag}`.
+  """
+  @spec write(
+          :file.io_device() | nil,
+          :done | :failed | :mark | :end | :started,
+          String.t() | {String.t(), String.t()}
+        ) :: :ok
   def write(nil, _type, _key), do: :ok
+
+  def write(io, :started, {key, etag}) do
+    body = "S #{encode(key)} #{encode(etag)}"
+    :ok = :file.write(io, [body, " ", crc(body), "\n"])
+  end
 
   def write(io, type, key) do
     t = %{done: "D", failed: "F", mark: "M", end: "E"}[type]

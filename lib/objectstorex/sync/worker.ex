@@ -43,17 +43,19 @@ defmodule ObjectStoreX.Sync.Worker do
   end
 
   defp loop(coordinator, source, dest, config, finished) do
+    config = Map.put(config, :coordinator, coordinator)
     send(coordinator, {:sync_want, self(), finished})
 
     receive do
-      {:sync_batch, id, items} ->
+      {:sync_batch, id, items, resumes} ->
         Enum.each(items, fn {_action, key, _size} = item ->
           started = System.monotonic_time()
+          config = Map.put(config, :resume, Map.get(resumes, key))
           result = guarded(item, source, dest, config)
           send(coordinator, {:sync_result, id, key, result, System.monotonic_time() - started})
         end)
 
-        loop(coordinator, source, dest, config, id)
+        loop(coordinator, source, dest, Map.delete(config, :resume), id)
 
       :sync_stop ->
         :ok
@@ -70,7 +72,10 @@ defmodule ObjectStoreX.Sync.Worker do
 
   @doc false
   # One object: `{:copied, bytes}`, `{:skipped, 0}` or `{:failed, %Error{}}`.
-  def process({:copy, key, _size}, source, dest, config), do: copy(key, source, dest, config)
+  def process({:copy, key, size}, source, dest, config) do
+    record_start(key, size, source, dest, config)
+    copy(key, source, dest, config)
+  end
 
   def process({:verify, key, size}, source, dest, config) do
     with {:ok, a} <- digest(source, join(config.prefix, key)),
@@ -85,13 +90,29 @@ defmodule ObjectStoreX.Sync.Worker do
     end
   end
 
+  # A copy in several parts to S3 can be continued after an interruption: its source version is
+  # recorded first (a failed HEAD only means it cannot be).
+  defp record_start(key, size, source, dest, config) do
+    part_size =
+      config.transfer[:part_size] || ObjectStoreX.Upload.defaults(dest.backend)[:part_size]
+
+    with true <- dest.backend == :s3 and size > part_size and config[:coordinator] != nil,
+         {:ok, %{etag: etag}} when is_binary(etag) <-
+           ObjectStoreX.head(source, join(config.prefix, key)) do
+      send(config.coordinator, {:sync_started, key, etag})
+    end
+  end
+
   defp copy(key, source, dest, config) do
+    transfer =
+      if config[:resume], do: [{:resume, config.resume} | config.transfer], else: config.transfer
+
     case ObjectStoreX.transfer(
            source,
            join(config.prefix, key),
            dest,
            join(config.dest_prefix, key),
-           config.transfer
+           transfer
          ) do
       {:ok, summary} -> {:copied, summary.bytes}
       {:error, e} -> {:failed, e}

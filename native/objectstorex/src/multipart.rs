@@ -22,7 +22,7 @@ use object_store::{
     ClientConfigKey, ClientOptions, MultipartId, MultipartUpload, PutMultipartOptions, PutPayload,
     PutResult, RetryConfig,
 };
-use objectstorex_core::s3_uploads::{parse_page, Upload};
+use objectstorex_core::s3_uploads::{parse_page, parse_parts, Part, Upload};
 
 use rustler::{Env, ResourceArc, Term};
 
@@ -82,6 +82,71 @@ impl Multipart {
                 Reason::Internal,
                 "multipart create task vanished",
             )),
+        }
+    }
+
+    /// Takes up the newest upload of `path` in progress on the store, to continue it: the parts
+    /// it holds numbered from 1 without a gap, each of `part_size` bytes, are kept (how many is
+    /// returned), and every other upload of `path` is aborted. `None` where uploads cannot be
+    /// listed and continued (stores without explicit ids, S3 with checksums configured) or
+    /// where there is none.
+    pub async fn adopt(
+        store: &StoreResource,
+        path: &Path,
+        part_size: usize,
+    ) -> Result<Option<(Multipart, usize)>, NifError> {
+        let Some(s3) = store.s3.clone().filter(|s3| !s3.checksum) else {
+            return Ok(None);
+        };
+        let full = store.full_path(path);
+        let mut uploads = s3.uploads_of(&full).await.map_err(|e| store.error(e))?;
+        uploads.sort_by_key(|u| std::cmp::Reverse(initiated(u)));
+        let Some(newest) = uploads.first().cloned() else {
+            return Ok(None);
+        };
+        for other in &uploads[1..] {
+            s3.abort(&full, &other.id)
+                .await
+                .map_err(|e| store.error(e))?;
+        }
+        let listed = s3
+            .parts_of(&full, &newest.id)
+            .await
+            .map_err(|e| store.error(e))?;
+        let kept: Vec<Option<PartId>> = listed
+            .iter()
+            .enumerate()
+            .take_while(|(i, p)| p.number == i + 1 && p.size == part_size as u64)
+            .map(|(_, p)| {
+                Some(PartId {
+                    content_id: p.etag.clone(),
+                })
+            })
+            .collect();
+        let count = kept.len();
+        let upload = Explicit {
+            s3,
+            path: full,
+            id: newest.id,
+            parts: Arc::new(Mutex::new(kept)),
+        };
+        Ok(Some((
+            Multipart {
+                kind: Some(Kind::Explicit(upload)),
+            },
+            count,
+        )))
+    }
+
+    /// Aborts every upload of `path` in progress on the store (uploads of an older version of
+    /// what is to be written there); returns how many. Stores without explicit ids have none.
+    pub async fn discard_all(store: &StoreResource, path: &Path) -> Result<usize, NifError> {
+        match store.s3.clone() {
+            Some(s3) => s3
+                .sweep(&store.full_path(path), DateTime::<Utc>::MIN_UTC, None)
+                .await
+                .map_err(|e| store.error(e)),
+            None => Ok(0),
         }
     }
 
@@ -163,6 +228,13 @@ impl Drop for Multipart {
     }
 }
 
+/// When an upload began; one whose time cannot be read sorts first, as the oldest.
+fn initiated(upload: &Upload) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(&upload.initiated)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -187,6 +259,8 @@ pub struct S3Multipart {
     region: String,
     sign: bool,
     request_payer: bool,
+    /// Parts carry checksums, which a listing of parts does not give back.
+    checksum: bool,
 }
 
 impl S3Multipart {
@@ -248,6 +322,7 @@ impl S3Multipart {
             region,
             sign: !flag(AmazonS3ConfigKey::SkipSignature),
             request_payer: flag(AmazonS3ConfigKey::RequestPayer),
+            checksum: config(AmazonS3ConfigKey::Checksum).is_some(),
         }))
     }
 
@@ -385,6 +460,38 @@ impl S3Multipart {
             match page.next {
                 Some(next) => marker = Some(next),
                 None => return Ok(found),
+            }
+        }
+    }
+
+    /// The parts of one upload, every page of them, in part-number order.
+    async fn parts_of(&self, path: &Path, id: &str) -> Result<Vec<Part>, NifError> {
+        let key: Vec<String> = path.parts().map(|p| encode(p.as_ref())).collect();
+        let mut found = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let mut url = format!(
+                "{}/{}?uploadId={}",
+                self.bucket_url.trim_end_matches('/'),
+                key.join("/"),
+                encode(id)
+            );
+            if let Some(m) = marker.take() {
+                url.push_str(&format!("&part-number-marker={}", encode(&m)));
+            }
+            let page = parse_parts(&self.get(&url).await?).map_err(|e| {
+                NifError::new(
+                    Reason::Generic,
+                    format!("listing the parts of an upload: {e}"),
+                )
+            })?;
+            found.extend(page.parts);
+            match page.next {
+                Some(next) => marker = Some(next),
+                None => {
+                    found.sort_by_key(|p| p.number);
+                    return Ok(found);
+                }
             }
         }
     }

@@ -17,7 +17,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload};
+use object_store::{
+    GetOptions, GetRange, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload,
+};
 use objectstorex_core::concat::concat;
 use objectstorex_core::hash::Hasher;
 use rustler::{Encoder, Env, LocalPid, Monitor, NifMap, Resource, ResourceArc, Term};
@@ -44,6 +46,9 @@ pub struct UploadOpts {
     put: PutOpts,
     /// Report `{:progress, ...}` messages (`upload_file` and `upload_transfer`).
     progress: bool,
+    /// `upload_transfer`: the source ETag an interrupted transfer of this object was copying;
+    /// its upload, if still in progress, is continued from its last complete part.
+    resume: Option<String>,
 }
 
 /// A part upload that is aborted if the upload is dropped.
@@ -486,11 +491,11 @@ fn upload_file(
             counter.set_total(size);
         }
         let file = Arc::new(file);
-        let result = match copy_file(&mut state, &file, size, counter.as_deref(), &local_path).await
-        {
-            Ok(()) => state.finish().await,
-            Err(e) => Err(e),
-        };
+        let result =
+            match copy_file(&mut state, &file, 0, size, counter.as_deref(), &local_path).await {
+                Ok(()) => state.finish().await,
+                Err(e) => Err(e),
+            };
         settle(&mut state, result).await
     })
 }
@@ -501,11 +506,12 @@ fn upload_file(
 async fn copy_file(
     state: &mut UploadState,
     file: &Arc<std::fs::File>,
+    start: u64,
     size: u64,
     counter: Option<&ByteCounter>,
     name: &str,
 ) -> Result<(), NifError> {
-    let mut pos = 0u64;
+    let mut pos = start;
     while pos < size {
         let (f, len) = (
             file.clone(),
@@ -547,13 +553,52 @@ fn upload_transfer(
 ) -> ResourceArc<TaskHandle> {
     let progress = opts.progress.then(ByteCounter::new);
     let counter = progress.clone();
+    let resume = opts.resume.clone();
     let state = new_state(store, &path, opts);
     let source_path = parse_path("source_path", &source_path);
     runtime::spawn_reporting(env, reference, progress, async move {
         let (mut state, source_path) = (state?, source_path?);
-        let result = copy_object(&mut state, &source, &source_path, counter.as_deref()).await;
+        let counter = counter.as_deref();
+        let result = copy_object(&mut state, &source, &source_path, counter, resume).await;
         settle(&mut state, result).await
     })
+}
+
+/// Takes up the upload an interrupted transfer of the source version `etag` left in progress at
+/// the destination, when the source is still that version: its complete parts are kept and the
+/// copy goes on after them. Otherwise the destination's uploads in progress (of an older
+/// version) are aborted and the copy starts over. Returns the offset to copy from.
+async fn continue_from(
+    state: &mut UploadState,
+    source: &StoreResource,
+    source_path: &Path,
+    etag: &str,
+) -> Result<u64, NifError> {
+    let head = source
+        .store
+        .head(source_path)
+        .await
+        .map_err(|e| source.error(e))?;
+    if head.e_tag.as_deref() != Some(etag) {
+        Multipart::discard_all(&state.store, &state.path).await?;
+        return Ok(0);
+    }
+    let Some((upload, parts)) =
+        Multipart::adopt(&state.store, &state.path, state.part_size).await?
+    else {
+        return Ok(0);
+    };
+    let start = parts as u64 * state.part_size as u64;
+    if start > head.size {
+        // Not this object's parts after all; dropped, the upload aborts itself.
+        return Ok(0);
+    }
+    state.upload = Some(upload);
+    state.parts = parts as u64;
+    state.bytes = start;
+    // A digest now would cover only the bytes copied in this call.
+    state.hasher = None;
+    Ok(start)
 }
 
 /// Copies the source object into the upload and completes it, after checking that exactly the
@@ -563,21 +608,34 @@ async fn copy_object(
     source: &StoreResource,
     source_path: &Path,
     counter: Option<&ByteCounter>,
+    resume: Option<String>,
 ) -> Result<FinishSummary, NifError> {
     use futures::StreamExt;
-    let got = source
-        .store
-        .get(source_path)
-        .await
-        .map_err(|e| source.error(e))?;
+    let start = match &resume {
+        Some(etag) => continue_from(state, source, source_path, etag).await?,
+        None => 0,
+    };
+    let got = if start > 0 {
+        // Only the version whose bytes the kept parts hold may follow them.
+        let opts = GetOptions {
+            if_match: resume,
+            range: Some(GetRange::Offset(start)),
+            ..Default::default()
+        };
+        source.store.get_opts(source_path, opts).await
+    } else {
+        source.store.get(source_path).await
+    }
+    .map_err(|e| source.error(e))?;
     let expected = got.meta.size;
     if let Some(c) = counter {
         c.set_total(expected);
+        c.add(start);
     }
     let name = source_path.to_string();
     match got.payload {
         object_store::GetResultPayload::File(file, _) => {
-            copy_file(state, &Arc::new(file), expected, counter, &name).await?;
+            copy_file(state, &Arc::new(file), start, expected, counter, &name).await?;
         }
         object_store::GetResultPayload::Stream(body) => {
             let span = got.range.clone();

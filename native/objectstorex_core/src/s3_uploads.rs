@@ -98,7 +98,10 @@ pub fn parse_parts(xml: &str) -> Result<PartsPage, String> {
                 .parse()
                 .map_err(|_| format!("a part number {number:?}"))?,
             etag: field("ETag")?,
-            size: size.trim().parse().map_err(|_| format!("a part size {size:?}"))?,
+            size: size
+                .trim()
+                .parse()
+                .map_err(|_| format!("a part size {size:?}"))?,
         });
         rest = after;
     }
@@ -242,8 +245,10 @@ mod tests {
             ]
         );
         assert_eq!(page.next.as_deref(), Some("2"));
-        assert!(parse_parts("<ListPartsResult><Part><PartNumber>x</PartNumber>\
-                             <ETag>e</ETag><Size>1</Size></Part></ListPartsResult>")
+        assert!(parse_parts(
+            "<ListPartsResult><Part><PartNumber>x</PartNumber>\
+                             <ETag>e</ETag><Size>1</Size></Part></ListPartsResult>"
+        )
         .is_err());
     }
 
