@@ -39,12 +39,7 @@ defmodule ObjectStoreX.Backends.S3ResumeTest do
     IO.puts("FINISHED")
     """
 
-    port = TestHelpers.child_vm_port(code)
-    {:os_pid, os_pid} = Port.info(port, :os_pid)
-    assert wait_until(fn -> FaultProxy.count(proxy, "PUT", ~r/[?&]partNumber=3(&|$)/) > 0 end)
-    {_, 0} = System.cmd("kill", ["-9", Integer.to_string(os_pid)])
-    assert_receive {^port, {:exit_status, status}}, 30_000
-    assert status != 0
+    kill_at_part_3!(code, proxy)
     assert TestHelpers.s3_uploads_in_progress(c.dest) == 1
   end
 
@@ -111,12 +106,7 @@ defmodule ObjectStoreX.Backends.S3ResumeTest do
     IO.puts("FINISHED")
     """
 
-    port = TestHelpers.child_vm_port(code)
-    {:os_pid, os_pid} = Port.info(port, :os_pid)
-    assert wait_until(fn -> FaultProxy.count(proxy, "PUT", ~r/[?&]partNumber=3(&|$)/) > 0 end)
-    {_, 0} = System.cmd("kill", ["-9", Integer.to_string(os_pid)])
-    assert_receive {^port, {:exit_status, status}}, 30_000
-    assert status != 0
+    kill_at_part_3!(code, proxy)
     assert File.read!(file) =~ ~r/\nS big\.bin \S+ [0-9A-F]{8}\n/
 
     before = length(FaultProxy.requests(proxy))
@@ -136,24 +126,21 @@ defmodule ObjectStoreX.Backends.S3ResumeTest do
     assert Enum.sort(sent) == ["3", "4", "5"]
   end
 
+  # Runs `code` in a child VM and kills it (SIGKILL) once part 3 has been asked of the proxy.
+  defp kill_at_part_3!(code, proxy) do
+    port = TestHelpers.child_vm_port(code)
+    {:os_pid, os_pid} = Port.info(port, :os_pid)
+    part_3 = ~r/[?&]partNumber=3(&|$)/
+    assert TestHelpers.wait_until(fn -> FaultProxy.count(proxy, "PUT", part_3) > 0 end, 600)
+    {_, 0} = System.cmd("kill", ["-9", Integer.to_string(os_pid)])
+    assert_receive {^port, {:exit_status, status}}, 30_000
+    assert status != 0
+  end
+
   test ":resume must be a header-safe string", c do
     assert {:error, %ObjectStoreX.Error{reason: :invalid_argument, message: message}} =
              ObjectStoreX.transfer(c.source, "big.bin", c.dest, "x.bin", resume: 42)
 
     assert message =~ ":resume"
-  end
-
-  defp wait_until(check, tries \\ 600) do
-    cond do
-      check.() ->
-        true
-
-      tries == 0 ->
-        false
-
-      true ->
-        Process.sleep(50)
-        wait_until(check, tries - 1)
-    end
   end
 end

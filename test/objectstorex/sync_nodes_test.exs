@@ -132,7 +132,7 @@ defmodule ObjectStoreX.SyncNodesTest do
 
     assert_receive {:telemetry, ^a, [:objectstorex, :upload, :start], _}, 60_000
     # With one object in flight per node, two uploads in progress means one is a's.
-    assert wait_until(fn -> TestHelpers.s3_uploads_in_progress(dest) == 2 end)
+    assert TestHelpers.wait_until(fn -> TestHelpers.s3_uploads_in_progress(dest) == 2 end)
     os_pid = :erpc.call(a, :os, :getpid, [])
     {_, 0} = System.cmd("kill", ["-9", List.to_string(os_pid)])
 
@@ -152,20 +152,6 @@ defmodule ObjectStoreX.SyncNodesTest do
              Sync.run(memory, local, nodes: [node])
 
     assert message =~ ":memory store"
-  end
-
-  defp wait_until(check, tries \\ 200) do
-    cond do
-      check.() ->
-        true
-
-      tries == 0 ->
-        false
-
-      true ->
-        Process.sleep(50)
-        wait_until(check, tries - 1)
-    end
   end
 
   defp wait_copies(node, n, seen \\ 0) do

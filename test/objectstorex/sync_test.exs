@@ -135,18 +135,7 @@ defmodule ObjectStoreX.SyncTest do
       id = "sync-telemetry-#{System.unique_integer()}"
       parent = self()
 
-      :telemetry.attach_many(
-        id,
-        for(e <- [:start, :stop, :exception, :object], do: [:objectstorex, :sync, e]),
-        fn event, m, meta, _ ->
-          # Only this test's runs: the other async tests sync too.
-          if self() == parent or parent in (Process.get(:"$callers") || []),
-            do: send(parent, {:event, event, m, meta})
-        end,
-        nil
-      )
-
-      on_exit(fn -> :telemetry.detach(id) end)
+      attach_sync_events(id, parent)
 
       assert {:ok, _} = Sync.run(c.source, c.dest, delete: true)
       assert_received {:event, [:objectstorex, :sync, :start], %{system_time: _}, meta}
@@ -302,18 +291,7 @@ defmodule ObjectStoreX.SyncTest do
       id = "sync-secret-#{System.unique_integer()}"
       parent = self()
 
-      :telemetry.attach_many(
-        id,
-        for(e <- [:start, :stop, :exception, :object], do: [:objectstorex, :sync, e]),
-        fn event, m, meta, _ ->
-          # Only this test's runs: the other async tests sync too.
-          if self() == parent or parent in (Process.get(:"$callers") || []),
-            do: send(parent, {:event, event, m, meta})
-        end,
-        nil
-      )
-
-      on_exit(fn -> :telemetry.detach(id) end)
+      attach_sync_events(id, parent)
 
       # Nothing listens there: each listing fails, as a source and as a destination.
       result = Sync.run(c.source, store)
@@ -358,5 +336,21 @@ defmodule ObjectStoreX.SyncTest do
     after
       0 -> Enum.reverse(acc)
     end
+  end
+
+  # Every sync event of the runs the test process starts (the other async tests sync too), as
+  # `{:event, event, measurements, metadata}`.
+  defp attach_sync_events(id, parent) do
+    :telemetry.attach_many(
+      id,
+      for(e <- [:start, :stop, :exception, :object], do: [:objectstorex, :sync, e]),
+      fn event, m, meta, _ ->
+        if self() == parent or parent in (Process.get(:"$callers") || []),
+          do: send(parent, {:event, event, m, meta})
+      end,
+      nil
+    )
+
+    on_exit(fn -> :telemetry.detach(id) end)
   end
 end

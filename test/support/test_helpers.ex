@@ -237,4 +237,19 @@ defmodule ObjectStoreX.TestHelpers do
       args: List.flatten(paths) ++ ["-e", code]
     ])
   end
+
+  @doc "Whether `check` returns true within `tries` tries, 50 ms apart."
+  def wait_until(check, tries \\ 200) do
+    cond do
+      check.() ->
+        true
+
+      tries == 0 ->
+        false
+
+      true ->
+        Process.sleep(50)
+        wait_until(check, tries - 1)
+    end
+  end
 end

@@ -120,6 +120,51 @@ fn parse_key<K: FromStr>(key: &str) -> Result<K, NifError> {
     })
 }
 
+/// The three cloud builders take their settings the same way: the provider's environment
+/// variables or none, then the configuration pairs, then the retry settings.
+trait Cloud: Sized {
+    type Key: FromStr;
+    fn fresh(from_env: bool) -> Self;
+    fn set(self, key: Self::Key, value: &str) -> Self;
+    fn retry(self, retry: RetryConfig) -> Self;
+}
+
+macro_rules! cloud {
+    ($builder:ty, $key:ty) => {
+        impl Cloud for $builder {
+            type Key = $key;
+            fn fresh(from_env: bool) -> Self {
+                if from_env {
+                    Self::from_env()
+                } else {
+                    Self::new()
+                }
+            }
+            fn set(self, key: $key, value: &str) -> Self {
+                self.with_config(key, value)
+            }
+            fn retry(self, retry: RetryConfig) -> Self {
+                self.with_retry(retry)
+            }
+        }
+    };
+}
+
+cloud!(AmazonS3Builder, AmazonS3ConfigKey);
+cloud!(GoogleCloudStorageBuilder, GoogleConfigKey);
+cloud!(MicrosoftAzureBuilder, AzureConfigKey);
+
+fn configure<B: Cloud>(cfg: &StoreConfig, retry: Option<RetryConfig>) -> Result<B, NifError> {
+    let mut builder = B::fresh(cfg.from_env);
+    for (k, v) in &cfg.pairs {
+        builder = builder.set(parse_key::<B::Key>(k)?, v);
+    }
+    Ok(match retry {
+        Some(r) => builder.retry(r),
+        None => builder,
+    })
+}
+
 type Built = (
     Arc<dyn ObjectStore>,
     Option<Arc<dyn Signer>>,
@@ -147,47 +192,15 @@ async fn build(provider: Atom, cfg: &StoreConfig) -> Result<Built, NifError> {
         let fs = LocalFileSystem::new_with_prefix(root)?;
         Ok((Arc::new(LocalStore::new(fs)), None, None))
     } else if provider == atoms::s3() {
-        let mut b = if cfg.from_env {
-            AmazonS3Builder::from_env()
-        } else {
-            AmazonS3Builder::new()
-        };
-        for (k, v) in &cfg.pairs {
-            b = b.with_config(parse_key::<AmazonS3ConfigKey>(k)?, v);
-        }
-        if let Some(r) = retry.clone() {
-            b = b.with_retry(r);
-        }
+        let b: AmazonS3Builder = configure(cfg, retry.clone())?;
         let s = Arc::new(b.clone().build()?);
         let multipart = S3Multipart::new(&b, s.clone(), retry)?.map(Arc::new);
         Ok((s.clone(), Some(s), multipart))
     } else if provider == atoms::gcs() {
-        let mut b = if cfg.from_env {
-            GoogleCloudStorageBuilder::from_env()
-        } else {
-            GoogleCloudStorageBuilder::new()
-        };
-        for (k, v) in &cfg.pairs {
-            b = b.with_config(parse_key::<GoogleConfigKey>(k)?, v);
-        }
-        if let Some(r) = retry {
-            b = b.with_retry(r);
-        }
-        let s = Arc::new(b.build()?);
+        let s = Arc::new(configure::<GoogleCloudStorageBuilder>(cfg, retry)?.build()?);
         Ok((s.clone(), Some(s), None))
     } else if provider == atoms::azure() {
-        let mut b = if cfg.from_env {
-            MicrosoftAzureBuilder::from_env()
-        } else {
-            MicrosoftAzureBuilder::new()
-        };
-        for (k, v) in &cfg.pairs {
-            b = b.with_config(parse_key::<AzureConfigKey>(k)?, v);
-        }
-        if let Some(r) = retry {
-            b = b.with_retry(r);
-        }
-        let s = Arc::new(b.build()?);
+        let s = Arc::new(configure::<MicrosoftAzureBuilder>(cfg, retry)?.build()?);
         Ok((s.clone(), Some(s), None))
     } else if provider == atoms::http() {
         let url = cfg
