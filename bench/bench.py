@@ -612,6 +612,27 @@ def run_rounds(rows: list[Row], tools: Tools, s: Settings, stores: dict[str, str
 # --- VM health -------------------------------------------------------------------------------
 
 
+@dataclass
+class Health:
+    """One probe's latencies (µs) on one store's VM-health run: idle, while ObjectStoreX's 64
+    downloads stream, and under the pure-BEAM load of the same shape."""
+
+    store: str
+    probe: str
+    idle_p50: float
+    idle_p99: float
+    busy_p50: float
+    busy_p99: float
+    base_p50: float | None
+    base_p99: float | None
+    base_samples: int | None  # fewer than 2,000 when the load slowed the probes past 20 s
+    streamed: float | None  # MB/s the downloads moved while sampled
+    base_streamed: float | None  # MB/s the pure-BEAM readers moved
+    long_idle: int | None  # long_schedule events (> 5 ms) during each set of samples
+    long_busy: int | None
+    long_base: int | None
+
+
 def vm_health(tools: Tools, s: Settings, stores: dict[str, str]) -> tuple[list, dict]:
     rows, failures = [], {}
     if OSX not in s.only:
@@ -626,16 +647,25 @@ def vm_health(tools: Tools, s: Settings, stores: dict[str, str]) -> tuple[list, 
                 timeout=s.timeout,
                 env={"MIX_ENV": "prod"},
             )
-            found, streamed = [], None
+            found, baseline, rate, long = [], {}, {}, (None, None, None)
             for line in stdout.splitlines():
                 words = line.split()
                 if len(words) == 6 and words[0] == "HEALTH":
-                    found.append((kind, words[1], *map(float, words[2:])))
-                elif len(words) == 3 and words[0] == "STREAMED":
-                    streamed = int(words[1]) / max(int(words[2]), 1)
+                    found.append((words[1], *map(float, words[2:])))
+                elif len(words) == 5 and words[0] == "BASELINE":
+                    baseline[words[1]] = (float(words[2]), float(words[3]), int(words[4]))
+                elif len(words) == 3 and words[0] in ("STREAMED", "BASELINE_STREAMED"):
+                    rate[words[0]] = int(words[1]) / max(int(words[2]), 1)
+                elif len(words) == 4 and words[0] == "LONG_SCHEDULE":
+                    long = tuple(map(int, words[1:]))
             if not found:
                 raise Failed("no HEALTH lines")
-            rows += [(*row, streamed) for row in found]
+            for probe, ip50, ip99, bp50, bp99 in found:
+                base_p50, base_p99, base_n = baseline.get(probe, (None, None, None))
+                rows.append(
+                    Health(kind, probe, ip50, ip99, bp50, bp99, base_p50, base_p99, base_n,
+                           rate.get("STREAMED"), rate.get("BASELINE_STREAMED"), *long)
+                )
             print(f"[{kind} · VM health] {stdout.strip()}", flush=True)
         except Failed as e:
             failures[kind] = str(e)
@@ -1001,19 +1031,42 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "## VM health (ObjectStoreX)",
         "",
         "Latency of a small `File.read!` and of a `GenServer.call` to another process on an "
-        "idle VM, and while 64 downloads stream from the store (`bench/vm_health.exs`), in "
-        "microseconds:",
+        "idle VM, while 64 downloads stream from the store, and, as the yardstick, under a "
+        "pure-BEAM load of the same shape: 64 processes reading a local file of the same size "
+        "(64 MiB) in chunks of the same size with `:file.read`, again and again "
+        "(`bench/vm_health.exs`), in microseconds. Long schedules are the times a process or "
+        "port ran for more than 5 ms without yielding its scheduler "
+        "(`:erlang.system_monitor/2`, `long_schedule`), counted during each set of samples: "
+        "2,000 per probe, one a millisecond, or as many as 20 s allow (the count in brackets "
+        "when fewer).",
         "",
-        "| store | probe | idle p50 | idle p99 | busy p50 | busy p99 | downloads while busy (MB/s) |",
-        "|---|---|---|---|---|---|---|",
+        "| store | probe | idle p50 / p99 | 64 downloads p50 / p99 | pure-BEAM load p50 / p99 |",
+        "|---|---|---|---|---|",
     ]
-    for kind, probe, ip50, ip99, bp50, bp99, streamed in health:
+    for h in health:
         lines.append(
-            f"| {kind} | {probe} | {fmt(ip50)} | {fmt(ip99)} | {fmt(bp50)} | {fmt(bp99)} "
-            f"| {fmt(streamed)} |"
+            f"| {h.store} | {h.probe} | {fmt(h.idle_p50)} / {fmt(h.idle_p99)} "
+            f"| {fmt(h.busy_p50)} / {fmt(h.busy_p99)} | {fmt(h.base_p50)} / {fmt(h.base_p99)}"
+            + (f" ({h.base_samples:,})" if h.base_samples and h.base_samples < 2000 else "")
+            + " |"
         )
     for kind, reason in health_failures.items():
-        lines.append(f"| {kind} | **failed**: {reason} | | | | | |")
+        lines.append(f"| {kind} | **failed**: {reason} | | | |")
+    lines += [
+        "",
+        "| store | long schedules: idle | 64 downloads | pure-BEAM load "
+        "| MB/s moved: downloads | pure-BEAM load |",
+        "|---|---|---|---|---|---|",
+    ]
+    for kind in dict.fromkeys(x.store for x in health):
+        # The counts and rates belong to the store's run, the same on each probe's line.
+        h = next(x for x in health if x.store == kind)
+        lines.append(
+            f"| {h.store} | {h.long_idle if h.long_idle is not None else '-'} "
+            f"| {h.long_busy if h.long_busy is not None else '-'} "
+            f"| {h.long_base if h.long_base is not None else '-'} "
+            f"| {fmt(h.streamed)} | {fmt(h.base_streamed)} |"
+        )
     lines += ["", "## Versions", ""]
     lines += [f"- {name}: {value}" for name, value in versions(tools)]
     lines.append("")
