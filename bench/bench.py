@@ -19,7 +19,7 @@ Settings (environment):
   BENCH_SCALE    scales the object counts: 1,000 x 1 MiB, 10,000 x 1 KiB, 100,000 listed (1)
   BENCH_ROUNDS   at most this many runs per contender and row, the median counting (5)
   BENCH_BUDGET   minutes of measuring: a further round starts only if one more as long as the
-                 first still ends within them (19; the VM-health runs come after)
+                 first still ends within them (21; the VM-health runs come after)
   BENCH_SETTLE   seconds to wait, after the sync, before each run of a large-object row (3; 0
                  below BENCH_MIB=256, as in a smoke run):
                  on a virtual machine that hands freed memory back to its host, pages freed a
@@ -107,7 +107,7 @@ class Settings:
     mib: int = env_int("BENCH_MIB", 1024)
     scale: float = float(os.environ.get("BENCH_SCALE", "1"))
     rounds: int = env_int("BENCH_ROUNDS", 5)
-    budget: float = float(os.environ.get("BENCH_BUDGET", "19"))
+    budget: float = float(os.environ.get("BENCH_BUDGET", "21"))
     settle: float = float(
         os.environ.get("BENCH_SETTLE", "3" if env_int("BENCH_MIB", 1024) >= 256 else "0")
     )
@@ -138,7 +138,7 @@ class Settings:
         )
 
     def command_line(self) -> str:
-        defaults = {"mib": 1024, "scale": 1.0, "rounds": 5, "budget": 19.0, "settle": 3.0}
+        defaults = {"mib": 1024, "scale": 1.0, "rounds": 5, "budget": 21.0, "settle": 3.0}
         parts = []
         for var, attr in [
             ("BENCH_MIB", "mib"),
