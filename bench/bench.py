@@ -823,7 +823,8 @@ def plot(rows: list[Row], path: Path, s: Settings) -> None:
                 error = [[(value - low) / raw], [(high - value) / raw]]
                 ax_t.barh(at, value / raw, height, color=colors[tool], xerr=error,
                           error_kw={"elinewidth": 0.8, "capsize": 1.5})
-                ax_t.text(value / raw, at, f" {fmt(value)} {row.unit}", va="center", fontsize=6)
+                # The label goes past the whisker, not over it.
+                ax_t.text(high / raw, at, f" {fmt(value)} {row.unit}", va="center", fontsize=6)
             ax_m.barh(at, mem, height, color=colors[tool])
             ax_m.text(mem, at, f" {mem:,.0f}", va="center", fontsize=6)
     ax_t.set_xscale("log")
