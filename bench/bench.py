@@ -6,18 +6,26 @@
 
 Every contender is a program run once per measurement as its own OS process, in the repository
 root, and prints `RESULT <units> <micros>` for its timed part (see "Bench program contract"
-below). The driver measures each child's peak RSS (wait4(2) through GNU time), and takes the
-best of N runs per contender, N being the rounds that fit in the time budget; in each row the
-contenders take turns, each round starting at a different one, with a sync(2) before every run
-(and, for a local upload, the previous round's file removed first).
+below). The driver measures each child's peak RSS and CPU time (wait4(2) through GNU time),
+and quotes the median of N runs per contender with their min-max, N being the rounds that fit
+in the time budget; in each row the contenders take turns, each round starting at a different
+one, with a sync(2) before every run (and, for a local upload, the previous round's file
+removed first) and, before every run that moves a large object, a pause (BENCH_SETTLE) that
+gives every contender the same memory to write into, whatever its start-up time.
 
 Settings (environment):
 
   BENCH_MIB      object size of the upload and download rows, MiB (default 1024)
   BENCH_SCALE    scales the object counts: 1,000 x 1 MiB, 10,000 x 1 KiB, 100,000 listed (1)
-  BENCH_ROUNDS   at most this many runs per contender and row, the best counting (3)
+  BENCH_ROUNDS   at most this many runs per contender and row, the median counting (5)
   BENCH_BUDGET   minutes of measuring: a further round starts only if one more as long as the
-                 first still ends within them (13; the VM-health runs come after)
+                 first still ends within them (21; the VM-health runs come after)
+  BENCH_SETTLE   seconds to wait, after the sync, before each run of a large-object row (3; 0
+                 below BENCH_MIB=256, as in a smoke run):
+                 on a virtual machine that hands freed memory back to its host, pages freed a
+                 moment ago are still backed and fast to fill, pages freed seconds ago are not,
+                 so without the pause a contender that starts in 10 ms would write into faster
+                 memory than one whose VM takes a second to start
   BENCH_OUT      README to write; default bench/README.md for a full run (BENCH_MIB=1024,
                  BENCH_SCALE=1, every store and tool), bench/results/smoke/README.md otherwise.
                  The plot goes beside it as bench.png.
@@ -39,7 +47,9 @@ Bench program contract (shared by every contender program):
   upload SIZE_MIB PART_MIB CONCURRENCY, download SIZE_MIB CHUNK_MIB (key bench/big.bin);
   put_many / get_many COUNT SIZE_BYTES CONCURRENCY (keys bench/many-SIZE_BYTES/NNNNNN);
   list COUNT (prefix bench/list/); fill_list COUNT (preparation, raw program).
-  Output: `RESULT <units> <micros>`; ObjectStoreX also `BASE_RSS <kib>` and `BOUND <bytes>`.
+  Output: `RESULT <units> <micros>` and `CPU <micros>` (user + system time of the whole process,
+  every thread, during the timed part, from /proc/self/stat); ObjectStoreX also
+  `BASE_RSS <kib>` and `BOUND <bytes>`.
 """
 
 from __future__ import annotations
@@ -73,6 +83,9 @@ RSS_FILE = ROOT / "bench/results/peak-rss"
 UPLOAD_KNOBS = {"memory": (64, 2), "local": (64, 2), "s3": (8, 8)}
 CHUNK_MIB = {"memory": 2, "local": 8, "s3": 2}
 
+# The workloads that move one large object, run after a BENCH_SETTLE pause.
+LARGE = ("upload", "upload_fresh", "download", "slow_download")
+
 OSX, RAW, OBSTORE, BOTO3, S5CMD, CP = (
     "ObjectStoreX",
     "raw object_store",
@@ -93,8 +106,11 @@ def env_int(name: str, default: int) -> int:
 class Settings:
     mib: int = env_int("BENCH_MIB", 1024)
     scale: float = float(os.environ.get("BENCH_SCALE", "1"))
-    rounds: int = env_int("BENCH_ROUNDS", 3)
-    budget: float = float(os.environ.get("BENCH_BUDGET", "13"))
+    rounds: int = env_int("BENCH_ROUNDS", 5)
+    budget: float = float(os.environ.get("BENCH_BUDGET", "21"))
+    settle: float = float(
+        os.environ.get("BENCH_SETTLE", "3" if env_int("BENCH_MIB", 1024) >= 256 else "0")
+    )
     done: int = 0
     stores: list[str] = field(
         default_factory=lambda: os.environ.get("BENCH_STORES", "memory,local,s3").split(",")
@@ -122,13 +138,14 @@ class Settings:
         )
 
     def command_line(self) -> str:
-        defaults = {"mib": 1024, "scale": 1.0, "rounds": 3, "budget": 13.0}
+        defaults = {"mib": 1024, "scale": 1.0, "rounds": 5, "budget": 21.0, "settle": 3.0}
         parts = []
         for var, attr in [
             ("BENCH_MIB", "mib"),
             ("BENCH_SCALE", "scale"),
             ("BENCH_ROUNDS", "rounds"),
             ("BENCH_BUDGET", "budget"),
+            ("BENCH_SETTLE", "settle"),
         ]:
             if os.environ.get(var) and getattr(self, attr) != defaults[attr]:
                 parts.append(f"{var}={os.environ[var]}")
@@ -149,6 +166,11 @@ class Run:
     base_rss_kib: int | None = None
     bound: int | None = None
     wall_micros: int = 0
+    # User + system time of the client process, every thread: of the timed part, as the
+    # program reports it (None for s5cmd and cp), and of the whole process from wait4(2),
+    # start-up included.
+    cpu_micros: int | None = None
+    process_cpu_micros: int = 0
 
 
 class Failed(Exception):
@@ -156,7 +178,9 @@ class Failed(Exception):
 
 
 def run_process(argv: list[str], *, timeout: int, env: dict | None = None, stdout_to_null=False):
-    """Runs argv to completion; returns (stdout, wall micros, peak RSS KiB) or raises Failed.
+    """Runs argv to completion; returns (stdout, wall micros, peak RSS KiB, CPU micros) or
+    raises Failed. The CPU time is user + system of the whole process tree from wait4(2): GNU
+    time's own (next to nothing) and that of the program it waited for, every thread.
 
     The peak RSS is the child's wait4(2) ru_maxrss, as GNU time reports it (`time -f %M`). Not
     the driver's own wait4: a child spawned from Python starts on a copy of (or, vforked, on)
@@ -199,7 +223,7 @@ def run_process(argv: list[str], *, timeout: int, env: dict | None = None, stdou
             reader.start()
             readers.append(reader)
     try:
-        _, status, _ = os.wait4(proc.pid, 0)
+        _, status, usage = os.wait4(proc.pid, 0)
     except BaseException:
         kill()
         os.waitpid(proc.pid, 0)
@@ -221,7 +245,8 @@ def run_process(argv: list[str], *, timeout: int, env: dict | None = None, stdou
         maxrss = int(rss_file.read_text().split()[-1])
     except (OSError, ValueError, IndexError):
         raise Failed(f"{GNU_TIME} reported no peak RSS") from None
-    return stdout, wall, maxrss
+    cpu = round((usage.ru_utime + usage.ru_stime) * 1e6)
+    return stdout, wall, maxrss, cpu
 
 
 def why(stderr: str, stdout: str) -> str:
@@ -237,8 +262,8 @@ def why(stderr: str, stdout: str) -> str:
     return line[:300].replace("|", "/")
 
 
-def parse_result(stdout: str) -> tuple[int, int, int | None, int | None]:
-    result, base, bound = None, None, None
+def parse_result(stdout: str) -> tuple[int, int, int | None, int | None, int | None]:
+    result, base, bound, cpu = None, None, None, None
     for line in stdout.splitlines():
         words = line.split()
         if len(words) == 3 and words[0] == "RESULT":
@@ -247,9 +272,11 @@ def parse_result(stdout: str) -> tuple[int, int, int | None, int | None]:
             base = int(words[1])
         elif len(words) == 2 and words[0] == "BOUND":
             bound = int(words[1])
+        elif len(words) == 2 and words[0] == "CPU":
+            cpu = int(words[1])
     if result is None:
         raise Failed("no RESULT line")
-    return result[0], result[1], base, bound
+    return result[0], result[1], base, bound, cpu
 
 
 # --- the contenders --------------------------------------------------------------------------
@@ -288,19 +315,22 @@ class Tools:
             # with no file instead.
             (Path(store.removeprefix("local:")) / "bench/big.bin").unlink(missing_ok=True)
         os.sync()
+        if workload in LARGE:
+            # The same memory for every contender to write into: see BENCH_SETTLE.
+            time.sleep(self.settings.settle)
         if tool in (S5CMD, CP):
             return self.measure_cli(tool, workload, store, args)
         env = {"MIX_ENV": "prod"} if tool == OSX else None
-        stdout, wall, maxrss = run_process(
+        stdout, wall, maxrss, cpu = run_process(
             self.program(tool, workload, store, args), timeout=self.settings.timeout, env=env
         )
-        units, micros, base, bound = parse_result(stdout)
-        return Run(units, micros, maxrss, base, bound, wall)
+        units, micros, base, bound, timed_cpu = parse_result(stdout)
+        return Run(units, micros, maxrss, base, bound, wall, timed_cpu, cpu)
 
     def prepare(self, workload: str, store: str, args: list[int]) -> int:
         """Untimed: the raw program's write workload, so that the reads have their objects."""
         tool = RAW if self.settings.prepare == "raw" else OBSTORE
-        stdout, wall, _ = run_process(
+        stdout, wall, _, _ = run_process(
             self.program(tool, workload, store, args), timeout=self.settings.timeout
         )
         parse_result(stdout)
@@ -336,8 +366,8 @@ class Tools:
                 argv = ["cp", str(src), str(root / "bench/big.bin")]
             else:
                 argv = ["cp", str(root / "bench/big.bin"), "/dev/null"]
-            _, wall, maxrss = run_process(argv, timeout=timeout)
-            return Run(args[0] * MIB, wall, maxrss, wall_micros=wall)
+            _, wall, maxrss, cpu = run_process(argv, timeout=timeout)
+            return Run(args[0] * MIB, wall, maxrss, wall_micros=wall, process_cpu_micros=cpu)
 
         endpoint, _, bucket = store.removeprefix("s3:").rpartition(":")
         base = [self.s5cmd, "--endpoint-url", endpoint, "--log", "error"]
@@ -347,16 +377,18 @@ class Tools:
             src = self.source_file(size_mib)
             argv = base + ["cp", "--part-size", str(part_mib), "--concurrency", str(concurrency)]
             argv += [str(src), f"s3://{bucket}/bench/big.bin"]
-            _, wall, maxrss = run_process(argv, timeout=timeout, env=env)
-            return Run(size_mib * MIB, wall, maxrss, wall_micros=wall)
+            _, wall, maxrss, cpu = run_process(argv, timeout=timeout, env=env)
+            return Run(size_mib * MIB, wall, maxrss, wall_micros=wall, process_cpu_micros=cpu)
         if workload == "download":
             # One GET streamed to stdout, which is /dev/null: `cp` cannot write there, as it
             # writes a temporary file beside its destination and renames it.
             size_mib = args[0]
             argv = base + ["cat", "--concurrency", "1", "--part-size", str(size_mib)]
             argv += [f"s3://{bucket}/bench/big.bin"]
-            _, wall, maxrss = run_process(argv, timeout=timeout, env=env, stdout_to_null=True)
-            return Run(size_mib * MIB, wall, maxrss, wall_micros=wall)
+            _, wall, maxrss, cpu = run_process(
+                argv, timeout=timeout, env=env, stdout_to_null=True
+            )
+            return Run(size_mib * MIB, wall, maxrss, wall_micros=wall, process_cpu_micros=cpu)
 
         count, size, concurrency = args
         commands = self.tmpfs / f"{workload}-{size}.txt"
@@ -372,13 +404,13 @@ class Tools:
         commands.write_text("\n".join(lines) + "\n")
         os.sync()
         argv = base + ["--numworkers", str(concurrency), "run", str(commands)]
-        _, wall, maxrss = run_process(argv, timeout=timeout, env=env)
+        _, wall, maxrss, cpu = run_process(argv, timeout=timeout, env=env)
         if workload == "get_many":
             got = [p for p in dst.iterdir() if p.stat().st_size == size]
             shutil.rmtree(dst)
             if len(got) != count:
                 raise Failed(f"s5cmd wrote {len(got)} files of {size} bytes, expected {count}")
-        return Run(count, wall, maxrss, wall_micros=wall)
+        return Run(count, wall, maxrss, wall_micros=wall, process_cpu_micros=cpu)
 
 
 # --- rows ------------------------------------------------------------------------------------
@@ -403,13 +435,39 @@ class Row:
     def unit(self) -> str:
         return "ops/s" if self.ops else "MB/s"
 
-    def best(self, tool: str) -> float | None:
-        """Throughput of the best run: MB/s (10^6 bytes) or operations per second."""
+    def throughputs(self, tool: str) -> list[float]:
+        """Every run's throughput, in MB/s (10^6 bytes) or operations per second."""
+        if tool in self.failures or not self.runs.get(tool):
+            return []
+        scale = 1e6 if self.ops else 1
+        return sorted(r.units / max(r.micros, 1) * scale for r in self.runs[tool])
+
+    def median(self, tool: str) -> float | None:
+        """The median run's throughput: what a user sees, not the lucky run."""
+        return median(self.throughputs(tool))
+
+    def spread(self, tool: str) -> tuple[float, float] | None:
+        values = self.throughputs(tool)
+        return (values[0], values[-1]) if values else None
+
+    def bytes_moved(self, run: Run) -> int | None:
+        """The payload bytes a run moved (None for a listing)."""
+        if self.workload == "list":
+            return None
+        return run.units * self.args[1] if self.ops else run.units
+
+    def cpu_per_gib(self, tool: str, whole: bool = False) -> float | None:
+        """Median CPU seconds per GiB moved: of the timed part, or of the whole process."""
         if tool in self.failures or not self.runs.get(tool):
             return None
-        run = min(self.runs[tool], key=lambda r: r.micros)
-        per_us = run.units / max(run.micros, 1)
-        return per_us * 1e6 if self.ops else per_us
+        values = []
+        for run in self.runs[tool]:
+            cpu = run.process_cpu_micros if whole else run.cpu_micros
+            moved = self.bytes_moved(run)
+            if cpu is None or not moved:
+                return None
+            values.append(cpu / 1e6 / (moved / (1024 * MIB)))
+        return median(sorted(values))
 
     def peak_mib(self, tool: str) -> float | None:
         if tool in self.failures or not self.runs.get(tool):
@@ -418,6 +476,14 @@ class Row:
 
     def name(self) -> str:
         return f"{self.store} · {self.label}"
+
+
+def median(values: list[float]) -> float | None:
+    """The median of sorted values (the mean of the middle two for an even count)."""
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
 def build_rows(s: Settings, stores: dict[str, str]) -> list[Row]:
@@ -501,9 +567,11 @@ def run_round(row: Row, tools: Tools, s: Settings, spec: str, r: int) -> None:
         row.runs.setdefault(tool, []).append(run)
         per_us = run.units / max(run.micros, 1)
         figure = f"{per_us * 1e6:,.0f} ops/s" if row.ops else f"{per_us:,.0f} MB/s"
+        timed_cpu = "" if run.cpu_micros is None else f"{run.cpu_micros / 1e6:.2f} s timed, "
         print(
             f"[{row.name()}] {tool} round {r + 1}: {figure}, "
-            f"peak RSS {run.maxrss_kib / 1024:,.0f} MiB ({run.wall_micros / 1e6:.1f} s)",
+            f"peak RSS {run.maxrss_kib / 1024:,.0f} MiB, CPU {timed_cpu}"
+            f"{run.process_cpu_micros / 1e6:.2f} s whole ({run.wall_micros / 1e6:.1f} s)",
             flush=True,
         )
 
@@ -514,7 +582,7 @@ def run_rounds(rows: list[Row], tools: Tools, s: Settings, stores: dict[str, str
     The first round prepares each read workload just before it; later rounds find the same
     keys, of the same sizes, where the previous writes left them. A further round starts only
     if another round as long as the first still ends within the budget, so every figure is the
-    best of the same number of runs.
+    median of the same number of runs.
     """
     started = time.monotonic()
     prepared = 0.0
@@ -531,7 +599,7 @@ def run_rounds(rows: list[Row], tools: Tools, s: Settings, stores: dict[str, str
             print(
                 f"round {done + 1} would end after the {s.budget:g}-minute budget "
                 f"({elapsed / 60:.1f} minutes so far, {one_round / 60:.1f} per round): "
-                f"best of {done}",
+                f"median of {done}",
                 flush=True,
             )
             break
@@ -544,6 +612,27 @@ def run_rounds(rows: list[Row], tools: Tools, s: Settings, stores: dict[str, str
 # --- VM health -------------------------------------------------------------------------------
 
 
+@dataclass
+class Health:
+    """One probe's latencies (µs) on one store's VM-health run: idle, while ObjectStoreX's 64
+    downloads stream, and under the pure-BEAM load of the same shape."""
+
+    store: str
+    probe: str
+    idle_p50: float
+    idle_p99: float
+    busy_p50: float
+    busy_p99: float
+    base_p50: float | None
+    base_p99: float | None
+    base_samples: int | None  # fewer than 2,000 when the load slowed the probes past 20 s
+    streamed: float | None  # MB/s the downloads moved while sampled
+    base_streamed: float | None  # MB/s the pure-BEAM readers moved
+    long_idle: int | None  # long_schedule events (> 5 ms) during each set of samples
+    long_busy: int | None
+    long_base: int | None
+
+
 def vm_health(tools: Tools, s: Settings, stores: dict[str, str]) -> tuple[list, dict]:
     rows, failures = [], {}
     if OSX not in s.only:
@@ -553,21 +642,30 @@ def vm_health(tools: Tools, s: Settings, stores: dict[str, str]) -> tuple[list, 
             continue
         try:
             os.sync()
-            stdout, _, _ = run_process(
+            stdout, _, _, _ = run_process(
                 ["mix", "run", "--no-compile", "bench/vm_health.exs", stores[kind]],
                 timeout=s.timeout,
                 env={"MIX_ENV": "prod"},
             )
-            found, streamed = [], None
+            found, baseline, rate, long = [], {}, {}, (None, None, None)
             for line in stdout.splitlines():
                 words = line.split()
                 if len(words) == 6 and words[0] == "HEALTH":
-                    found.append((kind, words[1], *map(float, words[2:])))
-                elif len(words) == 3 and words[0] == "STREAMED":
-                    streamed = int(words[1]) / max(int(words[2]), 1)
+                    found.append((words[1], *map(float, words[2:])))
+                elif len(words) == 5 and words[0] == "BASELINE":
+                    baseline[words[1]] = (float(words[2]), float(words[3]), int(words[4]))
+                elif len(words) == 3 and words[0] in ("STREAMED", "BASELINE_STREAMED"):
+                    rate[words[0]] = int(words[1]) / max(int(words[2]), 1)
+                elif len(words) == 4 and words[0] == "LONG_SCHEDULE":
+                    long = tuple(map(int, words[1:]))
             if not found:
                 raise Failed("no HEALTH lines")
-            rows += [(*row, streamed) for row in found]
+            for probe, ip50, ip99, bp50, bp99 in found:
+                base_p50, base_p99, base_n = baseline.get(probe, (None, None, None))
+                rows.append(
+                    Health(kind, probe, ip50, ip99, bp50, bp99, base_p50, base_p99, base_n,
+                           rate.get("STREAMED"), rate.get("BASELINE_STREAMED"), *long)
+                )
             print(f"[{kind} · VM health] {stdout.strip()}", flush=True)
         except Failed as e:
             failures[kind] = str(e)
@@ -597,7 +695,21 @@ def times(value: float | None) -> str:
 def cell(row: Row, tool: str) -> str:
     if tool in row.failures:
         return f"**failed**: {row.failures[tool]}"
-    return fmt(row.best(tool))
+    spread = row.spread(tool)
+    if spread is None:
+        return "-"
+    low, high = spread
+    return f"{fmt(row.median(tool))} ({fmt(low)}–{fmt(high)})"
+
+
+def cpu_cell(row: Row, tool: str) -> str:
+    """Median CPU s per GiB: the timed part, and in brackets the whole process."""
+    if tool in row.failures:
+        return "failed"
+    timed, whole = row.cpu_per_gib(tool), row.cpu_per_gib(tool, whole=True)
+    if whole is None:
+        return "-"
+    return f"{fmt(timed)} ({fmt(whole)})" if timed is not None else f"({fmt(whole)})"
 
 
 def machine() -> dict[str, str]:
@@ -649,7 +761,7 @@ def target_rows(rows: list[Row]) -> list[tuple[Row, float | None, float | None, 
     """ObjectStoreX >= 0.9x raw and >= obstore, wherever both were measured."""
     out = []
     for row in rows:
-        ours, raw, obs = row.best(OSX), row.best(RAW), row.best(OBSTORE)
+        ours, raw, obs = row.median(OSX), row.median(RAW), row.median(OBSTORE)
         if OSX not in row.tools or RAW not in row.tools:
             continue
         vs_raw = ours / raw if ours and raw else None
@@ -691,7 +803,7 @@ def plot(rows: list[Row], path: Path, s: Settings) -> None:
     import matplotlib.pyplot as plt
 
     def measured(row: Row) -> list[str]:
-        return [t for t in TOOLS if t in row.tools and t in s.only and row.best(t) is not None]
+        return [t for t in TOOLS if t in row.tools and t in s.only and row.median(t) is not None]
 
     shown = [r for r in rows if measured(r)]
     colors = dict(zip(TOOLS, ["#7b2cbf", "#444444", "#2a9d8f", "#e76f51", "#e9c46a", "#8ab17d"]))
@@ -701,13 +813,18 @@ def plot(rows: list[Row], path: Path, s: Settings) -> None:
     for y, row in enumerate(shown):
         here = measured(row)
         height = 0.8 / max(len(here), 3)
-        raw = row.best(RAW)
+        raw = row.median(RAW)
         for i, tool in enumerate(here):
             at = y + (i - (len(here) - 1) / 2) * height
-            value, mem = row.best(tool), row.peak_mib(tool)
+            value, mem = row.median(tool), row.peak_mib(tool)
+            low, high = row.spread(tool)
             if raw:
-                ax_t.barh(at, value / raw, height, color=colors[tool])
-                ax_t.text(value / raw, at, f" {fmt(value)} {row.unit}", va="center", fontsize=6)
+                # The bar is the median; the whisker spans the slowest to the fastest run.
+                error = [[(value - low) / raw], [(high - value) / raw]]
+                ax_t.barh(at, value / raw, height, color=colors[tool], xerr=error,
+                          error_kw={"elinewidth": 0.8, "capsize": 1.5})
+                # The label goes past the whisker, not over it.
+                ax_t.text(high / raw, at, f" {fmt(value)} {row.unit}", va="center", fontsize=6)
             ax_m.barh(at, mem, height, color=colors[tool])
             ax_m.text(mem, at, f" {mem:,.0f}", va="center", fontsize=6)
     ax_t.set_xscale("log")
@@ -719,7 +836,7 @@ def plot(rows: list[Row], path: Path, s: Settings) -> None:
     ax_t.set_yticks(range(len(shown)))
     ax_t.set_yticklabels([r.name() for r in shown], fontsize=8)
     ax_t.invert_yaxis()
-    ax_t.set_title(f"Throughput (best of {s.done})")
+    ax_t.set_title(f"Throughput (median of {s.done}, whiskers min-max)")
     ax_m.set_title(f"Peak RSS (largest of {s.done})")
     tools = [t for t in TOOLS if any(t in measured(r) for r in shown)]
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[t]) for t in tools]
@@ -760,19 +877,34 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "- **s5cmd**: the S3 command-line tool, S3 only.",
         "- **cp**: GNU cp of the same file, the disk's limit, local only.",
         "",
-        f"Each figure is the best of **N = {s.done}** runs. The run goes round after round "
+        f"Each figure is the **median of N = {s.done}** runs, with the slowest and the fastest "
+        "run in brackets: what a user can expect, and how far it strays (runs on a shared "
+        "machine are often bimodal, and the best run says nothing of the usual one). Every "
+        "ratio compares medians. The run goes round after round "
         f"through every row, at most {s.rounds} rounds, starting another only if it can end "
-        f"within {s.budget:g} minutes of measuring (the whole command is kept under 15 minutes "
+        f"within {s.budget:g} minutes of measuring (the whole command is kept under 25 minutes "
         "on 2 cores). In each row the contenders take turns, each "
         "round starting at the next one, with a `sync` before every run; a local upload starts "
         "with the previous round's file removed, since replacing a 1 GiB file frees its "
         "blocks inside the timed part, which on a disk mounted with `discard` costs seconds, "
-        "unevenly. Figures are the timed "
+        f"unevenly. Every run that moves one large object starts {s.settle:g} s after that "
+        "`sync`: a virtual machine that hands freed memory back to its host (free page "
+        "reporting) fills pages freed a moment ago several times faster than pages freed "
+        "seconds ago, so without the pause a program that starts in milliseconds writes into "
+        "faster memory than one whose VM takes a second to start (measured here: the raw "
+        "program's 1 GiB local upload at about 4 GB/s right after the previous file's removal, "
+        "about 1 GB/s three seconds later). Figures are the timed "
         "part only as the program reports it (no VM or interpreter start-up, no preparation), "
         "except s5cmd and cp, whose figure is their whole command's wall time, start-up "
         "included. Peak RSS is the whole process's `ru_maxrss` from `wait4`, as GNU `time` "
         "reports it (the driver's own `wait4` would count its own memory, which a child starts "
-        "from), the largest of the rounds. MB is 10^6 bytes; vs raw is the throughput divided by raw object_store's.",
+        "from), the largest of the rounds. Client CPU is the user + system time of the "
+        "contender's process, every thread: of the timed part as the program reads it from "
+        "`/proc/self/stat` at its start and end (10 ms resolution), and, in brackets, of the "
+        "whole process as `wait4` reports it, start-up included (s5cmd and cp: only the "
+        "latter); the median over the runs, in seconds per GiB of payload moved. The S3 "
+        "server's CPU is not counted. MB is 10^6 bytes; vs raw is the median throughput "
+        "divided by raw object_store's median.",
         "",
         "## Setup and fairness",
         "",
@@ -827,13 +959,26 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         for row in store_rows:
             cells = [cell(row, t) if t in row.tools else "" for t in tools_here]
             lines.append(f"| {row.label} | {row.unit} | " + " | ".join(cells) + " |")
-        lines += ["", "Peak RSS (MiB) and throughput vs raw object_store:", ""]
+        lines += [
+            "",
+            "Client CPU, seconds per GiB moved: the timed part (the whole process, start-up "
+            "included):",
+            "",
+        ]
+        lines.append("| work | " + " | ".join(tools_here) + " |")
+        lines.append("|---|" + "---|" * len(tools_here))
+        for row in store_rows:
+            if row.workload == "list":
+                continue
+            cells = [cpu_cell(row, t) if t in row.tools else "" for t in tools_here]
+            lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
+        lines += ["", "Peak RSS (MiB) and median throughput vs raw object_store:", ""]
         lines.append("| work | " + " | ".join(tools_here) + " |")
         lines.append("|---|" + "---|" * len(tools_here))
         for row in store_rows:
             cells = []
             for t in tools_here:
-                peak, value, raw = row.peak_mib(t), row.best(t), row.best(RAW)
+                peak, value, raw = row.peak_mib(t), row.median(t), row.median(RAW)
                 if t not in row.tools:
                     cells.append("")
                 elif t in row.failures or peak is None:
@@ -851,8 +996,8 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "",
         "## Targets",
         "",
-        "ObjectStoreX at least 0.9x the raw object_store figure, and at least obstore's, on "
-        "every row where they were all measured:",
+        "ObjectStoreX's median at least 0.9x raw object_store's median, and at least "
+        "obstore's, on every row where they were all measured:",
         "",
         "| work | ObjectStoreX / raw | ObjectStoreX / obstore | result |",
         "|---|---|---|---|",
@@ -887,19 +1032,42 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "## VM health (ObjectStoreX)",
         "",
         "Latency of a small `File.read!` and of a `GenServer.call` to another process on an "
-        "idle VM, and while 64 downloads stream from the store (`bench/vm_health.exs`), in "
-        "microseconds:",
+        "idle VM, while 64 downloads stream from the store, and, as the yardstick, under a "
+        "pure-BEAM load of the same shape: 64 processes reading a local file of the same size "
+        "(64 MiB) in chunks of the same size with `:file.read`, again and again "
+        "(`bench/vm_health.exs`), in microseconds. Long schedules are the times a process or "
+        "port ran for more than 5 ms without yielding its scheduler "
+        "(`:erlang.system_monitor/2`, `long_schedule`), counted during each set of samples: "
+        "2,000 per probe, one a millisecond, or as many as 20 s allow (the count in brackets "
+        "when fewer).",
         "",
-        "| store | probe | idle p50 | idle p99 | busy p50 | busy p99 | downloads while busy (MB/s) |",
-        "|---|---|---|---|---|---|---|",
+        "| store | probe | idle p50 / p99 | 64 downloads p50 / p99 | pure-BEAM load p50 / p99 |",
+        "|---|---|---|---|---|",
     ]
-    for kind, probe, ip50, ip99, bp50, bp99, streamed in health:
+    for h in health:
         lines.append(
-            f"| {kind} | {probe} | {fmt(ip50)} | {fmt(ip99)} | {fmt(bp50)} | {fmt(bp99)} "
-            f"| {fmt(streamed)} |"
+            f"| {h.store} | {h.probe} | {fmt(h.idle_p50)} / {fmt(h.idle_p99)} "
+            f"| {fmt(h.busy_p50)} / {fmt(h.busy_p99)} | {fmt(h.base_p50)} / {fmt(h.base_p99)}"
+            + (f" ({h.base_samples:,})" if h.base_samples and h.base_samples < 2000 else "")
+            + " |"
         )
     for kind, reason in health_failures.items():
-        lines.append(f"| {kind} | **failed**: {reason} | | | | | |")
+        lines.append(f"| {kind} | **failed**: {reason} | | | |")
+    lines += [
+        "",
+        "| store | long schedules: idle | 64 downloads | pure-BEAM load "
+        "| MB/s moved: downloads | pure-BEAM load |",
+        "|---|---|---|---|---|---|",
+    ]
+    for kind in dict.fromkeys(x.store for x in health):
+        # The counts and rates belong to the store's run, the same on each probe's line.
+        h = next(x for x in health if x.store == kind)
+        lines.append(
+            f"| {h.store} | {h.long_idle if h.long_idle is not None else '-'} "
+            f"| {h.long_busy if h.long_busy is not None else '-'} "
+            f"| {h.long_base if h.long_base is not None else '-'} "
+            f"| {fmt(h.streamed)} | {fmt(h.base_streamed)} |"
+        )
     lines += ["", "## Versions", ""]
     lines += [f"- {name}: {value}" for name, value in versions(tools)]
     lines.append("")

@@ -3,8 +3,9 @@
     python bench/peers.py TOOL WORKLOAD STORE ARGS...
 
 TOOL is `obstore` or `boto3`. WORKLOAD and STORE follow the bench program contract described
-in bench/bench.py; the program prints one line `RESULT <units> <micros>` where micros is the
-wall time of the timed part only, and exits non-zero (printing no RESULT) on any error.
+in bench/bench.py; the program prints `CPU <micros>`, the user + system time of the whole process
+(every thread) during the timed part, and `RESULT <units> <micros>` where micros is the wall
+time of the timed part only, and exits non-zero (printing no RESULT) on any error.
 
 obstore is the Python binding of the same `object_store` crate ObjectStoreX binds, so it runs
 on every store. boto3 only speaks S3. Each tool is given the same knobs as ObjectStoreX where
@@ -58,16 +59,28 @@ def parse_store(spec: str) -> tuple[str, str, str]:
     raise SystemExit(f"unknown store {spec!r}")
 
 
+def cpu_micros() -> int:
+    """User + system time of this process, every thread, from /proc/self/stat (as the other
+    contenders read it: the same source and 10 ms resolution for all)."""
+    with open("/proc/self/stat") as f:
+        # Fields 14 and 15 (utime, stime), counted after the command name in parentheses.
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) * 1_000_000 // os.sysconf("SC_CLK_TCK")
+
+
 class Timer:
     def __enter__(self) -> "Timer":
+        self.cpu = cpu_micros()
         self.started = time.perf_counter_ns()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.micros = (time.perf_counter_ns() - self.started) // 1000
+        self.cpu = cpu_micros() - self.cpu
 
 
 def report(units: int, timer: Timer) -> None:
+    print(f"CPU {timer.cpu}", flush=True)
     print(f"RESULT {units} {timer.micros}", flush=True)
 
 

@@ -11,7 +11,8 @@
 //!
 //! STORE is `memory`, `local:DIR` or `s3:ENDPOINT:BUCKET` (credentials from AWS_ACCESS_KEY_ID
 //! and AWS_SECRET_ACCESS_KEY, default "test"). Prints `RESULT units micros`, units being bytes
-//! or operations. With `memory`, reads first write their own data, untimed.
+//! or operations, after `CPU micros`, the process's user + system time during the timed part.
+//! With `memory`, reads first write their own data, untimed.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -63,6 +64,32 @@ fn block() -> Bytes {
         })
         .collect();
     Bytes::from(data)
+}
+
+/// User + system time of this process, every thread, from /proc/self/stat (as the other
+/// contenders read it: the same source and 10 ms resolution for all).
+fn cpu_micros() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    let (_, fields) = stat.rsplit_once(')').expect("stat has a command name");
+    let fields: Vec<&str> = fields.split_whitespace().collect();
+    // Fields 14 and 15 of the file (utime, stime), in clock ticks of 10 ms.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks * 10_000
+}
+
+/// When the timed part started, by the clock and by the process's CPU time.
+struct Started {
+    at: Instant,
+    cpu: u64,
+}
+
+impl Started {
+    fn now() -> Self {
+        Started {
+            cpu: cpu_micros(),
+            at: Instant::now(),
+        }
+    }
 }
 
 fn arg(args: &[String], i: usize, name: &str) -> usize {
@@ -124,7 +151,7 @@ async fn main() {
     let (units, started) = match workload {
         "upload" => {
             let size_mib = arg(&args, 3, "SIZE_MIB");
-            let started = Instant::now();
+            let started = Started::now();
             upload(
                 &store,
                 size_mib,
@@ -141,7 +168,7 @@ async fn main() {
                 let payload: PutPayload = std::iter::repeat_n(block(), size_mib).collect();
                 store.put(&Path::from(BIG), payload).await.expect("put");
             }
-            let started = Instant::now();
+            let started = Started::now();
             let mut body = store
                 .get(&Path::from(BIG))
                 .await
@@ -160,7 +187,7 @@ async fn main() {
         }
         "put_many" => {
             let count = arg(&args, 3, "COUNT");
-            let started = Instant::now();
+            let started = Started::now();
             put_many(
                 &store,
                 count,
@@ -176,7 +203,7 @@ async fn main() {
             if memory {
                 put_many(&store, count, size, inflight).await;
             }
-            let started = Instant::now();
+            let started = Started::now();
             let sizes: Vec<usize> = futures::stream::iter(0..count)
                 .map(|i| {
                     let store = &store;
@@ -195,7 +222,7 @@ async fn main() {
             if memory {
                 fill_list(&store, count).await;
             }
-            let started = Instant::now();
+            let started = Started::now();
             let prefix = Path::from("bench/list");
             let seen = store
                 .list(Some(&prefix))
@@ -207,11 +234,13 @@ async fn main() {
         }
         "fill_list" => {
             let count = arg(&args, 3, "COUNT");
-            let started = Instant::now();
+            let started = Started::now();
             fill_list(&store, count).await;
             (count, started)
         }
         other => panic!("unknown workload {other}"),
     };
-    println!("RESULT {units} {}", started.elapsed().as_micros());
+    let micros = started.at.elapsed().as_micros();
+    println!("CPU {}", cpu_micros() - started.cpu);
+    println!("RESULT {units} {micros}");
 }
