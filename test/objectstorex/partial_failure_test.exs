@@ -119,14 +119,6 @@ defmodule ObjectStoreX.PartialFailureTest do
     ObjectStoreX.new!(:http, url: "http://127.0.0.1:#{port}", allow_http: true)
   end
 
-  defp wait_until(fun, tries \\ 100) do
-    cond do
-      fun.() -> :ok
-      tries == 0 -> flunk("condition not reached")
-      true -> Process.sleep(20) && wait_until(fun, tries - 1)
-    end
-  end
-
   describe "download_file/4 leaves no temporary file" do
     @describetag :tmp_dir
 
@@ -137,7 +129,7 @@ defmodule ObjectStoreX.PartialFailureTest do
       assert {:error, %Error{reason: :timeout}} =
                ObjectStoreX.download_file(store, "obj", target, timeout: 300)
 
-      wait_until(fn -> File.ls!(dir) == [] end)
+      assert wait_until(fn -> File.ls!(dir) == [] end, 40)
       assert drain_mailbox() == []
     end
 
@@ -145,9 +137,9 @@ defmodule ObjectStoreX.PartialFailureTest do
       store = stalling_server()
       target = Path.join(dir, "out.bin")
       pid = spawn(fn -> ObjectStoreX.download_file(store, "obj", target) end)
-      wait_until(fn -> File.ls!(dir) != [] end)
+      assert wait_until(fn -> File.ls!(dir) != [] end, 40)
       Process.exit(pid, :kill)
-      wait_until(fn -> File.ls!(dir) == [] end)
+      assert wait_until(fn -> File.ls!(dir) == [] end, 40)
     end
   end
 
@@ -180,7 +172,7 @@ defmodule ObjectStoreX.PartialFailureTest do
     send(holder, :collect)
     assert_receive :collected, 5_000
     # The process is alive, so only the resource's destructor can have stopped the producer.
-    wait_until(fn -> elem(Native.native_stats(), 1) == streams_before end)
+    assert wait_until(fn -> elem(Native.native_stats(), 1) == streams_before end, 40)
     assert Process.alive?(holder)
     Process.exit(holder, :kill)
   end
