@@ -95,8 +95,11 @@ defmodule SyncBench do
     |> File.read!()
     |> String.split("\n")
     |> Enum.find_value(fn
-      "VmHWM:" <> rest -> rest |> String.trim() |> String.trim_trailing(" kB") |> String.to_integer()
-      _ -> nil
+      "VmHWM:" <> rest ->
+        rest |> String.trim() |> String.trim_trailing(" kB") |> String.to_integer()
+
+      _ ->
+        nil
     end)
   end
 
@@ -137,6 +140,7 @@ defmodule SyncBench do
           longnames: true,
           args: [~c"-setcookie", Atom.to_charlist(Node.get_cookie()) | paths]
         })
+
       {pid, node}
     end
   end
@@ -146,7 +150,8 @@ defmodule SyncBench do
 
   # Enough JSON for maps of atoms/strings to integers, strings and lists.
   defp json(map) when is_map(map),
-    do: "{" <> Enum.map_join(map, ",", fn {k, v} -> json(to_string(k)) <> ":" <> json(v) end) <> "}"
+    do:
+      "{" <> Enum.map_join(map, ",", fn {k, v} -> json(to_string(k)) <> ":" <> json(v) end) <> "}"
 
   defp json(list) when is_list(list), do: "[" <> Enum.map_join(list, ",", &json/1) <> "]"
   defp json(s) when is_binary(s), do: inspect(s)

@@ -7,7 +7,7 @@ then ObjectStoreX.Sync with its workers on 1, 2 and 3 nodes (`:peer` nodes on 12
 Settings (environment): SYNC_SMALL (number of small objects, 10000), SYNC_SMALL_KIB (16),
 SYNC_BIG (8), SYNC_BIG_MIB (64), SYNC_ROUNDS (3), SYNC_NODE_ROUNDS (3), SYNC_CONCURRENCY
 (objects in flight, 32, the same for every tool), SYNC_ONLY (comma-separated parts to run:
-contenders,nodes). Writes SYNC_OUT/results.md and SYNC_OUT/runs.jsonl.
+contenders,nodes,listing). Writes SYNC_OUT/results.md and SYNC_OUT/runs.jsonl.
 
 Each contender's figure is the whole command's wall time (start-up included, the same for
 every tool), and its peak RSS the process's ru_maxrss from GNU time. ObjectStoreX's own
@@ -40,7 +40,7 @@ BIG_MIB = int(os.environ.get("SYNC_BIG_MIB", "64"))
 ROUNDS = int(os.environ.get("SYNC_ROUNDS", "3"))
 NODE_ROUNDS = int(os.environ.get("SYNC_NODE_ROUNDS", "3"))
 CONC = int(os.environ.get("SYNC_CONCURRENCY", "32"))
-ONLY = set(os.environ.get("SYNC_ONLY", "contenders,nodes").split(","))
+ONLY = set(os.environ.get("SYNC_ONLY", "contenders,nodes,listing").split(","))
 PART_MIB = 8
 PART_CONC = 8
 OBJECTS = SMALL + BIG
@@ -224,6 +224,20 @@ def nodes(results):
                         for n in rep["nodes"]))
 
 
+def listing(results):
+    """The coordinator's listing rate, each side alone (bench/sync_listing.exs)."""
+    cmd = ["elixir", "-pa", str(ROOT / "_build/prod/lib/objectstorex/ebin"),
+           str(ROOT / "bench/sync_listing.exs"), str(SRC), ENDPOINT, BUCKET, "src"]
+    for r in range(NODE_ROUNDS):
+        _wall, _rss, out = run(cmd)
+        rep = json.loads(out.strip().splitlines()[-1])
+        row = {"round": r, "listing": rep, "load": os.getloadavg()[0]}
+        record(row)
+        results.append(row)
+        log(f"round {r + 1}: listing: local {rep['local_us'] / 1e6:.2f} s, "
+            f"S3 {rep['s3_us'] / 1e6:.2f} s")
+
+
 def med(xs):
     xs = sorted(xs)
     return statistics.median(xs), xs[0], xs[-1]
@@ -297,6 +311,17 @@ def report(results):
                     f"{im:.2f} ({ilo:.2f}–{ihi:.2f}) | {fmt_rate(OBJECTS, i)} | {mb} | "
                     f"{'; '.join(per)} |")
         lines.append("")
+    lst = [x["listing"] for x in results if "listing" in x]
+    if lst:
+        lines.append("The coordinator's listing alone (bench/sync_listing.exs), "
+                     f"{OBJECTS:,} objects:\n")
+        lines.append("| side | s | objects/s |")
+        lines.append("|---|---|---|")
+        for side, name in [("local", "local directory (walked)"), ("s3", "S3 (s3s-fs)")]:
+            t = [x[f"{side}_us"] / 1e6 for x in lst]
+            m, lo, hi = med(t)
+            lines.append(f"| {name} | {m:.2f} ({lo:.2f}–{hi:.2f}) | {fmt_rate(OBJECTS, t)} |")
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -311,6 +336,8 @@ def main():
         contenders(results)
     if "nodes" in ONLY:
         nodes(results)
+    if "listing" in ONLY:
+        listing(results)
     text = report(results)
     (OUT / "results.md").write_text(text)
     print(text)
