@@ -105,7 +105,8 @@ defmodule ObjectStoreX.Sync do
     checkpoint: nil,
     nodes: nil,
     on_progress: nil,
-    batch_size: 16
+    batch_size: 16,
+    listing: :flat
   ]
 
   @max_batch 10_000
@@ -140,6 +141,13 @@ defmodule ObjectStoreX.Sync do
       in a process of the run at most every 100 ms, and once at the end; an exception it
       raises ends the run and is re-raised by `run/3`
     * `:batch_size` - objects per batch handed to a worker, default 16, at most 10_000
+    * `:listing` - how S3, GCS, Azure and memory stores are listed: `:flat` (default), one
+      paginated listing of the whole prefix, streamed; or `:tree`, one `"/"`-delimited
+      listing per directory, walked depth first as local and HTTP stores always are. `:tree`
+      costs at least one request per directory and holds the listings of the directories on
+      the current path, but where a server's cost of each page grows with the whole prefix
+      (s3s-fs walks and sorts every key under the prefix for each page of 1,000) it reads far
+      less; rclone lists so by default
   """
   @spec run(Store.t(), Store.t(), keyword()) :: {:ok, Report.t()} | {:error, Error.t()}
   def run(source, dest, opts \\ []) do
@@ -177,6 +185,7 @@ defmodule ObjectStoreX.Sync do
          :ok <- compare(opts.compare),
          :ok <- Args.positive_integers(opts, [:concurrency]),
          :ok <- batch_size(opts.batch_size),
+         :ok <- listing(opts.listing),
          {:ok, transfer} <- transfer_opts(dest, opts),
          {:ok, checkpoint} <- checkpoint(opts.checkpoint),
          {:ok, nodes} <- nodes(opts.nodes),
@@ -194,6 +203,7 @@ defmodule ObjectStoreX.Sync do
          compare: opts.compare,
          concurrency: opts.concurrency,
          batch_size: opts.batch_size,
+         listing: opts.listing,
          transfer: transfer,
          checkpoint: checkpoint,
          nodes: nodes,
@@ -215,6 +225,11 @@ defmodule ObjectStoreX.Sync do
 
   defp compare(other),
     do: Error.invalid(":compare must be :size_mtime or :checksum, got: #{Args.brief(other)}")
+
+  defp listing(mode) when mode in [:flat, :tree], do: :ok
+
+  defp listing(other),
+    do: Error.invalid(":listing must be :flat or :tree, got: #{Args.brief(other)}")
 
   defp batch_size(n) when is_integer(n) and n > 0 and n <= @max_batch, do: :ok
 
@@ -533,8 +548,8 @@ defmodule ObjectStoreX.Sync do
 
     result =
       try do
-        source = Listing.stream(ctx.source, ctx.prefix, "source")
-        dest = Listing.stream(ctx.dest, ctx.dest_prefix, "destination")
+        source = Listing.stream(ctx.source, ctx.prefix, "source", ctx.listing)
+        dest = Listing.stream(ctx.dest, ctx.dest_prefix, "destination", ctx.listing)
 
         Listing.merge(source, dest)
         |> Stream.flat_map(&classify(&1, ctx, ck_state, spill))
