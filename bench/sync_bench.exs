@@ -9,7 +9,7 @@
 # workers are on all of them (`nodes:`); a local directory is the same path on every node.
 # Knobs, from the environment: SYNC_CONCURRENCY (objects in flight on each node, default 32),
 # SYNC_PART_MIB (8), SYNC_PART_CONCURRENCY (parts in flight per object, 8), SYNC_BATCH (the
-# run's default when unset).
+# run's default when unset), SYNC_LISTING (`flat` or `tree`, the run's default when unset).
 #
 # Output: the run's own duration (no VM start-up), its report's counts, and per node the
 # objects and bytes it copied or skipped and its peak RSS (VmHWM), so that the coordination
@@ -52,6 +52,10 @@ defmodule SyncBench do
         case System.get_env("SYNC_BATCH") do
           nil -> []
           n -> [batch_size: String.to_integer(n)]
+        end ++
+        case System.get_env("SYNC_LISTING") do
+          nil -> []
+          mode -> [listing: String.to_existing_atom(mode)]
         end
 
     t0 = System.monotonic_time(:microsecond)

@@ -72,6 +72,7 @@ S5CMD_COMMON = [S5CMD, "--endpoint-url", ENDPOINT, "--log", "error", "--numworke
 OSX = ["elixir", "-pa", str(ROOT / "_build/prod/lib/objectstorex/ebin"),
        str(ROOT / "bench/sync_bench.exs")]
 OSX_ENV = {"SYNC_PART_MIB": str(PART_MIB), "SYNC_PART_CONCURRENCY": str(PART_CONC)}
+OSX_TREE = "ObjectStoreX.Sync, listing: :tree"
 S3_SPEC = f"s3:{ENDPOINT}:{BUCKET}"
 
 
@@ -80,6 +81,7 @@ def command(tool, direction):
         src, dst = SRC, f"{BUCKET}/up"
         return {
             "ObjectStoreX.Sync": OSX + [f"local:{src}", f"{S3_SPEC}/up"],
+            OSX_TREE: OSX + [f"local:{src}", f"{S3_SPEC}/up"],
             # The trailing "/": else rclone first HEADs the prefix to see whether it is a file,
             # which s3s-fs answers, once the prefix exists as its directory, with a 500 that
             # rclone retries for a minute and a half.
@@ -89,12 +91,13 @@ def command(tool, direction):
     src = f"{BUCKET}/src"
     return {
         "ObjectStoreX.Sync": OSX + [f"{S3_SPEC}/src", f"local:{DST}"],
+        OSX_TREE: OSX + [f"{S3_SPEC}/src", f"local:{DST}"],
         "rclone copy": RCLONE_COMMON + RCLONE_DOWN + [f"s3:{src}/", str(DST)],
         "s5cmd sync": S5CMD_COMMON + [f"s3://{src}/*", f"{DST}/"],
     }[tool]
 
 
-TOOLS = ["ObjectStoreX.Sync", "rclone copy", "s5cmd sync"]
+TOOLS = ["ObjectStoreX.Sync", OSX_TREE, "rclone copy", "s5cmd sync"]
 LOG = None
 
 
@@ -174,6 +177,11 @@ def make_source():
         raise SystemExit(f"the S3 source holds {got}, expected {(OBJECTS, BYTES)}")
 
 
+def last_json(out):
+    # A peer node may print to the same standard output: the report is the last JSON line.
+    return json.loads([x for x in out.splitlines() if x.startswith('{"')][-1])
+
+
 def record(row):
     LOG.write(json.dumps(row) + "\n")
     LOG.flush()
@@ -181,16 +189,18 @@ def record(row):
 
 def contenders(results):
     for r in range(ROUNDS):
-        order = TOOLS[r % 3:] + TOOLS[:r % 3]
+        order = TOOLS[r % len(TOOLS):] + TOOLS[:r % len(TOOLS)]
         for direction in ["up", "down"]:
             for tool in order:
                 reset(direction)
                 for phase in ["fresh", "unchanged"]:
                     extra = OSX_ENV | {"SYNC_CONCURRENCY": str(CONC)}
+                    if tool == OSX_TREE:
+                        extra |= {"SYNC_LISTING": "tree"}
                     wall, rss, out = run(command(tool, direction), extra)
                     check(direction)
-                    inner = json.loads(out.strip().splitlines()[-1])["run_us"] / 1e6 \
-                        if tool == TOOLS[0] else None
+                    inner = last_json(out)["run_us"] / 1e6 \
+                        if tool.startswith("ObjectStoreX") else None
                     row = {"round": r, "direction": direction, "phase": phase, "tool": tool,
                            "wall": wall, "rss_mib": rss, "inner": inner,
                            "load": os.getloadavg()[0]}
@@ -211,7 +221,7 @@ def nodes(results):
                 extra = OSX_ENV | {"SYNC_CONCURRENCY": str(per_node)}
                 wall, rss, out = run(command(TOOLS[0], "up") + [str(k)], extra)
                 check("up")
-                rep = json.loads(out.strip().splitlines()[-1])
+                rep = last_json(out)
                 row = {"round": r, "nodes": k, "phase": phase, "wall": wall, "rss_mib": rss,
                        "inner": rep["run_us"] / 1e6, "per_node": rep["nodes"],
                        "per_node_conc": per_node, "load": os.getloadavg()[0]}
@@ -230,7 +240,7 @@ def listing(results):
            str(ROOT / "bench/sync_listing.exs"), str(SRC), ENDPOINT, BUCKET, "src"]
     for r in range(NODE_ROUNDS):
         _wall, _rss, out = run(cmd)
-        rep = json.loads(out.strip().splitlines()[-1])
+        rep = last_json(out)
         row = {"round": r, "listing": rep, "load": os.getloadavg()[0]}
         record(row)
         results.append(row)
@@ -317,12 +327,18 @@ def report(results):
                      f"{OBJECTS:,} objects:\n")
         lines.append("| side | s | objects/s |")
         lines.append("|---|---|---|")
-        for side, name in [("local", "local directory (walked)"), ("s3", "S3 (s3s-fs)")]:
+        for side, name in [("local", "local directory (walked)"), ("s3", "S3 (s3s-fs), flat"),
+                           ("s3_tree", "S3 (s3s-fs), listing: :tree")]:
             t = [x[f"{side}_us"] / 1e6 for x in lst]
             m, lo, hi = med(t)
             lines.append(f"| {name} | {m:.2f} ({lo:.2f}–{hi:.2f}) | {fmt_rate(OBJECTS, t)} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def report_from(path):
+    """The tables again from a runs.jsonl (e.g. of an interrupted run)."""
+    return report([json.loads(x) for x in open(path)])
 
 
 def main():

@@ -3,7 +3,8 @@
 #
 #   elixir -pa _build/prod/lib/objectstorex/ebin bench/sync_listing.exs LOCAL_DIR S3_ENDPOINT BUCKET PREFIX
 #
-# Prints one JSON line: microseconds and objects for the local walk and for the S3 listing.
+# Prints one JSON line: microseconds and objects for the local walk and for the S3 listing,
+# flat (the default) and by directory (`listing: :tree`).
 alias ObjectStoreX.Sync.Listing
 
 [dir, endpoint, bucket, prefix] = System.argv()
@@ -23,6 +24,10 @@ local = ObjectStoreX.new!(:local, root: dir)
 {local_us, local_n} = :timer.tc(fn -> local |> Listing.stream(nil, "source") |> Enum.count() end)
 {s3_us, s3_n} = :timer.tc(fn -> s3 |> Listing.stream(prefix, "source") |> Enum.count() end)
 
+{tree_us, tree_n} =
+  :timer.tc(fn -> s3 |> Listing.stream(prefix, "source", :tree) |> Enum.count() end)
+
 IO.puts(
-  ~s({"local_us":#{local_us},"local_objects":#{local_n},"s3_us":#{s3_us},"s3_objects":#{s3_n}})
+  ~s({"local_us":#{local_us},"local_objects":#{local_n},"s3_us":#{s3_us},"s3_objects":#{s3_n},) <>
+    ~s("s3_tree_us":#{tree_us},"s3_tree_objects":#{tree_n}})
 )
