@@ -110,6 +110,9 @@ defmodule ObjectStoreX.Sync do
   ]
 
   @max_batch 10_000
+  # A batch also ends once it holds this much to copy: large objects go to different workers
+  # instead of queueing behind one another in one worker's batch.
+  @batch_bytes 8 * 1_048_576
   @delete_batch 1_000
   @progress_interval_us 100_000
 
@@ -140,7 +143,9 @@ defmodule ObjectStoreX.Sync do
     * `:on_progress` - `fn %{listed:, copied:, skipped:, failed:, bytes:} -> any end`, called
       in a process of the run at most every 100 ms, and once at the end; an exception it
       raises ends the run and is re-raised by `run/3`
-    * `:batch_size` - objects per batch handed to a worker, default 16, at most 10_000
+    * `:batch_size` - objects per batch handed to a worker, default 16, at most 10_000; a
+      batch also ends once it holds 8 MiB to copy, so that large objects are copied by
+      different workers at once
     * `:listing` - how S3, GCS, Azure and memory stores are listed: `:flat` (default), one
       paginated listing of the whole prefix, streamed; or `:tree`, one `"/"`-delimited
       listing per directory, walked depth first as local and HTTP stores always are. `:tree`
@@ -553,7 +558,7 @@ defmodule ObjectStoreX.Sync do
 
         Listing.merge(source, dest)
         |> Stream.flat_map(&classify(&1, ctx, ck_state, spill))
-        |> Stream.chunk_every(ctx.batch_size)
+        |> Stream.chunk_while({0, 0, []}, &batch_item(&1, &2, ctx.batch_size), &batch_end/1)
         |> Enum.each(fn items ->
           send(coordinator, {:sync_items, self(), items})
 
@@ -589,6 +594,17 @@ defmodule ObjectStoreX.Sync do
       true -> [{:skip, key, src.size}]
     end
   end
+
+  defp batch_item({action, _key, size} = item, {n, bytes, acc}, max) do
+    bytes = if action in [:copy, :verify], do: bytes + size, else: bytes
+
+    if n + 1 >= max or bytes >= @batch_bytes,
+      do: {:cont, Enum.reverse([item | acc]), {0, 0, []}},
+      else: {:cont, {n + 1, bytes, [item | acc]}}
+  end
+
+  defp batch_end({_, _, []} = acc), do: {:cont, acc}
+  defp batch_end({_, _, items}), do: {:cont, Enum.reverse(items), {0, 0, []}}
 
   defp spill_path do
     Path.join(

@@ -121,6 +121,31 @@ defmodule ObjectStoreX.SyncTest do
       end
     end
 
+    test "large objects go to different workers, not one batch", c do
+      prefix = "big-#{System.unique_integer([:positive])}"
+      data = :binary.copy("x", 9 * 1_048_576)
+      for i <- 1..4, do: :ok = ObjectStoreX.put(c.source, "#{prefix}/#{i}", data)
+      id = "sync-batches-#{System.unique_integer()}"
+      parent = self()
+
+      :telemetry.attach(
+        id,
+        [:objectstorex, :upload, :start],
+        fn _, _, meta, _ ->
+          if String.starts_with?(meta.path, prefix), do: send(parent, {:upload, self()})
+        end,
+        nil
+      )
+
+      on_exit(fn -> :telemetry.detach(id) end)
+
+      assert {:ok, %Report{copied: 4}} =
+               Sync.run(c.source, c.dest, prefix: prefix, dest_prefix: prefix, concurrency: 4)
+
+      workers = for {:upload, pid} <- drain(), uniq: true, do: pid
+      assert length(workers) > 1
+    end
+
     test "one object failing is reported and never stops the others", c do
       tree = tree(40)
       populate!(c.source, nil, tree)
