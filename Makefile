@@ -1,9 +1,14 @@
 # `make bench` runs the benchmarks (bench/run.sh) and writes bench/README.md and bench/bench.png;
 # `make bench-smoke` is a quick run of the same, written to bench/results/smoke/.
-.PHONY: bench bench-smoke
+# `make bench-sync` runs ObjectStoreX.Sync beside rclone and s5cmd (bench/sync.sh), written to
+# bench/results/sync/ (bench/SYNC.md has the figures and how they scale).
+.PHONY: bench bench-smoke bench-sync
 
 bench:
 	bash bench/run.sh
 
 bench-smoke:
 	BENCH_MIB=$${BENCH_MIB:-16} BENCH_SCALE=$${BENCH_SCALE:-0.01} bash bench/run.sh
+
+bench-sync:
+	bash bench/sync.sh

@@ -105,10 +105,14 @@ defmodule ObjectStoreX.Sync do
     checkpoint: nil,
     nodes: nil,
     on_progress: nil,
-    batch_size: 16
+    batch_size: 16,
+    listing: :flat
   ]
 
   @max_batch 10_000
+  # A batch also ends once it holds this much to copy: large objects go to different workers
+  # instead of queueing behind one another in one worker's batch.
+  @batch_bytes 8 * 1_048_576
   @delete_batch 1_000
   @progress_interval_us 100_000
 
@@ -139,7 +143,16 @@ defmodule ObjectStoreX.Sync do
     * `:on_progress` - `fn %{listed:, copied:, skipped:, failed:, bytes:} -> any end`, called
       in a process of the run at most every 100 ms, and once at the end; an exception it
       raises ends the run and is re-raised by `run/3`
-    * `:batch_size` - objects per batch handed to a worker, default 16, at most 10_000
+    * `:batch_size` - objects per batch handed to a worker, default 16, at most 10_000; a
+      batch also ends once it holds 8 MiB to copy, so that large objects are copied by
+      different workers at once
+    * `:listing` - how S3, GCS, Azure and memory stores are listed: `:flat` (default), one
+      paginated listing of the whole prefix, streamed; or `:tree`, one `"/"`-delimited
+      listing per directory, walked depth first as local and HTTP stores always are. `:tree`
+      costs at least one request per directory and holds the listings of the directories on
+      the current path, but where a server's cost of each page grows with the whole prefix
+      (s3s-fs walks and sorts every key under the prefix for each page of 1,000) it reads far
+      less; rclone lists so by default
   """
   @spec run(Store.t(), Store.t(), keyword()) :: {:ok, Report.t()} | {:error, Error.t()}
   def run(source, dest, opts \\ []) do
@@ -177,6 +190,7 @@ defmodule ObjectStoreX.Sync do
          :ok <- compare(opts.compare),
          :ok <- Args.positive_integers(opts, [:concurrency]),
          :ok <- batch_size(opts.batch_size),
+         :ok <- listing(opts.listing),
          {:ok, transfer} <- transfer_opts(dest, opts),
          {:ok, checkpoint} <- checkpoint(opts.checkpoint),
          {:ok, nodes} <- nodes(opts.nodes),
@@ -194,6 +208,7 @@ defmodule ObjectStoreX.Sync do
          compare: opts.compare,
          concurrency: opts.concurrency,
          batch_size: opts.batch_size,
+         listing: opts.listing,
          transfer: transfer,
          checkpoint: checkpoint,
          nodes: nodes,
@@ -215,6 +230,11 @@ defmodule ObjectStoreX.Sync do
 
   defp compare(other),
     do: Error.invalid(":compare must be :size_mtime or :checksum, got: #{Args.brief(other)}")
+
+  defp listing(mode) when mode in [:flat, :tree], do: :ok
+
+  defp listing(other),
+    do: Error.invalid(":listing must be :flat or :tree, got: #{Args.brief(other)}")
 
   defp batch_size(n) when is_integer(n) and n > 0 and n <= @max_batch, do: :ok
 
@@ -533,12 +553,12 @@ defmodule ObjectStoreX.Sync do
 
     result =
       try do
-        source = Listing.stream(ctx.source, ctx.prefix, "source")
-        dest = Listing.stream(ctx.dest, ctx.dest_prefix, "destination")
+        source = Listing.stream(ctx.source, ctx.prefix, "source", ctx.listing)
+        dest = Listing.stream(ctx.dest, ctx.dest_prefix, "destination", ctx.listing)
 
         Listing.merge(source, dest)
         |> Stream.flat_map(&classify(&1, ctx, ck_state, spill))
-        |> Stream.chunk_every(ctx.batch_size)
+        |> Stream.chunk_while({0, 0, []}, &batch_item(&1, &2, ctx.batch_size), &batch_end/1)
         |> Enum.each(fn items ->
           send(coordinator, {:sync_items, self(), items})
 
@@ -574,6 +594,17 @@ defmodule ObjectStoreX.Sync do
       true -> [{:skip, key, src.size}]
     end
   end
+
+  defp batch_item({action, _key, size} = item, {n, bytes, acc}, max) do
+    bytes = if action in [:copy, :verify], do: bytes + size, else: bytes
+
+    if n + 1 >= max or bytes >= @batch_bytes,
+      do: {:cont, Enum.reverse([item | acc]), {0, 0, []}},
+      else: {:cont, {n + 1, bytes, [item | acc]}}
+  end
+
+  defp batch_end({_, _, []} = acc), do: {:cont, acc}
+  defp batch_end({_, _, items}), do: {:cont, Enum.reverse(items), {0, 0, []}}
 
   defp spill_path do
     Path.join(

@@ -34,6 +34,7 @@ defmodule ObjectStoreX.SyncTest do
             {[nodes: [:"nobody@127.0.0.1"]], ~r/not connected/},
             {[on_progress: fn -> :ok end], ~r/:on_progress/},
             {[batch_size: 0], ~r/:batch_size/},
+            {[listing: :deep], ~r/:listing/},
             {[prefix: 5], ~r/:prefix/}
           ] do
         assert {:error, %Error{reason: :invalid_argument, message: message}} =
@@ -100,6 +101,49 @@ defmodule ObjectStoreX.SyncTest do
       progress = for {:progress, p} <- Process.info(self(), :messages) |> elem(1), do: p
       assert %{listed: 120, copied: 120, failed: 0} = List.last(progress)
       assert Enum.all?(progress, &(Map.keys(&1) == [:bytes, :copied, :failed, :listed, :skipped]))
+    end
+
+    test "listing: :tree walks key-ordered stores by directory, to the same result", c do
+      # With keys that sort between a directory and the keys below it ("a-x" < "a/").
+      tree = tree(120) ++ [{"a-x", "x"}, {"a/b/c", "deep"}]
+      populate!(c.source, "p", tree)
+      :ok = ObjectStoreX.put(c.source, "p0", "beside the prefix, not in it")
+
+      assert {:ok, %Report{listed: 122, copied: 122, failed: []}} =
+               Sync.run(c.source, c.dest, prefix: "p", dest_prefix: "q", listing: :tree)
+
+      assert_holds!(c.dest, "q", tree)
+
+      # A second run compares every key and copies nothing, either way of listing.
+      for mode <- [:tree, :flat] do
+        assert {:ok, %Report{listed: 122, copied: 0, skipped: 122}} =
+                 Sync.run(c.source, c.dest, prefix: "p", dest_prefix: "q", listing: mode)
+      end
+    end
+
+    test "large objects go to different workers, not one batch", c do
+      prefix = "big-#{System.unique_integer([:positive])}"
+      data = :binary.copy("x", 9 * 1_048_576)
+      for i <- 1..4, do: :ok = ObjectStoreX.put(c.source, "#{prefix}/#{i}", data)
+      id = "sync-batches-#{System.unique_integer()}"
+      parent = self()
+
+      :telemetry.attach(
+        id,
+        [:objectstorex, :upload, :start],
+        fn _, _, meta, _ ->
+          if String.starts_with?(meta.path, prefix), do: send(parent, {:upload, self()})
+        end,
+        nil
+      )
+
+      on_exit(fn -> :telemetry.detach(id) end)
+
+      assert {:ok, %Report{copied: 4}} =
+               Sync.run(c.source, c.dest, prefix: prefix, dest_prefix: prefix, concurrency: 4)
+
+      workers = for {:upload, pid} <- drain(), uniq: true, do: pid
+      assert length(workers) > 1
     end
 
     test "one object failing is reported and never stops the others", c do

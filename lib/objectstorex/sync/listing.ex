@@ -20,24 +20,26 @@ defmodule ObjectStoreX.Sync.Listing do
 
   @doc """
   The objects under `prefix` (nil: the whole store) as `{relative_key, %Meta{}}` in strictly
-  rising key order, lazily. Raises `ObjectStoreX.Error` when listing fails.
+  rising key order, lazily. `mode` is `:flat` (a key-ordered store's own paginated listing) or
+  `:tree` (walked one "/" directory at a time, as unordered stores always are). Raises
+  `ObjectStoreX.Error` when listing fails.
   """
-  @spec stream(Store.t(), String.t() | nil, atom()) :: Enumerable.t()
-  def stream(store, prefix, side) do
+  @spec stream(Store.t(), String.t() | nil, atom(), :flat | :tree) :: Enumerable.t()
+  def stream(store, prefix, side, mode \\ :flat) do
     strip = if prefix, do: prefix <> "/", else: ""
 
     store
-    |> raw(prefix)
+    |> raw(prefix, mode)
     |> Stream.map(fn %Meta{location: location} = meta ->
       {String.replace_prefix(location, strip, ""), meta}
     end)
     |> rising(side)
   end
 
-  defp raw(%Store{backend: backend} = store, prefix) when backend in @ordered,
+  defp raw(%Store{backend: backend} = store, prefix, :flat) when backend in @ordered,
     do: ObjectStoreX.Stream.list_stream(store, prefix: prefix, timeout: 120_000)
 
-  defp raw(store, prefix), do: walk(store, prefix)
+  defp raw(store, prefix, _mode), do: walk(store, prefix)
 
   # Depth first, each directory's entries sorted by the key they stand for: an object by its
   # path, a directory by its path and "/" (every key below it starts so). A sibling that sorts

