@@ -61,34 +61,14 @@ mkdir -p "$RESULTS/bin"
 cp "${CARGO_TARGET_DIR:-$ROOT/target}/release/objectstorex_bench_raw" "$RESULTS/bin/"
 
 # --- the S3 server, on loopback, stopped on exit ---------------------------------------------
-export AWS_ACCESS_KEY_ID="objectstorex-bench"
-export AWS_SECRET_ACCESS_KEY="objectstorex-bench-secret"
-s3s_pid=""
+source bench/s3s.sh
 cleanup() {
-  if [[ -n "$s3s_pid" ]] && kill -0 "$s3s_pid" 2>/dev/null; then
-    kill "$s3s_pid" 2>/dev/null || true
-    wait "$s3s_pid" 2>/dev/null || true
-  fi
+  stop_s3s
   rm -rf "$S3_DATA" "$RESULTS/run"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-if (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null; then
-  die "port $S3_PORT on 127.0.0.1 is taken: set BENCH_S3_PORT to a free one"
-fi
-rm -rf "$S3_DATA"
-mkdir -p "$S3_DATA/$S3_BUCKET"
-"$S3S_FS" --host 127.0.0.1 --port "$S3_PORT" --access-key "$AWS_ACCESS_KEY_ID" \
-  --secret-key "$AWS_SECRET_ACCESS_KEY" "$S3_DATA" >"$RESULTS/s3s-fs.log" 2>&1 &
-s3s_pid=$!
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null && break
-  kill -0 "$s3s_pid" 2>/dev/null || die "s3s-fs exited at start (see $RESULTS/s3s-fs.log)"
-  sleep 0.1
-done
-(exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null || die "s3s-fs is not listening on $S3_PORT"
-log "s3s-fs $S3S_FS_VERSION on 127.0.0.1:$S3_PORT (data in $S3_DATA)"
+start_s3s "$S3_PORT" "$S3_DATA" "$S3_BUCKET" "$RESULTS/s3s-fs.log" BENCH_S3_PORT
 
 export BENCH_S3="s3:http://127.0.0.1:$S3_PORT:$S3_BUCKET"
 export BENCH_S3_SERVER="s3s-fs $S3S_FS_VERSION, data on the local disk"
