@@ -3,8 +3,8 @@ defmodule Mix.Tasks.ObjectstorexSyncTaskTest do
   # Not async: capturing standard error swaps the VM-wide :standard_error device.
   use ExUnit.Case, async: false
 
-  import ExUnit.CaptureIO
   import ObjectStoreX.SyncHelpers
+  import ObjectStoreX.TestHelpers, only: [run_mix_task: 2]
 
   alias ObjectStoreX.TestBackends
 
@@ -16,32 +16,6 @@ defmodule Mix.Tasks.ObjectstorexSyncTaskTest do
     %{dir: dir}
   end
 
-  defp run_task(args) do
-    parent = self()
-
-    stderr =
-      capture_io(:stderr, fn ->
-        stdout =
-          capture_io(fn ->
-            result =
-              try do
-                Mix.Task.rerun(@task, args)
-                :ok
-              rescue
-                e in Mix.Error -> {:error, e.message}
-              end
-
-            send(parent, {:result, result})
-          end)
-
-        send(parent, {:stdout, stdout})
-      end)
-
-    assert_received {:result, result}
-    assert_received {:stdout, stdout}
-    {result, stdout, stderr}
-  end
-
   test "syncs a directory to another, then nothing; dry run, delete, checkpoint", %{dir: dir} do
     src = Path.join(dir, "src")
     dst = Path.join(dir, "dst")
@@ -49,22 +23,27 @@ defmodule Mix.Tasks.ObjectstorexSyncTaskTest do
     populate!(ObjectStoreX.new!(:local, root: src), nil, tree)
     ckpt = Path.join(dir, "ckpt")
 
-    {:ok, out, _} = run_task(["--no-progress", "--checkpoint", ckpt, src, dst])
+    {:ok, out, _} = run_mix_task(@task, ["--no-progress", "--checkpoint", ckpt, src, dst])
 
     assert out =~
              ~r/^synced .*src -> .*dst: listed 60, copied 60 .*skipped 0, deleted 0, failed 0/
 
     assert_holds!(ObjectStoreX.new!(:local, root: dst), nil, tree)
 
-    {:ok, out, _} = run_task(["--no-progress", src, dst])
+    {:ok, out, _} = run_mix_task(@task, ["--no-progress", src, dst])
     assert out =~ "listed 60, copied 0 (0 B), skipped 60"
 
     File.write!(Path.join(dst, "extra"), "x")
-    {:ok, out, _} = run_task(["--no-progress", "--dry-run", "--delete", "--checksum", src, dst])
+
+    {:ok, out, _} =
+      run_mix_task(@task, ["--no-progress", "--dry-run", "--delete", "--checksum", src, dst])
+
     assert out =~ ~r/^would sync .* deleted 1, failed 0/
     assert File.exists?(Path.join(dst, "extra"))
 
-    {:ok, out, _} = run_task(["--progress", "--delete", "--concurrency", "2", src, dst])
+    {:ok, out, _} =
+      run_mix_task(@task, ["--progress", "--delete", "--concurrency", "2", src, dst])
+
     assert out =~ "deleted 1, failed 0"
     refute File.exists?(Path.join(dst, "extra"))
   end
@@ -77,7 +56,7 @@ defmodule Mix.Tasks.ObjectstorexSyncTaskTest do
     File.mkdir_p!(dst)
     File.write!(Path.join(dst, "d"), "in the way")
 
-    assert {{:error, message}, out, err} = run_task(["--no-progress", src, dst])
+    assert {{:error, message}, out, err} = run_mix_task(@task, ["--no-progress", src, dst])
     assert message =~ "2 of 3 objects failed"
     assert out =~ "copied 1"
     assert err =~ ~r/^failed d\/a: /m
@@ -85,13 +64,16 @@ defmodule Mix.Tasks.ObjectstorexSyncTaskTest do
   end
 
   test "bad arguments name what is wrong", %{dir: dir} do
-    assert {{:error, m}, _, _} = run_task([dir])
+    assert {{:error, m}, _, _} = run_mix_task(@task, [dir])
     assert m =~ "expected SRC and DST"
-    assert {{:error, m}, _, _} = run_task(["--bogus", dir, dir])
+    assert {{:error, m}, _, _} = run_mix_task(@task, ["--bogus", dir, dir])
     assert m =~ "unknown option --bogus"
-    assert {{:error, m}, _, _} = run_task(["--delete", dir, Path.join(dir, "sub")])
+    assert {{:error, m}, _, _} = run_mix_task(@task, ["--delete", dir, Path.join(dir, "sub")])
     assert m =~ "overlapping prefixes"
-    assert {{:error, m}, _, _} = run_task(["--checkpoint", dir, dir <> "a", dir <> "b"])
+
+    assert {{:error, m}, _, _} =
+             run_mix_task(@task, ["--checkpoint", dir, dir <> "a", dir <> "b"])
+
     assert m =~ "checkpoint #{dir} is not a regular file"
   end
 end

@@ -6,7 +6,6 @@ defmodule Mix.Tasks.ObjectstorexTasksTest do
   # Not async: capturing standard error swaps the VM-wide :standard_error device.
   use ExUnit.Case, async: false
 
-  import ExUnit.CaptureIO
   import ObjectStoreX.TestHelpers
 
   alias ObjectStoreX.{CLI, TestBackends}
@@ -19,41 +18,14 @@ defmodule Mix.Tasks.ObjectstorexTasksTest do
     %{dir: dir}
   end
 
-  # Runs a task; returns {:ok | {:error, message}, stdout, stderr}.
-  defp run_task(task, args) do
-    parent = self()
-
-    stderr =
-      capture_io(:stderr, fn ->
-        stdout =
-          capture_io(fn ->
-            result =
-              try do
-                Mix.Task.rerun(task, args)
-                :ok
-              rescue
-                e in Mix.Error -> {:error, e.message}
-              end
-
-            send(parent, {:result, result})
-          end)
-
-        send(parent, {:stdout, stdout})
-      end)
-
-    assert_received {:result, result}
-    assert_received {:stdout, stdout}
-    {result, stdout, stderr}
-  end
-
   defp ok!(task, args) do
-    {result, stdout, stderr} = run_task(task, args)
+    {result, stdout, stderr} = run_mix_task(task, args)
     assert result == :ok, "#{task} #{Enum.join(args, " ")} failed: #{inspect(result)}\n#{stderr}"
     {stdout, stderr}
   end
 
   defp error!(task, args) do
-    {result, stdout, _stderr} = run_task(task, args)
+    {result, stdout, _stderr} = run_mix_task(task, args)
     assert {:error, message} = result, "#{task} #{Enum.join(args, " ")} succeeded:\n#{stdout}"
     message
   end
@@ -270,7 +242,7 @@ defmodule Mix.Tasks.ObjectstorexTasksTest do
       File.write!(Path.join(dir, "dst/blocked"), "in the way")
 
       {result, out, err} =
-        run_task("objectstorex.cp", ["--no-progress", "-r", "memory://#{key}/", "#{dir}/dst/"])
+        run_mix_task("objectstorex.cp", ["--no-progress", "-r", "memory://#{key}/", "#{dir}/dst/"])
 
       assert {:error, message} = result
       assert message =~ "1 of 3 objects failed to copy"

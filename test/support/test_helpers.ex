@@ -252,4 +252,34 @@ defmodule ObjectStoreX.TestHelpers do
         wait_until(check, tries - 1)
     end
   end
+
+  @doc """
+  Runs a mix task in this VM (`Mix.Task.rerun/2`); returns `{:ok | {:error, message}, stdout,
+  stderr}`. Capturing standard error swaps the VM-wide device: callers are not async.
+  """
+  def run_mix_task(task, args) do
+    parent = self()
+
+    stderr =
+      ExUnit.CaptureIO.capture_io(:stderr, fn ->
+        stdout =
+          ExUnit.CaptureIO.capture_io(fn ->
+            result =
+              try do
+                Mix.Task.rerun(task, args)
+                :ok
+              rescue
+                e in Mix.Error -> {:error, e.message}
+              end
+
+            send(parent, {:result, result})
+          end)
+
+        send(parent, {:stdout, stdout})
+      end)
+
+    result = receive(do: ({:result, result} -> result))
+    stdout = receive(do: ({:stdout, stdout} -> stdout))
+    {result, stdout, stderr}
+  end
 end
