@@ -56,6 +56,18 @@ defmodule ObjectStoreX.Args do
          do: {:ok, [resource, path, native], %{timeout: timeout}}
   end
 
+  # No options, the common case, skips the checks: the answer is always the same.
+  @no_get_options %{
+    range: nil,
+    if_match: nil,
+    if_none_match: nil,
+    if_modified_since: nil,
+    if_unmodified_since: nil,
+    version: nil,
+    head: false
+  }
+  defp get_options(opts) when opts == %{}, do: {:ok, @no_get_options}
+
   defp get_options(opts) do
     with {:ok, range} <- range(":range", opts[:range]),
          {:ok, if_match} <- optional_header(":if_match", opts[:if_match]),
@@ -303,7 +315,10 @@ defmodule ObjectStoreX.Args do
   Validates a keyword list against `allowed` (a list of keys) and returns it as a map, with
   `defaults` for the keys not set. A nil value means "not set", as with `System.get_env/1`.
   """
-  def opts(opts, allowed, defaults \\ []) do
+  def opts(opts, allowed, defaults \\ [])
+  def opts([], _allowed, []), do: {:ok, %{}}
+
+  def opts(opts, allowed, defaults) do
     with {:ok, opts} <- keyword(opts) do
       case Enum.reject(Keyword.keys(opts), &(&1 in allowed)) do
         [] ->
@@ -504,6 +519,16 @@ defmodule ObjectStoreX.Args do
   def attribute_opts, do: @attribute_opts
 
   @doc "Builds the native put options (mode, attributes, metadata, tags) from validated opts."
+  @no_put_options %{
+    mode: :overwrite,
+    etag: nil,
+    version: nil,
+    attributes: [],
+    metadata: [],
+    tags: []
+  }
+  def put_options(opts) when opts == %{}, do: {:ok, @no_put_options}
+
   def put_options(opts) do
     with {:ok, {mode, etag, version}} <- put_mode(Map.get(opts, :mode, :overwrite)),
          {:ok, attributes} <- string_pairs(Map.take(opts, @attribute_opts), "attribute"),

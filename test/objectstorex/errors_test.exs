@@ -188,6 +188,22 @@ defmodule ObjectStoreX.ErrorsTest do
       assert {:error, %Error{reason: :not_found}} = ObjectStoreX.head(store, "a")
     end
 
+    test "no options build the same native arguments as the defaults spelled out", %{
+      store: store
+    } do
+      # The no-option case takes a shortcut past the checks; it must agree with them.
+      assert ObjectStoreX.Args.get(store, "a", []) ==
+               ObjectStoreX.Args.get(store, "a", head: false, range: nil, timeout: :infinity)
+
+      assert ObjectStoreX.Args.put(store, "a", "b", []) ==
+               ObjectStoreX.Args.put(store, "a", "b",
+                 mode: :overwrite,
+                 metadata: %{},
+                 tags: %{},
+                 timeout: :infinity
+               )
+    end
+
     test "options that are not a keyword list", %{store: store} do
       assert_invalid(fn -> ObjectStoreX.get(store, "exists.txt", :nope) end, "option")
       assert_invalid(fn -> ObjectStoreX.get(store, "exists.txt", [1, 2]) end, "option")
