@@ -27,6 +27,38 @@ defmodule ObjectStoreX.SchedulerTest do
   @min_load_ms 500
   @max_rounds 10
 
+  describe "the I/O threads' niceness" do
+    # In a child VM, since the runtime reads OBJECTSTOREX_IO_NICE once, when it starts.
+    defp io_thread_nices(env) do
+      code = """
+      {:ok, store} = ObjectStoreX.new(:memory)
+      :ok = ObjectStoreX.put(store, "a", "b")
+      for task <- File.ls!("/proc/self/task"),
+          String.trim(File.read!("/proc/self/task/\#{task}/comm")) == "objectstorex-io" do
+        # The comm field may hold spaces; the fields after its closing parenthesis do not.
+        [_, rest] = String.split(File.read!("/proc/self/task/\#{task}/stat"), ") ", parts: 2)
+        IO.puts("NICE " <> Enum.at(String.split(rest), 16))
+      end
+      """
+
+      paths = Enum.flat_map(:code.get_path(), &["-pa", List.to_string(&1)])
+      {out, 0} = System.cmd("elixir", paths ++ ["-e", code], env: env, stderr_to_stdout: true)
+      for "NICE " <> n <- String.split(out, "\n"), do: String.to_integer(n)
+    end
+
+    test "is 10 by default and OBJECTSTOREX_IO_NICE sets it" do
+      default = io_thread_nices([{"OBJECTSTOREX_IO_NICE", nil}])
+      assert default != [] and Enum.all?(default, &(&1 == 10)), inspect(default)
+      assert [_ | _] = zero = io_thread_nices([{"OBJECTSTOREX_IO_NICE", "0"}])
+      assert Enum.all?(zero, &(&1 == 0)), inspect(zero)
+      assert [_ | _] = five = io_thread_nices([{"OBJECTSTOREX_IO_NICE", "5"}])
+      assert Enum.all?(five, &(&1 == 5)), inspect(five)
+      # Nonsense keeps the default rather than failing the load.
+      assert [_ | _] = bad = io_thread_nices([{"OBJECTSTOREX_IO_NICE", "fast"}])
+      assert Enum.all?(bad, &(&1 == 10)), inspect(bad)
+    end
+  end
+
   test "local: 200 concurrent operations never block a scheduler" do
     check_schedulers(:local)
   end

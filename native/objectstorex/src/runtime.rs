@@ -64,12 +64,33 @@ pub fn start() -> std::io::Result<()> {
 /// Tokio's threads (workers and the blocking pool) run at nice 10, so when the machine is
 /// short of CPU the kernel runs the BEAM's schedulers first: heavy I/O through this library
 /// slows itself down rather than the VM. Raising niceness needs no privileges.
+/// `OBJECTSTOREX_IO_NICE` (0 to 19) sets another value, read once.
 pub(crate) fn lower_priority() {
     #[cfg(target_os = "linux")]
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+    {
+        let nice = io_nice();
+        if nice > 0 {
+            unsafe {
+                let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                libc::setpriority(libc::PRIO_PROCESS, tid, nice);
+            }
+        }
     }
+}
+
+const DEFAULT_IO_NICE: i32 = 10;
+
+fn io_nice() -> i32 {
+    static NICE: OnceLock<i32> = OnceLock::new();
+    *NICE.get_or_init(|| parse_nice(std::env::var("OBJECTSTOREX_IO_NICE").ok().as_deref()))
+}
+
+/// A value outside 0..=19, or not a number, keeps the default rather than failing the load.
+fn parse_nice(value: Option<&str>) -> i32 {
+    value
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|n| (0..=19).contains(n))
+        .unwrap_or(DEFAULT_IO_NICE)
 }
 
 pub fn runtime() -> &'static Runtime {
