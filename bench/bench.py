@@ -918,7 +918,9 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "8 MiB chunks on local, 2 MiB elsewhere. The data is one random 1 MiB block, made "
         "before timing and repeated.",
         "- raw object_store: `WriteMultipart` with that part size, waiting for capacity at that "
-        "many parts in flight; one streaming `get`, walked in chunk-size pieces.",
+        "many parts in flight; one streaming `get`, cut in chunk-size pieces (zero-copy "
+        "slices) that go one by one through a channel of two to a consumer thread, as a "
+        "binding hands chunks to its caller.",
         "- obstore: `put(iterator, chunk_size=PART, max_concurrency=N)`; "
         "`get(...).stream(min_chunk_size=CHUNK)`; `put_async` / `get_async` with N coroutines "
         "in flight; `list(prefix, chunk_size=1000)`.",
@@ -938,10 +940,11 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "",
     ]
     notes = {
-        "memory": "The raw program's memory download walks zero-copy slices of the one buffer the "
-        "in-memory store hands out, so its figure is close to the cost of nothing; ObjectStoreX "
-        "delivers every chunk to an Elixir process as a binary and obstore copies every chunk "
-        "into a Python `bytes`. The row compares each binding's per-chunk cost to zero. "
+        "memory": "Download: the in-memory store hands out the object as one buffer, so the "
+        "row measures what each contender pays per chunk delivered: raw object_store passes "
+        "zero-copy slices to a consumer thread through a channel, ObjectStoreX delivers every "
+        "chunk to an Elixir process as a binary (zero-copy too) and obstore copies every chunk "
+        "into a Python `bytes`. "
         "Uploads: the part knobs apply to raw object_store and obstore, whose multipart upload "
         "to this store keeps every part and copies them into the object on one thread; "
         "ObjectStoreX's memory store has no parts and joins the chunks written once, on up to "

@@ -3,7 +3,8 @@
 //! objectstorex_bench_raw WORKLOAD STORE ARGS...
 //!
 //!   upload    SIZE_MIB PART_MIB CONCURRENCY   WriteMultipart to bench/big.bin
-//!   download  SIZE_MIB CHUNK_MIB              streaming get of bench/big.bin
+//!   download  SIZE_MIB CHUNK_MIB              streaming get of bench/big.bin, each chunk
+//!                                             handed to a consumer thread
 //!   put_many  COUNT SIZE_BYTES CONCURRENCY    bench/many-SIZE_BYTES/NNNNNN
 //!   get_many  COUNT SIZE_BYTES CONCURRENCY
 //!   list      COUNT                           everything under bench/list/
@@ -174,16 +175,26 @@ async fn main() {
                 .await
                 .expect("get")
                 .into_stream();
-            let mut bytes = 0usize;
-            // Walk the body in chunk-size pieces (zero-copy slices), as a consumer of
-            // ObjectStoreX's stream sees it.
+            // Hand each chunk-size piece (a zero-copy slice) to a consumer on another thread
+            // through a channel of two, as a binding hands chunks to its caller: the in-memory
+            // store's body is one buffer, and slicing it alone would measure nothing.
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(2);
+            let consumer = std::thread::spawn(move || {
+                let mut bytes = 0usize;
+                while let Some(chunk) = rx.blocking_recv() {
+                    bytes += chunk.len();
+                }
+                bytes
+            });
             while let Some(buf) = body.next().await {
                 let mut buf = buf.expect("chunk");
                 while !buf.is_empty() {
-                    bytes += buf.split_to(chunk_size.min(buf.len())).len();
+                    let piece = buf.split_to(chunk_size.min(buf.len()));
+                    tx.send(piece).await.expect("consumer alive");
                 }
             }
-            (bytes, started)
+            drop(tx);
+            (consumer.join().expect("consumer"), started)
         }
         "put_many" => {
             let count = arg(&args, 3, "COUNT");
