@@ -633,6 +633,40 @@ class Health:
     long_base: int | None
 
 
+@dataclass
+class HealthRun:
+    """What one run of bench/vm_health.exs printed, by phase (idle, downloads, baseline)."""
+
+    probes: dict[tuple[str, str], tuple[float, float, int]]  # (phase, probe): p50, p99 µs, n
+    streamed: dict[str, float]  # MB/s the phase's load moved while sampled
+    long: dict[str, int]  # long_schedule events during the phase's samples
+    base_rss_kib: int | None = None  # the VM's RSS just before the downloads started
+    bound: int | None = None  # the downloads' documented memory bound, bytes
+
+
+def health_argv(spec: str, *args: object) -> list[str]:
+    return ["mix", "run", "--no-compile", "bench/vm_health.exs", spec, *map(str, args)]
+
+
+def parse_health(stdout: str) -> HealthRun:
+    run = HealthRun({}, {}, {})
+    for line in stdout.splitlines():
+        words = line.split()
+        if len(words) == 6 and words[0] == "PROBE":
+            run.probes[(words[1], words[2])] = (float(words[3]), float(words[4]), int(words[5]))
+        elif len(words) == 4 and words[0] == "STREAMED":
+            run.streamed[words[1]] = int(words[2]) / max(int(words[3]), 1)
+        elif len(words) == 3 and words[0] == "LONG_SCHEDULE":
+            run.long[words[1]] = int(words[2])
+        elif len(words) == 2 and words[0] == "BASE_RSS":
+            run.base_rss_kib = int(words[1])
+        elif len(words) == 2 and words[0] == "BOUND":
+            run.bound = int(words[1])
+    if not run.probes:
+        raise Failed("no PROBE lines")
+    return run
+
+
 def vm_health(tools: Tools, s: Settings, stores: dict[str, str]) -> tuple[list, dict]:
     rows, failures = [], {}
     if OSX not in s.only:
@@ -643,28 +677,20 @@ def vm_health(tools: Tools, s: Settings, stores: dict[str, str]) -> tuple[list, 
         try:
             os.sync()
             stdout, _, _, _ = run_process(
-                ["mix", "run", "--no-compile", "bench/vm_health.exs", stores[kind]],
-                timeout=s.timeout,
-                env={"MIX_ENV": "prod"},
+                health_argv(stores[kind]), timeout=s.timeout, env={"MIX_ENV": "prod"}
             )
-            found, baseline, rate, long = [], {}, {}, (None, None, None)
-            for line in stdout.splitlines():
-                words = line.split()
-                if len(words) == 6 and words[0] == "HEALTH":
-                    found.append((words[1], *map(float, words[2:])))
-                elif len(words) == 5 and words[0] == "BASELINE":
-                    baseline[words[1]] = (float(words[2]), float(words[3]), int(words[4]))
-                elif len(words) == 3 and words[0] in ("STREAMED", "BASELINE_STREAMED"):
-                    rate[words[0]] = int(words[1]) / max(int(words[2]), 1)
-                elif len(words) == 4 and words[0] == "LONG_SCHEDULE":
-                    long = tuple(map(int, words[1:]))
-            if not found:
-                raise Failed("no HEALTH lines")
-            for probe, ip50, ip99, bp50, bp99 in found:
-                base_p50, base_p99, base_n = baseline.get(probe, (None, None, None))
+            h = parse_health(stdout)
+            for (phase, probe), (ip50, ip99, _) in sorted(h.probes.items()):
+                if phase != "idle":
+                    continue
+                if ("downloads", probe) not in h.probes:
+                    raise Failed(f"no downloads samples of {probe}")
+                bp50, bp99, _ = h.probes[("downloads", probe)]
+                base_p50, base_p99, base_n = h.probes.get(("baseline", probe), (None,) * 3)
                 rows.append(
                     Health(kind, probe, ip50, ip99, bp50, bp99, base_p50, base_p99, base_n,
-                           rate.get("STREAMED"), rate.get("BASELINE_STREAMED"), *long)
+                           h.streamed.get("downloads"), h.streamed.get("baseline"),
+                           h.long.get("idle"), h.long.get("downloads"), h.long.get("baseline"))
                 )
             print(f"[{kind} · VM health] {stdout.strip()}", flush=True)
         except Failed as e:
