@@ -4,11 +4,12 @@
 # reading a local file of the same size in chunks of the same size with :file.read, again and
 # again.
 #
-#   MIX_ENV=prod mix run bench/vm_health.exs STORE [STREAMS [PHASES]]
+#   MIX_ENV=prod mix run bench/vm_health.exs STORE [STREAMS [PHASES [SAMPLES]]]
 #
 # PHASES, comma-separated, picks the sets of samples (idle,downloads,baseline by default); the
 # bench's cost curves run `downloads` alone, so that the process's peak RSS is the downloads'.
-# Each set of samples is 2,000 rounds of the probes, one a millisecond, or what 20 s allow.
+# Each set of samples is SAMPLES rounds of the probes (2,000), one a millisecond, or what
+# SAMPLES x 10 ms allow (20 s).
 # STORE as for bench/osx.exs. Prints, for each phase run:
 #
 #   PROBE phase probe p50_us p99_us samples   for the probes file_read and genserver_call
@@ -35,7 +36,8 @@ defmodule Bench.VMHealth do
   @object "bench/health.bin"
   @object_mib 64
   @samples 2000
-  @sampling_ms 20_000
+  # Sampling stops after this long per round asked for, however slow the probes are.
+  @sampling_ms_per_round 10
   # ms a process or port may run uninterrupted before it counts as a long schedule.
   @long_schedule 5
   @phases ~w(idle downloads baseline)
@@ -45,13 +47,14 @@ defmodule Bench.VMHealth do
 
   def main([spec]), do: main([spec, "64"])
   def main([spec, streams]), do: main([spec, streams, Enum.join(@phases, ",")])
+  def main([spec, streams, phases]), do: main([spec, streams, phases, "#{@samples}"])
 
-  def main([spec, streams, phases]) do
-    streams = String.to_integer(streams)
+  def main([spec, streams, phases, samples]) do
+    {streams, samples} = {String.to_integer(streams), String.to_integer(samples)}
     phases = String.split(phases, ",")
 
-    unless streams > 0 and phases != [] and phases -- @phases == [],
-      do: raise("STREAMS must be positive and PHASES among #{Enum.join(@phases, ",")}")
+    unless streams > 0 and samples > 0 and phases != [] and phases -- @phases == [],
+      do: raise("STREAMS and SAMPLES must be positive, PHASES among #{Enum.join(@phases, ",")}")
 
     store = Bench.StoreSpec.open!(spec)
     block = :crypto.strong_rand_bytes(@mib)
@@ -77,20 +80,20 @@ defmodule Bench.VMHealth do
     monitor = start_long_schedule_monitor()
 
     if "idle" in phases do
-      samples = sample(probes)
-      report("idle", samples, nil, long_schedules(monitor))
+      idle = sample(probes, samples)
+      report("idle", idle, nil, long_schedules(monitor))
     end
 
     if "downloads" in phases do
       :erlang.garbage_collect()
       IO.puts("BASE_RSS #{rss_kib()}")
 
-      {micros, samples, moved, long} =
-        under_load(probes, monitor, streams, fn counter, parent ->
+      {micros, busy, moved, long} =
+        under_load(probes, monitor, streams, samples, fn counter, parent ->
           stream_forever(store, chunk, counter, parent)
         end)
 
-      report("downloads", samples, {moved, micros}, long)
+      report("downloads", busy, {moved, micros}, long)
     end
 
     if "baseline" in phases do
@@ -99,13 +102,13 @@ defmodule Bench.VMHealth do
       local_copy = Path.join(dir, "objectstorex-health-#{System.os_time()}.bin")
       File.write!(local_copy, List.duplicate(block, @object_mib))
 
-      {micros, samples, moved, long} =
-        under_load(probes, monitor, streams, fn counter, parent ->
+      {micros, baseline, moved, long} =
+        under_load(probes, monitor, streams, samples, fn counter, parent ->
           read_forever(local_copy, chunk, counter, parent)
         end)
 
       File.rm!(local_copy)
-      report("baseline", samples, {moved, micros}, long)
+      report("baseline", baseline, {moved, micros}, long)
     end
 
     File.rm!(small)
@@ -124,7 +127,7 @@ defmodule Bench.VMHealth do
   # Samples the probes while `streams` processes run `load`; returns the sampling time, the
   # samples, the bytes the load moved meanwhile and the long schedules seen meanwhile (not
   # those of the workers' start or of their killing).
-  defp under_load(probes, monitor, streams, load) do
+  defp under_load(probes, monitor, streams, samples, load) do
     counter = :counters.new(1, [:write_concurrency])
     parent = self()
     workers = for _ <- 1..streams, do: spawn_link(fn -> load.(counter, parent) end)
@@ -133,11 +136,11 @@ defmodule Bench.VMHealth do
 
     _ = long_schedules(monitor)
     before = :counters.get(counter, 1)
-    {micros, samples} = :timer.tc(fn -> sample(probes) end)
+    {micros, taken} = :timer.tc(fn -> sample(probes, samples) end)
     moved = :counters.get(counter, 1) - before
     long = long_schedules(monitor)
     Enum.each(workers, &(Process.unlink(&1) && Process.exit(&1, :kill)))
-    {micros, samples, moved, long}
+    {micros, taken, moved, long}
   end
 
   # A process that counts long_schedule events, read and reset by long_schedules/1.
@@ -196,16 +199,16 @@ defmodule Bench.VMHealth do
     stream_forever(store, chunk, counter, nil)
   end
 
-  # Probes take turns, one sample each per millisecond, in this process, until @samples rounds
-  # or @sampling_ms have passed: a load that slows a probe to many milliseconds gets fewer.
-  defp sample(probes) do
-    deadline = System.monotonic_time(:millisecond) + @sampling_ms
+  # Probes take turns, one sample each per millisecond, in this process, until `rounds` rounds
+  # or 10 ms per round have passed: a load that slows a probe to many milliseconds gets fewer.
+  defp sample(probes, rounds) do
+    deadline = System.monotonic_time(:millisecond) + rounds * @sampling_ms_per_round
 
     Stream.repeatedly(fn ->
       Process.sleep(1)
       for {name, probe} <- probes, do: {name, elem(:timer.tc(probe), 0)}
     end)
-    |> Stream.take(@samples)
+    |> Stream.take(rounds)
     |> Enum.reduce_while([], fn round, acc ->
       acc = [round | acc]
 
