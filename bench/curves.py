@@ -419,6 +419,9 @@ def probes_text(curve: Curve) -> str | None:
     parts = []
     for what in PROBES:
         a, b = probe(curve, ns[0], what)[0], probe(curve, ns[-1], what)[0]
+        if len(ns) == 1:
+            parts.append(f"{what} p99 {fmt(a)} µs")
+            continue
         parts.append(f"{what} p99 from {fmt(a)} µs at {x_label('streams', ns[0])} to {fmt(b)} "
                      f"at {x_label('streams', ns[-1])}")
     longs = [f"{probe(curve, n, 'long')[0]:g} at {n}" for n in ns]
@@ -436,6 +439,8 @@ def errorbar(ax, xs, triples, **style) -> None:
 
 def axes_for(ax, figure: str, xs: list[int], ylabel: str, values: list[float],
              log: bool | None = None) -> None:
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
     ax.set_xscale("log")
     ax.set_xticks(xs)
     ax.set_xticklabels([f"{x:,}" if figure == "streams" else x_label(figure, x) for x in xs])
@@ -448,6 +453,9 @@ def axes_for(ax, figure: str, xs: list[int], ylabel: str, values: list[float],
         log = bool(values) and min(values) > 0 and max(values) / min(values) > 20
     if log:
         ax.set_yscale("log")
+        # Plain figures on the ticks, not powers of ten.
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
     else:
         ax.set_ylim(bottom=0, top=max(values, default=1) * 1.1)
 
@@ -506,8 +514,9 @@ def plot(cs: CurveSet, folder: Path, health: list) -> list[tuple[str, Path]]:
                     # Where the documented bound puts the peak: the RSS before, plus the bound
                     # and the slack the check allows.
                     by = [(r.base_rss_kib * 1024 + r.bound + BOUND_SLACK) / MIB for _, r in bounds]
-                    axes[1].plot([x for x, _ in bounds], by, color=color, linestyle=":",
-                                 linewidth=1, label=f"bound, {text}")
+                    axes[1].plot([x for x, _ in bounds], by, color=color,
+                                 linestyle=":" if style == "-" else "-.", linewidth=1,
+                                 marker="_", label=f"bound, {text}")
                     seen[1] += by
                 if streams:
                     for i, what in ((2, "file_read"), (2, "genserver_call"), (3, "long")):
@@ -646,7 +655,7 @@ def report(cs: CurveSet, folder: Path, health: list, s: Settings) -> list[str]:
             "",
             f"Not measured: they did not fit in the {cs.budget:g} minutes. The estimates come "
             "from the points measured before them; all of these would take about "
-            f"{skipped_seconds(cs.curves) / 60:.0f} more minutes.",
+            f"{skipped_seconds(cs.curves) / 60:.1f} more minutes.",
             "",
         ]
         lines += [f"- {c.name()} {x_label(c.figure, x)}: {why}" for c, x, why in skipped]
