@@ -25,6 +25,7 @@ if its estimate fits in what is left; the README names those that did not, with 
 from __future__ import annotations
 
 import os
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -555,7 +556,7 @@ def plot(cs: CurveSet, folder: Path, health: list) -> list[tuple[str, Path]]:
         title = TITLES[figure] + (f" · {curves[0].store}" if figure == "size" else "")
         if skipped:
             title += "   (not measured, out of budget: " + ", ".join(skipped) + ")"
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(textwrap.fill(title, 120), fontsize=10)
         handles, labels = axes[0].get_legend_handles_labels()
         h1, l1 = axes[1].get_legend_handles_labels()
         axes[0].legend(handles, labels, fontsize=7)
