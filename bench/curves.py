@@ -440,7 +440,7 @@ def errorbar(ax, xs, triples, **style) -> None:
 
 def axes_for(ax, figure: str, xs: list[int], ylabel: str, values: list[float],
              log: bool | None = None) -> None:
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_xscale("log")
     ax.set_xticks(xs)
@@ -454,7 +454,8 @@ def axes_for(ax, figure: str, xs: list[int], ylabel: str, values: list[float],
         log = bool(values) and min(values) > 0 and max(values) / min(values) > 20
     if log:
         ax.set_yscale("log")
-        # Plain figures on the ticks, not powers of ten.
+        # Plain figures on the ticks, not powers of ten, and enough of them to read a value.
+        ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
     else:
@@ -517,7 +518,8 @@ def plot(cs: CurveSet, folder: Path, health: list) -> list[tuple[str, Path]]:
                     by = [(r.base_rss_kib * 1024 + r.bound + BOUND_SLACK) / MIB for _, r in bounds]
                     axes[1].plot([x for x, _ in bounds], by, color=color,
                                  linestyle=":" if style == "-" else "-.", linewidth=1,
-                                 marker="_", label=f"bound, {text}")
+                                 marker="_" if len(bounds) == 1 else None,
+                                 label=f"bound, {text}")
                     seen[1] += by
                 if streams:
                     for i, what in ((2, "file_read"), (2, "genserver_call"), (3, "long")):
