@@ -1,4 +1,5 @@
-# `make bench` runs the benchmarks (bench/run.sh) and writes bench/README.md and bench/bench.png;
+# `make bench` runs the benchmarks (bench/run.sh) and writes bench/README.md, bench/bench.png
+# and the cost curves bench/curves-*.png;
 # `make bench-smoke` is a quick run of the same, written to bench/results/smoke/.
 # `make bench-sync` runs ObjectStoreX.Sync beside rclone and s5cmd (bench/sync.sh), written to
 # bench/results/sync/ (bench/SYNC.md has the figures and how they scale).

@@ -19,7 +19,10 @@ Settings (environment):
   BENCH_SCALE    scales the object counts: 1,000 x 1 MiB, 10,000 x 1 KiB, 100,000 listed (1)
   BENCH_ROUNDS   at most this many runs per contender and row, the median counting (5)
   BENCH_BUDGET   minutes of measuring: a further round starts only if one more as long as the
-                 first still ends within them (21; the VM-health runs come after)
+                 first still ends within them (21 minus BENCH_CURVE_BUDGET, so 15; the VM-health
+                 runs and the cost curves come after, and `make bench` stays within 25 minutes)
+  BENCH_CURVE_BUDGET, BENCH_CURVE_ROUNDS   the cost curves' minutes (6; 0 leaves them out) and
+                 runs per point (3): see bench/curves.py
   BENCH_SETTLE   seconds to wait, after the sync, before each run of a large-object row (3; 0
                  below BENCH_MIB=256, as in a smoke run):
                  on a virtual machine that hands freed memory back to its host, pages freed a
@@ -28,7 +31,7 @@ Settings (environment):
                  memory than one whose VM takes a second to start
   BENCH_OUT      README to write; default bench/README.md for a full run (BENCH_MIB=1024,
                  BENCH_SCALE=1, every store and tool), bench/results/smoke/README.md otherwise.
-                 The plot goes beside it as bench.png.
+                 The plot goes beside it as bench.png, the cost curves as curves-*.png.
   BENCH_STORES   stores to run, comma-separated (memory,local,s3)
   BENCH_ONLY     tools to run, comma-separated (all); anything less is a smoke run
   BENCH_S3       the S3 store, s3:http://127.0.0.1:PORT:BUCKET (set by bench/run.sh)
@@ -95,6 +98,7 @@ OSX, RAW, OBSTORE, BOTO3, S5CMD, CP = (
     "cp",
 )
 TOOLS = [OSX, RAW, OBSTORE, BOTO3, S5CMD, CP]
+TOOL_COLORS = dict(zip(TOOLS, ["#7b2cbf", "#444444", "#2a9d8f", "#e76f51", "#e9c46a", "#8ab17d"]))
 TOOL_KEYS = {"osx": OSX, "raw": RAW, "obstore": OBSTORE, "boto3": BOTO3, "s5cmd": S5CMD, "cp": CP}
 
 
@@ -102,12 +106,20 @@ def env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+# Of the 25 minutes `make bench` may take on 2 cores, builds take about 1, the VM-health runs
+# about 2 and the cost curves this many; the rows get the rest (BENCH_BUDGET's default).
+CURVE_BUDGET = float(os.environ.get("BENCH_CURVE_BUDGET", "6"))
+BUDGET = 21 - CURVE_BUDGET
+
+
 @dataclass
 class Settings:
     mib: int = env_int("BENCH_MIB", 1024)
     scale: float = float(os.environ.get("BENCH_SCALE", "1"))
     rounds: int = env_int("BENCH_ROUNDS", 5)
-    budget: float = float(os.environ.get("BENCH_BUDGET", "21"))
+    budget: float = float(os.environ.get("BENCH_BUDGET", BUDGET))
+    curve_budget: float = CURVE_BUDGET
+    curve_rounds: int = env_int("BENCH_CURVE_ROUNDS", 3)
     settle: float = float(
         os.environ.get("BENCH_SETTLE", "3" if env_int("BENCH_MIB", 1024) >= 256 else "0")
     )
@@ -138,7 +150,8 @@ class Settings:
         )
 
     def command_line(self) -> str:
-        defaults = {"mib": 1024, "scale": 1.0, "rounds": 5, "budget": 21.0, "settle": 3.0}
+        defaults = {"mib": 1024, "scale": 1.0, "rounds": 5, "budget": BUDGET, "settle": 3.0,
+                    "curve_budget": 6.0, "curve_rounds": 3}
         parts = []
         for var, attr in [
             ("BENCH_MIB", "mib"),
@@ -146,6 +159,8 @@ class Settings:
             ("BENCH_ROUNDS", "rounds"),
             ("BENCH_BUDGET", "budget"),
             ("BENCH_SETTLE", "settle"),
+            ("BENCH_CURVE_BUDGET", "curve_budget"),
+            ("BENCH_CURVE_ROUNDS", "curve_rounds"),
         ]:
             if os.environ.get(var) and getattr(self, attr) != defaults[attr]:
                 parts.append(f"{var}={os.environ[var]}")
@@ -307,8 +322,10 @@ class Tools:
             return [self.python, "bench/peers.py", tool, *words]
         raise ValueError(tool)
 
-    def measure(self, tool: str, workload: str, store: str, args: list[int]) -> Run:
-        """One measured run of one contender."""
+    def measure(
+        self, tool: str, workload: str, store: str, args: list[int], settle: float | None = None
+    ) -> Run:
+        """One measured run of one contender; settle overrides BENCH_SETTLE."""
         if workload.startswith("upload") and store.startswith("local:"):
             # Replacing the last round's 1 GiB file frees its blocks inside the timed part, and
             # on a disk mounted with `discard` that costs seconds, unevenly: every upload starts
@@ -317,7 +334,7 @@ class Tools:
         os.sync()
         if workload in LARGE:
             # The same memory for every contender to write into: see BENCH_SETTLE.
-            time.sleep(self.settings.settle)
+            time.sleep(self.settings.settle if settle is None else settle)
         if tool in (S5CMD, CP):
             return self.measure_cli(tool, workload, store, args)
         env = {"MIX_ENV": "prod"} if tool == OSX else None
@@ -424,6 +441,7 @@ class Row:
     label: str
     tools: list[str]
     prepare: tuple[str, list[int]] | None = None
+    settle: float | None = None  # seconds before each run of a large object; None: BENCH_SETTLE
     runs: dict[str, list[Run]] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
 
@@ -559,7 +577,7 @@ def run_round(row: Row, tools: Tools, s: Settings, spec: str, r: int) -> None:
         if tool in row.failures:
             continue
         try:
-            run = tools.measure(tool, row.workload, spec, row.args)
+            run = tools.measure(tool, row.workload, spec, row.args, row.settle)
         except Failed as e:
             row.failures[tool] = str(e)
             print(f"[{row.name()}] {tool}: FAILED {e}", flush=True)
@@ -633,6 +651,47 @@ class Health:
     long_base: int | None
 
 
+@dataclass
+class HealthRun:
+    """What one run of bench/vm_health.exs printed, by phase (idle, downloads, baseline)."""
+
+    probes: dict[tuple[str, str], tuple[float, float, int]]  # (phase, probe): p50, p99 µs, n
+    streamed: dict[str, tuple[int, int]]  # bytes the phase's load moved while sampled, µs
+    long: dict[str, int]  # long_schedule events during the phase's samples
+    base_rss_kib: int | None = None  # the VM's RSS just before the downloads started
+    bound: int | None = None  # the downloads' documented memory bound, bytes
+
+    def rate(self, phase: str) -> float | None:
+        """MB/s the phase's load moved."""
+        if phase not in self.streamed:
+            return None
+        moved, micros = self.streamed[phase]
+        return moved / max(micros, 1)
+
+
+def health_argv(spec: str, *args: object) -> list[str]:
+    return ["mix", "run", "--no-compile", "bench/vm_health.exs", spec, *map(str, args)]
+
+
+def parse_health(stdout: str) -> HealthRun:
+    run = HealthRun({}, {}, {})
+    for line in stdout.splitlines():
+        words = line.split()
+        if len(words) == 6 and words[0] == "PROBE":
+            run.probes[(words[1], words[2])] = (float(words[3]), float(words[4]), int(words[5]))
+        elif len(words) == 4 and words[0] == "STREAMED":
+            run.streamed[words[1]] = (int(words[2]), int(words[3]))
+        elif len(words) == 3 and words[0] == "LONG_SCHEDULE":
+            run.long[words[1]] = int(words[2])
+        elif len(words) == 2 and words[0] == "BASE_RSS":
+            run.base_rss_kib = int(words[1])
+        elif len(words) == 2 and words[0] == "BOUND":
+            run.bound = int(words[1])
+    if not run.probes:
+        raise Failed("no PROBE lines")
+    return run
+
+
 def vm_health(tools: Tools, s: Settings, stores: dict[str, str]) -> tuple[list, dict]:
     rows, failures = [], {}
     if OSX not in s.only:
@@ -643,28 +702,20 @@ def vm_health(tools: Tools, s: Settings, stores: dict[str, str]) -> tuple[list, 
         try:
             os.sync()
             stdout, _, _, _ = run_process(
-                ["mix", "run", "--no-compile", "bench/vm_health.exs", stores[kind]],
-                timeout=s.timeout,
-                env={"MIX_ENV": "prod"},
+                health_argv(stores[kind]), timeout=s.timeout, env={"MIX_ENV": "prod"}
             )
-            found, baseline, rate, long = [], {}, {}, (None, None, None)
-            for line in stdout.splitlines():
-                words = line.split()
-                if len(words) == 6 and words[0] == "HEALTH":
-                    found.append((words[1], *map(float, words[2:])))
-                elif len(words) == 5 and words[0] == "BASELINE":
-                    baseline[words[1]] = (float(words[2]), float(words[3]), int(words[4]))
-                elif len(words) == 3 and words[0] in ("STREAMED", "BASELINE_STREAMED"):
-                    rate[words[0]] = int(words[1]) / max(int(words[2]), 1)
-                elif len(words) == 4 and words[0] == "LONG_SCHEDULE":
-                    long = tuple(map(int, words[1:]))
-            if not found:
-                raise Failed("no HEALTH lines")
-            for probe, ip50, ip99, bp50, bp99 in found:
-                base_p50, base_p99, base_n = baseline.get(probe, (None, None, None))
+            h = parse_health(stdout)
+            for (phase, probe), (ip50, ip99, _) in sorted(h.probes.items()):
+                if phase != "idle":
+                    continue
+                if ("downloads", probe) not in h.probes:
+                    raise Failed(f"no downloads samples of {probe}")
+                bp50, bp99, _ = h.probes[("downloads", probe)]
+                base_p50, base_p99, base_n = h.probes.get(("baseline", probe), (None,) * 3)
                 rows.append(
                     Health(kind, probe, ip50, ip99, bp50, bp99, base_p50, base_p99, base_n,
-                           rate.get("STREAMED"), rate.get("BASELINE_STREAMED"), *long)
+                           h.rate("downloads"), h.rate("baseline"),
+                           h.long.get("idle"), h.long.get("downloads"), h.long.get("baseline"))
                 )
             print(f"[{kind} · VM health] {stdout.strip()}", flush=True)
         except Failed as e:
@@ -776,6 +827,18 @@ def target_rows(rows: list[Row]) -> list[tuple[Row, float | None, float | None, 
     return out
 
 
+def growth_mib(run: Run) -> float | None:
+    """How much the process grew during the timed part (peak RSS minus BASE_RSS), MiB."""
+    if run.base_rss_kib is None:
+        return None
+    return (run.maxrss_kib - run.base_rss_kib) / 1024
+
+
+def within_bound(run: Run) -> bool:
+    """Whether the growth stayed within the documented BOUND, with BOUND_SLACK."""
+    return growth_mib(run) * MIB <= run.bound + BOUND_SLACK
+
+
 def bound_rows(rows: list[Row]) -> list[tuple[Row, Run | None, str]]:
     out = []
     for row in rows:
@@ -788,9 +851,7 @@ def bound_rows(rows: list[Row]) -> list[tuple[Row, Run | None, str]]:
         if worst.base_rss_kib is None:
             out.append((row, worst, "**no BASE_RSS line**"))
             continue
-        growth = (worst.maxrss_kib - worst.base_rss_kib) * 1024
-        ok = growth <= worst.bound + BOUND_SLACK
-        out.append((row, worst, "pass" if ok else "**FAIL**"))
+        out.append((row, worst, "pass" if within_bound(worst) else "**FAIL**"))
     return out
 
 
@@ -806,7 +867,7 @@ def plot(rows: list[Row], path: Path, s: Settings) -> None:
         return [t for t in TOOLS if t in row.tools and t in s.only and row.median(t) is not None]
 
     shown = [r for r in rows if measured(r)]
-    colors = dict(zip(TOOLS, ["#7b2cbf", "#444444", "#2a9d8f", "#e76f51", "#e9c46a", "#8ab17d"]))
+    colors = TOOL_COLORS
     fig, (ax_t, ax_m) = plt.subplots(
         1, 2, figsize=(15, 1.5 + 0.6 * len(shown)), sharey=True, constrained_layout=True
     )
@@ -846,7 +907,7 @@ def plot(rows: list[Row], path: Path, s: Settings) -> None:
 
 
 def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures, tools: Tools,
-                 s: Settings, wall: float) -> None:
+                 s: Settings, wall: float, curve_lines: list[str]) -> None:
     m = machine()
     started = os.environ.get("BENCH_STARTED")
     total = time.time() - int(started) if started else None
@@ -883,7 +944,10 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "ratio compares medians. The run goes round after round "
         f"through every row, at most {s.rounds} rounds, starting another only if it can end "
         f"within {s.budget:g} minutes of measuring (the whole command is kept under 25 minutes "
-        "on 2 cores). In each row the contenders take turns, each "
+        "on 2 cores"
+        + (f"; the cost curves below have {s.curve_budget:g} minutes of their own"
+           if s.curve_budget > 0 else "")
+        + "). In each row the contenders take turns, each "
         "round starting at the next one, with a `sync` before every run; a local upload starts "
         "with the previous round's file removed, since replacing a 1 GiB file frees its "
         "blocks inside the timed part, which on a disk mounted with `discard` costs seconds, "
@@ -1071,7 +1135,8 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
             f"| {h.long_base if h.long_base is not None else '-'} "
             f"| {fmt(h.streamed)} | {fmt(h.base_streamed)} |"
         )
-    lines += ["", "## Versions", ""]
+    lines += [""] + curve_lines
+    lines += ["## Versions", ""]
     lines += [f"- {name}: {value}" for name, value in versions(tools)]
     lines.append("")
     path.write_text("\n".join(lines))
@@ -1110,22 +1175,28 @@ def main() -> int:
             print(f"unknown store {kind!r}", file=sys.stderr)
             return 2
 
+    # Here, not at the top: curves.py imports this module (see the end of the file).
+    import curves
+
     tools = Tools(s, scratch, tmpfs)
     rows = build_rows(s, stores)
     try:
         s.done = run_rounds(rows, tools, s, stores)
         health, health_failures = vm_health(tools, s, stores)
+        curve_set = curves.run(tools, s, stores, scratch)
     finally:
         shutil.rmtree(tmpfs, ignore_errors=True)
 
     wall = time.monotonic() - started
     plot(rows, png, s)
-    write_readme(out, png, rows, health, health_failures, tools, s, wall)
-    print(f"wrote {os.path.relpath(out, ROOT)} and {os.path.relpath(png, ROOT)} "
+    curve_lines = curves.report(curve_set, out.parent, health, s)
+    write_readme(out, png, rows, health, health_failures, tools, s, wall, curve_lines)
+    print(f"wrote {os.path.relpath(out, ROOT)}, {os.path.relpath(png, ROOT)} and the curves "
           f"({wall / 60:.1f} minutes)")
 
     failed = [(r.name(), t, why) for r in rows for t, why in r.failures.items()]
     failed += [(f"{k} · VM health", OSX, why) for k, why in health_failures.items()]
+    failed += curves.failures(curve_set)
     missed = [r.name() for r, _, _, v in target_rows(rows) if v != "pass"]
     missed += [r.name() for r, _, v in bound_rows(rows) if v != "pass"]
     for name, tool, why in failed:
@@ -1136,4 +1207,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    # curves.py imports this module as `bench`: the same module, not a second copy of it with
+    # classes of its own (its `except Failed` must catch what this one raises).
+    sys.modules["bench"] = sys.modules[__name__]
     sys.exit(main())

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # `make bench`: ObjectStoreX beside raw object_store, obstore, boto3, s5cmd and cp, in one run.
 # Installs what is missing (safe to run again), builds what it runs, starts s3s-fs on 127.0.0.1,
-# runs bench/bench.py, and stops the server on exit, failure included. Writes bench/README.md
-# and bench/bench.png on a full run; see bench/bench.py for the BENCH_* settings (a smoke run:
-# BENCH_MIB=16 BENCH_SCALE=0.01 make bench, written to bench/results/smoke/).
+# runs bench/bench.py, and stops the server on exit, failure included. Writes bench/README.md,
+# bench/bench.png and the cost curves (bench/curves-*.png, see bench/curves.py) on a full run;
+# see bench/bench.py for the BENCH_* settings (a smoke run: BENCH_MIB=16 BENCH_SCALE=0.01 make
+# bench, written to bench/results/smoke/). The rows, the VM-health runs and the curves share
+# 25 minutes on 2 cores: BENCH_BUDGET's default is 21 minus BENCH_CURVE_BUDGET (6).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"

@@ -1,18 +1,27 @@
 # How responsive the VM stays while ObjectStoreX streams: latency of a small File.read! and of
-# a GenServer.call to another process, on an idle VM, while 64 downloads stream, and, as the
-# yardstick, under a pure-BEAM load of the same shape: 64 processes reading a local file of the
-# same size in chunks of the same size with :file.read, again and again.
+# a GenServer.call to another process, on an idle VM, while STREAMS downloads stream (64 by
+# default), and, as the yardstick, under a pure-BEAM load of the same shape: STREAMS processes
+# reading a local file of the same size in chunks of the same size with :file.read, again and
+# again.
 #
-#   MIX_ENV=prod mix run bench/vm_health.exs STORE
+#   MIX_ENV=prod mix run bench/vm_health.exs STORE [STREAMS [PHASES [SAMPLES]]]
 #
-# Each set of samples is 2,000 rounds of the probes, one a millisecond, or what 20 s allow.
-# STORE as for bench/osx.exs. Prints, for the probes file_read and genserver_call,
-# `HEALTH probe idle_p50_us idle_p99_us busy_p50_us busy_p99_us` and
-# `BASELINE probe p50_us p99_us samples` (under the pure-BEAM load); `STREAMED bytes micros` and
-# `BASELINE_STREAMED bytes micros`, what each load moved while its samples were taken (proof
-# that it was running); and `LONG_SCHEDULE idle busy baseline`, the number of times a process
-# or port ran uninterrupted for more than 5 ms on a scheduler (erlang:system_monitor/2's
-# long_schedule) during each set of samples.
+# PHASES, comma-separated, picks the sets of samples (idle,downloads,baseline by default); the
+# bench's cost curves run `downloads` alone, so that the process's peak RSS is the downloads'.
+# Each set of samples is SAMPLES rounds of the probes (2,000), one a millisecond, or what
+# SAMPLES x 10 ms allow (20 s).
+# STORE as for bench/osx.exs. Prints, for each phase run:
+#
+#   PROBE phase probe p50_us p99_us samples   for the probes file_read and genserver_call
+#   STREAMED phase bytes micros               what the load moved while its samples were taken
+#                                             (proof that it was running; not for idle)
+#   LONG_SCHEDULE phase count                 the times a process or port ran uninterrupted
+#                                             for more than 5 ms on a scheduler
+#                                             (erlang:system_monitor/2's long_schedule)
+#
+# and `BASE_RSS kib`, the VM's RSS just before the downloads start, and `BOUND bytes`, the
+# documented memory bound of the downloads: (prefetch + 1) * chunk_size per stream, plus the
+# process-wide pool of local read buffers on the local store (see ObjectStoreX.Stream).
 Code.require_file("store_spec.exs", __DIR__)
 
 defmodule Bench.Echo do
@@ -26,27 +35,38 @@ defmodule Bench.VMHealth do
   @mib 1_048_576
   @object "bench/health.bin"
   @object_mib 64
-  @streams 64
   @samples 2000
-  @sampling_ms 20_000
+  # Sampling stops after this long per round asked for, however slow the probes are.
+  @sampling_ms_per_round 10
   # ms a process or port may run uninterrupted before it counts as a long schedule.
   @long_schedule 5
+  @phases ~w(idle downloads baseline)
+  # The downloads' read-ahead (ObjectStoreX.Stream's default) and the local read-buffer pool.
+  @prefetch 2
+  @local_pool 64 * @mib
 
-  def main([spec]) do
+  def main([spec]), do: main([spec, "64"])
+  def main([spec, streams]), do: main([spec, streams, Enum.join(@phases, ",")])
+  def main([spec, streams, phases]), do: main([spec, streams, phases, "#{@samples}"])
+
+  def main([spec, streams, phases, samples]) do
+    {streams, samples} = {String.to_integer(streams), String.to_integer(samples)}
+    phases = String.split(phases, ",")
+
+    unless streams > 0 and samples > 0 and phases != [] and phases -- @phases == [],
+      do: raise("STREAMS and SAMPLES must be positive, PHASES among #{Enum.join(@phases, ",")}")
+
     store = Bench.StoreSpec.open!(spec)
     block = :crypto.strong_rand_bytes(@mib)
     # The downloads' chunk size is the one the bench's download rows use for this backend.
     chunk = if store.backend == :local, do: 8 * @mib, else: 2 * @mib
+    pool = if store.backend == :local, do: @local_pool, else: 0
+    IO.puts("BOUND #{streams * (@prefetch + 1) * chunk + pool}")
 
     :ok =
       Stream.repeatedly(fn -> block end)
       |> Stream.take(@object_mib)
       |> ObjectStoreX.Stream.upload(store, @object)
-
-    # The pure-BEAM load's file: beside the local store's, else in the temporary directory.
-    dir = with "local:" <> root <- spec, do: root, else: (_ -> System.tmp_dir!())
-    local_copy = Path.join(dir, "objectstorex-health-#{System.os_time()}.bin")
-    File.write!(local_copy, List.duplicate(block, @object_mib))
 
     small = Path.join(System.tmp_dir!(), "objectstorex-health-#{System.os_time()}")
     File.write!(small, :crypto.strong_rand_bytes(4096))
@@ -58,52 +78,69 @@ defmodule Bench.VMHealth do
     ]
 
     monitor = start_long_schedule_monitor()
-    idle = sample(probes)
-    idle_long = long_schedules(monitor)
 
-    {micros, busy, streamed, busy_long} =
-      under_load(probes, monitor, fn counter, parent ->
-        stream_forever(store, chunk, counter, parent)
-      end)
-
-    {base_micros, baseline, base_streamed, base_long} =
-      under_load(probes, monitor, fn counter, parent ->
-        read_forever(local_copy, chunk, counter, parent)
-      end)
-
-    File.rm!(small)
-    File.rm!(local_copy)
-
-    for {name, _} <- probes do
-      {idle_p50, idle_p99} = percentiles(idle[name])
-      {busy_p50, busy_p99} = percentiles(busy[name])
-      {base_p50, base_p99} = percentiles(baseline[name])
-      IO.puts("HEALTH #{name} #{idle_p50} #{idle_p99} #{busy_p50} #{busy_p99}")
-      IO.puts("BASELINE #{name} #{base_p50} #{base_p99} #{length(baseline[name])}")
+    if "idle" in phases do
+      idle = sample(probes, samples)
+      report("idle", idle, nil, long_schedules(monitor))
     end
 
-    IO.puts("STREAMED #{streamed} #{micros}")
-    IO.puts("BASELINE_STREAMED #{base_streamed} #{base_micros}")
-    IO.puts("LONG_SCHEDULE #{idle_long} #{busy_long} #{base_long}")
+    if "downloads" in phases do
+      :erlang.garbage_collect()
+      IO.puts("BASE_RSS #{rss_kib()}")
+
+      {micros, busy, moved, long} =
+        under_load(probes, monitor, streams, samples, fn counter, parent ->
+          stream_forever(store, chunk, counter, parent)
+        end)
+
+      report("downloads", busy, {moved, micros}, long)
+    end
+
+    if "baseline" in phases do
+      # The pure-BEAM load's file: beside the local store's, else in the temporary directory.
+      dir = with "local:" <> root <- spec, do: root, else: (_ -> System.tmp_dir!())
+      local_copy = Path.join(dir, "objectstorex-health-#{System.os_time()}.bin")
+      File.write!(local_copy, List.duplicate(block, @object_mib))
+
+      {micros, baseline, moved, long} =
+        under_load(probes, monitor, streams, samples, fn counter, parent ->
+          read_forever(local_copy, chunk, counter, parent)
+        end)
+
+      File.rm!(local_copy)
+      report("baseline", baseline, {moved, micros}, long)
+    end
+
+    File.rm!(small)
   end
 
-  # Samples the probes while @streams processes run `load`; returns the sampling time, the
+  defp report(phase, samples, streamed, long) do
+    for {name, values} <- Enum.sort(samples) do
+      {p50, p99} = percentiles(values)
+      IO.puts("PROBE #{phase} #{name} #{p50} #{p99} #{length(values)}")
+    end
+
+    with {bytes, micros} <- streamed, do: IO.puts("STREAMED #{phase} #{bytes} #{micros}")
+    IO.puts("LONG_SCHEDULE #{phase} #{long}")
+  end
+
+  # Samples the probes while `streams` processes run `load`; returns the sampling time, the
   # samples, the bytes the load moved meanwhile and the long schedules seen meanwhile (not
   # those of the workers' start or of their killing).
-  defp under_load(probes, monitor, load) do
+  defp under_load(probes, monitor, streams, samples, load) do
     counter = :counters.new(1, [:write_concurrency])
     parent = self()
-    workers = for _ <- 1..@streams, do: spawn_link(fn -> load.(counter, parent) end)
+    workers = for _ <- 1..streams, do: spawn_link(fn -> load.(counter, parent) end)
     # Every worker delivers a first chunk before sampling starts, so all are in flight.
     for _ <- workers, do: receive(do: (:streaming -> :ok))
 
     _ = long_schedules(monitor)
     before = :counters.get(counter, 1)
-    {micros, samples} = :timer.tc(fn -> sample(probes) end)
+    {micros, taken} = :timer.tc(fn -> sample(probes, samples) end)
     moved = :counters.get(counter, 1) - before
     long = long_schedules(monitor)
     Enum.each(workers, &(Process.unlink(&1) && Process.exit(&1, :kill)))
-    {micros, samples, moved, long}
+    {micros, taken, moved, long}
   end
 
   # A process that counts long_schedule events, read and reset by long_schedules/1.
@@ -162,16 +199,16 @@ defmodule Bench.VMHealth do
     stream_forever(store, chunk, counter, nil)
   end
 
-  # Probes take turns, one sample each per millisecond, in this process, until @samples rounds
-  # or @sampling_ms have passed: a load that slows a probe to many milliseconds gets fewer.
-  defp sample(probes) do
-    deadline = System.monotonic_time(:millisecond) + @sampling_ms
+  # Probes take turns, one sample each per millisecond, in this process, until `rounds` rounds
+  # or 10 ms per round have passed: a load that slows a probe to many milliseconds gets fewer.
+  defp sample(probes, rounds) do
+    deadline = System.monotonic_time(:millisecond) + rounds * @sampling_ms_per_round
 
     Stream.repeatedly(fn ->
       Process.sleep(1)
       for {name, probe} <- probes, do: {name, elem(:timer.tc(probe), 0)}
     end)
-    |> Stream.take(@samples)
+    |> Stream.take(rounds)
     |> Enum.reduce_while([], fn round, acc ->
       acc = [round | acc]
 
@@ -181,6 +218,11 @@ defmodule Bench.VMHealth do
     end)
     |> List.flatten()
     |> Enum.group_by(&elem(&1, 0), &elem(&1, 1))
+  end
+
+  defp rss_kib do
+    [_, kib] = Regex.run(~r/VmRSS:\s+(\d+) kB/, File.read!("/proc/self/status"))
+    kib
   end
 
   defp percentiles(values) do
