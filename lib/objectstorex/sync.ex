@@ -8,7 +8,7 @@ defmodule ObjectStoreX.Sync do
 
   ## What it does
 
-  The source and destination are listed side by side, in key order, and merged: an object
+  The source and destination are listed at the same time, each in key order, and merged: an object
   missing at the destination, or different from it (see `:compare`), is copied with
   `ObjectStoreX.transfer/5`, which checks the byte count before completing the upload and
   aborts it otherwise. A second identical run copies nothing. One object failing never stops
@@ -24,8 +24,12 @@ defmodule ObjectStoreX.Sync do
 
   Bounded whatever the number of objects:
 
+    * The source and the destination are each listed in a process of their own, at the same
+      time, ahead of the merge by a bounded amount: each side holds at most 3,000 listed
+      entries (chunks of 1,000, one page of an S3 listing: the one being merged, one ready and
+      one being filled); a listing waits while its next chunk is not yet wanted.
     * S3, GCS, Azure and memory stores list in key order: their listings stream, one page at a
-      time, into a merge that holds one entry of each side.
+      time.
     * Local and HTTP/WebDAV stores do not list in key order (the filesystem lists in directory
       order): they are walked one directory at a time, each directory's entries sorted, so
       memory holds the listings of the directories on the current path, not the tree's.
@@ -553,8 +557,17 @@ defmodule ObjectStoreX.Sync do
 
     result =
       try do
-        source = Listing.stream(ctx.source, ctx.prefix, "source", ctx.listing)
-        dest = Listing.stream(ctx.dest, ctx.dest_prefix, "destination", ctx.listing)
+        # Each side listed in a process of its own, ahead of the merge: the two listings
+        # overlap instead of taking turns.
+        source =
+          ctx.source
+          |> Listing.stream(ctx.prefix, "source", ctx.listing)
+          |> Listing.ahead("source")
+
+        dest =
+          ctx.dest
+          |> Listing.stream(ctx.dest_prefix, "destination", ctx.listing)
+          |> Listing.ahead("destination")
 
         Listing.merge(source, dest)
         |> Stream.flat_map(&classify(&1, ctx, ck_state, spill))

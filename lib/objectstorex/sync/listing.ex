@@ -9,10 +9,16 @@ defmodule ObjectStoreX.Sync.Listing do
   # current path (each directory's listing, not the tree's). Every listing is checked to rise
   # strictly; one that does not raises instead of letting a merge draw wrong conclusions (such
   # as an object missing from the destination that is only late in its listing).
+  #
+  # `ahead/2` runs a listing in a process of its own, a bounded number of entries ahead of its
+  # consumer, so that the source and destination are listed at the same time.
 
   alias ObjectStoreX.{Error, Meta, Store}
 
   @ordered [:s3, :gcs, :azure, :memory]
+
+  # Entries a listing process hands over at a time: one page of an S3 listing.
+  @chunk 1_000
 
   @doc "Whether `backend` lists in key order natively."
   @spec ordered?(Store.backend()) :: boolean()
@@ -81,6 +87,112 @@ defmodule ObjectStoreX.Sync.Listing do
 
       {[entry], key}
     end)
+  end
+
+  @doc """
+  `enum` (a listing of `stream/4`) enumerated in a process of its own, linked to and monitored
+  by the caller, ahead of it by a bounded amount: at most three chunks of #{@chunk} entries
+  exist at once, the one the caller takes from, one waiting in its mailbox and one being
+  filled. An `ObjectStoreX.Error` raised by the
+  listing is raised again in the caller, as is anything else it raises, throws or exits with;
+  a listing process that goes down without finishing is an error, never the listing's end.
+  Halting the stream early (or a failure) ends the listing process and leaves no message of it
+  in the caller's mailbox.
+  """
+  @spec ahead(Enumerable.t(), String.t()) :: Enumerable.t()
+  def ahead(enum, side) do
+    Stream.resource(
+      fn -> start_ahead(enum) end,
+      &next_ahead(&1, side),
+      &stop_ahead/1
+    )
+  end
+
+  defp start_ahead(enum) do
+    consumer = self()
+    ref = make_ref()
+    {pid, monitor} = :erlang.spawn_opt(fn -> lister(consumer, ref, enum) end, [:link, :monitor])
+    %{pid: pid, ref: ref, monitor: monitor, done: false}
+  end
+
+  defp next_ahead(%{done: true} = st, _side), do: {:halt, st}
+
+  defp next_ahead(%{pid: pid, ref: ref, monitor: monitor} = st, side) do
+    receive do
+      {^ref, :chunk, chunk} ->
+        # Taking a chunk lets the listing send the next one, filled meanwhile.
+        send(pid, {ref, :more})
+        {chunk, st}
+
+      {^ref, :done} ->
+        {:halt, %{st | done: true}}
+
+      {^ref, {:error, %Error{} = e}} ->
+        raise e
+
+      {^ref, {:raised, kind, reason, stack}} ->
+        :erlang.raise(kind, reason, stack)
+
+      {:DOWN, ^monitor, :process, ^pid, reason} ->
+        raise Error,
+          reason: :internal,
+          message: "the #{side} listing stopped before its end: #{inspect(reason, limit: 5)}"
+    end
+  end
+
+  # The caller is done with the listing, whether it reached its end or not: the process goes
+  # (cancelling its native listing) and whatever it sent is dropped. Called again for the same
+  # listing (a merge closes a side whose listing already raised), it returns at once: each call
+  # waits on a monitor of its own.
+  defp stop_ahead(%{pid: pid, ref: ref, monitor: monitor}) do
+    Process.unlink(pid)
+    gone = Process.monitor(pid)
+    Process.exit(pid, :kill)
+
+    receive do
+      {:DOWN, ^gone, :process, ^pid, _} -> :ok
+    end
+
+    Process.demonitor(monitor, [:flush])
+    flush(ref)
+  end
+
+  defp flush(ref) do
+    receive do
+      {^ref, _} -> flush(ref)
+      {^ref, _, _} -> flush(ref)
+    after
+      0 -> :ok
+    end
+  end
+
+  defp lister(consumer, ref, enum) do
+    result =
+      try do
+        enum
+        |> Stream.chunk_every(@chunk)
+        |> Enum.reduce(1, fn chunk, credit ->
+          credit = if credit == 0, do: await_more(ref), else: credit
+          send(consumer, {ref, :chunk, chunk})
+          credit - 1
+        end)
+
+        :done
+      rescue
+        e in Error -> {:error, e}
+      catch
+        kind, reason -> {:raised, kind, reason, __STACKTRACE__}
+      end
+
+    send(consumer, {ref, result})
+    # Ending unlinked: a consumer that traps exits gets no exit message of a listing that ended.
+    Process.unlink(consumer)
+  end
+
+  defp await_more(ref) do
+    receive do
+      {^ref, :more} -> 1
+    end
   end
 
   @doc """
