@@ -31,8 +31,11 @@ defmodule ObjectStoreX.Sync do
     * S3, GCS, Azure and memory stores list in key order: their listings stream, one page at a
       time.
     * Local and HTTP/WebDAV stores do not list in key order (the filesystem lists in directory
-      order): they are walked one directory at a time, each directory's entries sorted, so
-      memory holds the listings of the directories on the current path, not the tree's.
+      order): they are walked depth first, one `"/"`-delimited listing per directory, each
+      directory's entries sorted. The next 8 directories to visit are listed concurrently
+      while the walk is still before them, so memory holds the listings of the directories on
+      the current path and of at most 8 directories listed ahead at each of its levels, not
+      the tree's.
     * Work is handed to the workers in batches of `:batch_size` objects, at most two batches
       queued per worker; the listing waits while the queue is full.
     * The keys to delete are spilled to a temporary file until the source listing has
@@ -152,9 +155,10 @@ defmodule ObjectStoreX.Sync do
       different workers at once
     * `:listing` - how S3, GCS, Azure and memory stores are listed: `:flat` (default), one
       paginated listing of the whole prefix, streamed; or `:tree`, one `"/"`-delimited
-      listing per directory, walked depth first as local and HTTP stores always are. `:tree`
-      costs at least one request per directory and holds the listings of the directories on
-      the current path, but where a server's cost of each page grows with the whole prefix
+      listing per directory, walked depth first as local and HTTP stores always are (up to 8
+      directories listed at once, see "Memory"). `:tree` costs at least one request per
+      directory and holds the listings of the directories on the current path and of those
+      listed ahead, but where a server's cost of each page grows with the whole prefix
       (s3s-fs walks and sorts every key under the prefix for each page of 1,000) it reads far
       less; rclone lists so by default
   """

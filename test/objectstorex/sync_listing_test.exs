@@ -5,7 +5,7 @@ defmodule ObjectStoreX.SyncListingTest do
 
   import ObjectStoreX.SyncHelpers
 
-  alias ObjectStoreX.{Error, TestBackends, TestHelpers}
+  alias ObjectStoreX.{Error, Fault, TestBackends, TestHelpers}
   alias ObjectStoreX.Sync.Listing
 
   describe "a listing ahead of its consumer" do
@@ -142,7 +142,44 @@ defmodule ObjectStoreX.SyncListingTest do
       assert flat == tree |> Enum.map(&elem(&1, 0)) |> Enum.sort()
       assert_clean()
     end
+
+    test "lists the next 8 directories while the walk is still before them, no more" do
+      store = TestBackends.store!(:memory)
+      populate!(store, nil, for(d <- 1..20, i <- 1..3, do: {"many/d#{pad(d)}/k#{i}", "v"}))
+      faulty = Fault.wrap!(store, [])
+
+      {{"many/d01/k1", _}, cont} = first(Listing.stream(faulty, nil, "source", :tree))
+      listed = for d <- 1..9, do: "many/d#{pad(d)}"
+
+      # d01 is being emitted: d02..d09 were asked for too, and nothing past them.
+      assert TestHelpers.wait_until(fn -> length(lists(faulty)) == 2 + length(listed) end)
+      assert Enum.sort(lists(faulty)) == Enum.sort(["", "many" | listed])
+
+      cont.({:halt, nil})
+      assert_clean()
+    end
+
+    test "a directory listed ahead that fails raises once the walk reaches it" do
+      store = TestBackends.store!(:memory)
+      populate!(store, nil, for(d <- 1..6, i <- 1..3, do: {"d#{d}/k#{i}", "v"}))
+      faulty = Fault.wrap!(store, fail: [op: :list, path: "d4", reason: :network_error])
+      parent = self()
+
+      assert_raise Error, fn ->
+        faulty
+        |> Listing.stream(nil, "source", :tree)
+        |> Stream.each(fn {key, _} -> send(parent, {:seen, key}) end)
+        |> Stream.run()
+      end
+
+      assert for({:seen, key} <- drain(), do: key) == for(d <- 1..3, i <- 1..3, do: "d#{d}/k#{i}")
+      assert_clean()
+    end
   end
+
+  defp pad(n), do: String.pad_leading("#{n}", 2, "0")
+
+  defp lists(store), do: for(%{op: :list, path: path} <- Fault.calls!(store), do: path)
 
   defp keys(stream), do: Enum.map(stream, &elem(&1, 0))
   defp take(stream, n), do: Enum.take(stream, n)

@@ -4,9 +4,10 @@ defmodule ObjectStoreX.Sync.Listing do
   #
   # S3, GCS, Azure and memory list in key order (UTF-8 byte order), so their streaming listing
   # is used as it comes: one page in memory. The local filesystem lists in directory order, and
-  # HTTP/WebDAV servers promise nothing, so those are walked one directory at a time, each
-  # directory's entries sorted: memory holds the unvisited entries of the directories on the
-  # current path (each directory's listing, not the tree's). Every listing is checked to rise
+  # HTTP/WebDAV servers promise nothing, so those are walked depth first, each directory's
+  # entries sorted, the next few directories listed concurrently ahead of the walk: memory holds
+  # the unvisited entries of the directories on the current path and those listed ahead (not
+  # the tree's). Every listing is checked to rise
   # strictly; one that does not raises instead of letting a merge draw wrong conclusions (such
   # as an object missing from the destination that is only late in its listing).
   #
@@ -19,6 +20,8 @@ defmodule ObjectStoreX.Sync.Listing do
 
   # Entries a listing process hands over at a time: one page of an S3 listing.
   @chunk 1_000
+  # Directories a :tree walk lists ahead of the one it is in.
+  @tree_ahead 8
 
   @doc "Whether `backend` lists in key order natively."
   @spec ordered?(Store.backend()) :: boolean()
@@ -51,28 +54,64 @@ defmodule ObjectStoreX.Sync.Listing do
   # path, a directory by its path and "/" (every key below it starts so). A sibling that sorts
   # before "dir/" sorts before every key below it, one after it after them all, so this visits
   # keys in byte order.
+  #
+  # `ahead` holds the directories not yet visited, in the order they will be; the next 8 of
+  # them (@tree_ahead) are listed concurrently while the walk emits what comes before them, each
+  # listing held until the walk reaches its directory. A directory found since goes in front of
+  # the ones already listed, which stay held: at most 8 listings are started at each level of
+  # the current path.
   defp walk(store, prefix) do
     Stream.resource(
-      fn -> [{:dir, prefix}] end,
+      fn -> %{pending: [{:dir, prefix}], ahead: [prefix], listing: %{}} end,
       fn
-        [] ->
-          {:halt, []}
+        %{pending: []} = st ->
+          {:halt, st}
 
-        [{:object, meta} | rest] ->
-          {[meta], rest}
+        %{pending: [{:object, meta} | rest]} = st ->
+          {[meta], %{st | pending: rest}}
 
-        [{:dir, dir} | rest] ->
-          result = ObjectStoreX.list_with_delimiter!(store, prefix: dir, timeout: 120_000)
+        %{pending: [{:dir, dir} | rest], ahead: [dir | ahead]} = st ->
+          # Its siblings are listed while this one is awaited.
+          st = list_ahead(st, store)
+          {task, listing} = Map.pop!(st.listing, dir)
+          result = await_listing(task)
 
           entries =
             Enum.map(result.objects, &{&1.location, {:object, &1}}) ++
               Enum.map(result.common_prefixes, &{&1 <> "/", {:dir, &1}})
 
           sorted = entries |> Enum.sort_by(&elem(&1, 0)) |> Enum.map(&elem(&1, 1))
-          {[], sorted ++ rest}
+          dirs = for {:dir, d} <- sorted, do: d
+          st = %{st | pending: sorted ++ rest, ahead: dirs ++ ahead, listing: listing}
+          {[], list_ahead(st, store)}
       end,
-      fn _ -> :ok end
+      fn st -> Enum.each(Map.values(st.listing), &Task.shutdown(&1, :brutal_kill)) end
     )
+  end
+
+  # Starts the listing of each of the next directories not yet started.
+  defp list_ahead(st, store) do
+    st.ahead
+    |> Enum.take(@tree_ahead)
+    |> Enum.reduce(st, fn dir, st ->
+      if Map.has_key?(st.listing, dir) do
+        st
+      else
+        task =
+          Task.async(fn ->
+            ObjectStoreX.list_with_delimiter(store, prefix: dir, timeout: 120_000)
+          end)
+
+        %{st | listing: Map.put(st.listing, dir, task)}
+      end
+    end)
+  end
+
+  defp await_listing(task) do
+    case Task.await(task, :infinity) do
+      {:ok, result} -> result
+      {:error, %Error{} = e} -> raise e
+    end
   end
 
   defp rising(stream, side) do
