@@ -160,7 +160,11 @@ defmodule ObjectStoreX.Sync do
       directory and holds the listings of the directories on the current path and of those
       listed ahead, but where a server's cost of each page grows with the whole prefix
       (s3s-fs walks and sorts every key under the prefix for each page of 1,000) it reads far
-      less; rclone lists so by default
+      less; rclone lists so by default. `:flat` stays the default because its cost does not
+      depend on how the keys are laid out: on S3 itself, GCS and Azure it is one request per
+      1,000 keys, where `:tree` needs a request per directory, many times more for keys spread
+      over many small directories (date partitions, one object per directory); and which
+      of the two a server answers faster cannot be told from the store's configuration
   """
   @spec run(Store.t(), Store.t(), keyword()) :: {:ok, Report.t()} | {:error, Error.t()}
   def run(source, dest, opts \\ []) do
