@@ -72,7 +72,8 @@ defmodule ObjectStoreX.Sync do
 
   With `nodes: [...]` (connected nodes; `node()` may be among them), a pool of `:concurrency`
   workers runs on each node and pulls batches from the process that called `run/3`, so a faster
-  node takes more. Each node rebuilds the stores from the arguments they were made with (they
+  node takes more. Batches go to the nodes in turn, among those with a worker waiting, so the
+  first ones (all the workers are waiting then) spread over the nodes. Each node rebuilds the stores from the arguments they were made with (they
   travel inside the `%ObjectStoreX.Store{}`, over the distribution connection only, and never
   appear in `inspect/2`, reports, telemetry or logs). So the nodes need the same ObjectStoreX,
   a `:local` store means the same path on every node (a shared filesystem), options left to the
@@ -430,7 +431,9 @@ defmodule ObjectStoreX.Sync do
               lasts: %{},
               marked: -1,
               workers: %{},
-              idle: [],
+              # Idle workers by node, and the nodes in the order they are next handed work.
+              idle: %{},
+              turn: ctx.nodes,
               pools: pools,
               qmax: 2 * ctx.concurrency * length(Map.keys(pools)),
               report: %Report{dry_run: ctx.dry_run},
@@ -761,29 +764,41 @@ defmodule ObjectStoreX.Sync do
     end
   end
 
-  # Hands queued batches to idle workers.
-  defp dispatch(%{idle: [worker | idle]} = state) do
-    case :queue.out(state.queue) do
-      {{:value, id}, queue} ->
-        batch = state.batches[id]
-        resumes = Map.take(state.started, Map.keys(batch.items))
-        send(worker, {:sync_batch, id, batch_items(batch), resumes})
+  # Hands queued batches to idle workers, one node after another (round-robin): else the first
+  # batches, which may hold a run's large objects, would all go to the node whose workers
+  # happened to ask last.
+  defp dispatch(state) do
+    with false <- :queue.is_empty(state.queue),
+         {:ok, worker, state} <- take_idle(state) do
+      {{:value, id}, queue} = :queue.out(state.queue)
+      batch = state.batches[id]
+      resumes = Map.take(state.started, Map.keys(batch.items))
+      send(worker, {:sync_batch, id, batch_items(batch), resumes})
 
-        state = %{
-          state
-          | queue: queue,
-            idle: idle,
-            batches: Map.put(state.batches, id, %{batch | worker: worker})
-        }
-
-        dispatch(state)
-
-      {:empty, _} ->
+      state = %{
         state
+        | queue: queue,
+          batches: Map.put(state.batches, id, %{batch | worker: worker})
+      }
+
+      dispatch(state)
+    else
+      _ -> state
     end
   end
 
-  defp dispatch(state), do: state
+  # An idle worker of the first node in turn that has one; that node goes last in turn.
+  defp take_idle(state) do
+    case Enum.split_while(state.turn, &(Map.get(state.idle, &1, []) == [])) do
+      {_, []} ->
+        :none
+
+      {before, [node | rest]} ->
+        [worker | others] = Map.fetch!(state.idle, node)
+        state = %{state | idle: Map.put(state.idle, node, others), turn: before ++ rest ++ [node]}
+        {:ok, worker, state}
+    end
+  end
 
   # In key order: the map's order is not.
   defp batch_items(batch), do: batch.items |> Map.values() |> Enum.sort_by(&elem(&1, 1))
@@ -827,7 +842,7 @@ defmodule ObjectStoreX.Sync do
       send(worker, :sync_stop)
       state
     else
-      %{state | idle: [worker | state.idle]}
+      %{state | idle: Map.update(state.idle, node(worker), [worker], &[worker | &1])}
     end
   end
 
@@ -954,7 +969,7 @@ defmodule ObjectStoreX.Sync do
 
   # Workers that are gone: their batches go back to the front of the queue.
   defp lost(state, gone) do
-    state = %{state | idle: state.idle -- gone}
+    state = %{state | idle: Map.new(state.idle, fn {node, idle} -> {node, idle -- gone} end)}
 
     Enum.reduce(state.batches, state, fn
       {id, %{worker: w} = batch}, st when w != nil ->
