@@ -30,7 +30,7 @@ defmodule ObjectStoreX.Sync.Listing do
   @doc """
   The objects under `prefix` (nil: the whole store) as `{relative_key, %Meta{}}` in strictly
   rising key order, lazily. `mode` is `:flat` (a key-ordered store's own paginated listing) or
-  `:tree` (walked one "/" directory at a time, as unordered stores always are). Raises
+  `:tree` (walked by "/" directory, as unordered stores always are). Raises
   `ObjectStoreX.Error` when listing fails.
   """
   @spec stream(Store.t(), String.t() | nil, atom(), :flat | :tree) :: Enumerable.t()
