@@ -8,10 +8,14 @@ defmodule ObjectStoreX.Sync do
 
   ## What it does
 
-  The source and destination are listed side by side, in key order, and merged: an object
-  missing at the destination, or different from it (see `:compare`), is copied with
+  The source and destination are listed at the same time, each in key order, and merged: an
+  object missing at the destination, or different from it (see `:compare`), is copied with
   `ObjectStoreX.transfer/5`, which checks the byte count before completing the upload and
-  aborts it otherwise. A second identical run copies nothing. One object failing never stops
+  aborts it otherwise. A large object (at least twice `:part_size`) from an S3, GCS, Azure or
+  HTTP store to a local directory is instead read with parallel ranged GETs, as
+  `ObjectStoreX.download_file/4` does: `:max_concurrency` ranges of `:part_size` in flight,
+  each pinned to the object's ETag, written into a temporary file beside the target that is
+  renamed into place once its size is checked. A second identical run copies nothing. One object failing never stops
   the others: it is reported in `:failed`. `{:error, _}` means the run itself could not go on
   (a listing failed, a checkpoint is unreadable, every node went down); what was already copied
   stays copied.
@@ -24,11 +28,21 @@ defmodule ObjectStoreX.Sync do
 
   Bounded whatever the number of objects:
 
+    * The source and the destination are each listed in a process of their own, at the same
+      time, ahead of the merge by a bounded amount: each side holds at most 3,000 listed
+      entries (chunks of 1,000, one page of an S3 listing: the one being merged, one ready and
+      one being filled); a listing waits while its next chunk is not yet wanted.
     * S3, GCS, Azure and memory stores list in key order: their listings stream, one page at a
-      time, into a merge that holds one entry of each side.
+      time.
     * Local and HTTP/WebDAV stores do not list in key order (the filesystem lists in directory
-      order): they are walked one directory at a time, each directory's entries sorted, so
-      memory holds the listings of the directories on the current path, not the tree's.
+      order): they are walked depth first, one `"/"`-delimited listing per directory, each
+      directory's entries sorted. The next 8 directories to visit are listed concurrently
+      while the walk is still before them, so memory holds the listings of the directories on
+      the current path and of at most 8 directories listed ahead at each of its levels, not
+      the tree's.
+    * Each object in flight holds about `(max_concurrency + 1) * part_size` bytes (see
+      `ObjectStoreX.Stream.upload/4`), or `max_concurrency * part_size` when it is read into a
+      local directory by ranged GETs (see "What it does").
     * Work is handed to the workers in batches of `:batch_size` objects, at most two batches
       queued per worker; the listing waits while the queue is full.
     * The keys to delete are spilled to a temporary file until the source listing has
@@ -58,7 +72,8 @@ defmodule ObjectStoreX.Sync do
 
   With `nodes: [...]` (connected nodes; `node()` may be among them), a pool of `:concurrency`
   workers runs on each node and pulls batches from the process that called `run/3`, so a faster
-  node takes more. Each node rebuilds the stores from the arguments they were made with (they
+  node takes more. Batches go to the nodes in turn, among those with a worker waiting, so the
+  first ones (all the workers are waiting then) spread over the nodes. Each node rebuilds the stores from the arguments they were made with (they
   travel inside the `%ObjectStoreX.Store{}`, over the distribution connection only, and never
   appear in `inspect/2`, reports, telemetry or logs). So the nodes need the same ObjectStoreX,
   a `:local` store means the same path on every node (a shared filesystem), options left to the
@@ -87,7 +102,9 @@ defmodule ObjectStoreX.Sync do
       :deleted | :failed, node:, reason:}` (`reason` is the error reason of a failure, or
       `:checkpoint` for an object skipped because an earlier run completed it)
 
-  Each copy also emits the upload events of `ObjectStoreX.transfer/5` on the node that runs it.
+  Each copy also emits the upload events of `ObjectStoreX.transfer/5` on the node that runs it,
+  except a large object read into a local directory by ranged GETs (see "What it does"), which
+  emits none.
   """
 
   alias ObjectStoreX.{Args, Error, Store, Telemetry}
@@ -136,7 +153,10 @@ defmodule ObjectStoreX.Sync do
       finer dates); `:checksum`: when the sizes match and the
       SHA-256 of both sides (each streamed) match
     * `:concurrency` - objects in flight per node, default 4, at most 1_000
-    * `:part_size`, `:max_concurrency` - passed to each `ObjectStoreX.transfer/5`
+    * `:part_size`, `:max_concurrency` - passed to each `ObjectStoreX.transfer/5`; from an S3,
+      GCS, Azure or HTTP store to a local directory, also the size and number in flight of the
+      ranged GETs reading an object of at least twice `:part_size` (default 8 MiB and 8, the
+      source's upload defaults)
     * `:checkpoint` - a local file recording progress, to resume an interrupted run (see
       "Checkpoints")
     * `:nodes` - connected nodes to run workers on, default `[node()]` (see "Several nodes")
@@ -148,11 +168,16 @@ defmodule ObjectStoreX.Sync do
       different workers at once
     * `:listing` - how S3, GCS, Azure and memory stores are listed: `:flat` (default), one
       paginated listing of the whole prefix, streamed; or `:tree`, one `"/"`-delimited
-      listing per directory, walked depth first as local and HTTP stores always are. `:tree`
-      costs at least one request per directory and holds the listings of the directories on
-      the current path, but where a server's cost of each page grows with the whole prefix
+      listing per directory, walked depth first as local and HTTP stores always are (up to 8
+      directories listed at once, see "Memory"). `:tree` costs at least one request per
+      directory and holds the listings of the directories on the current path and of those
+      listed ahead, but where a server's cost of each page grows with the whole prefix
       (s3s-fs walks and sorts every key under the prefix for each page of 1,000) it reads far
-      less; rclone lists so by default
+      less; rclone lists so by default. `:flat` stays the default because its cost does not
+      depend on how the keys are laid out: on S3 itself, GCS and Azure it is one request per
+      1,000 keys, where `:tree` needs a request per directory, many times more for keys spread
+      over many small directories (date partitions, one object per directory); and which
+      of the two a server answers faster cannot be told from the store's configuration
   """
   @spec run(Store.t(), Store.t(), keyword()) :: {:ok, Report.t()} | {:error, Error.t()}
   def run(source, dest, opts \\ []) do
@@ -406,7 +431,9 @@ defmodule ObjectStoreX.Sync do
               lasts: %{},
               marked: -1,
               workers: %{},
-              idle: [],
+              # Idle workers by node, and the nodes in the order they are next handed work.
+              idle: %{},
+              turn: ctx.nodes,
               pools: pools,
               qmax: 2 * ctx.concurrency * length(Map.keys(pools)),
               report: %Report{dry_run: ctx.dry_run},
@@ -553,8 +580,17 @@ defmodule ObjectStoreX.Sync do
 
     result =
       try do
-        source = Listing.stream(ctx.source, ctx.prefix, "source", ctx.listing)
-        dest = Listing.stream(ctx.dest, ctx.dest_prefix, "destination", ctx.listing)
+        # Each side listed in a process of its own, ahead of the merge: the two listings
+        # overlap instead of taking turns.
+        source =
+          ctx.source
+          |> Listing.stream(ctx.prefix, "source", ctx.listing)
+          |> Listing.ahead("source")
+
+        dest =
+          ctx.dest
+          |> Listing.stream(ctx.dest_prefix, "destination", ctx.listing)
+          |> Listing.ahead("destination")
 
         Listing.merge(source, dest)
         |> Stream.flat_map(&classify(&1, ctx, ck_state, spill))
@@ -728,29 +764,41 @@ defmodule ObjectStoreX.Sync do
     end
   end
 
-  # Hands queued batches to idle workers.
-  defp dispatch(%{idle: [worker | idle]} = state) do
-    case :queue.out(state.queue) do
-      {{:value, id}, queue} ->
-        batch = state.batches[id]
-        resumes = Map.take(state.started, Map.keys(batch.items))
-        send(worker, {:sync_batch, id, batch_items(batch), resumes})
+  # Hands queued batches to idle workers, one node after another (round-robin): else the first
+  # batches, which may hold a run's large objects, would all go to the node whose workers
+  # happened to ask last.
+  defp dispatch(state) do
+    with false <- :queue.is_empty(state.queue),
+         {:ok, worker, state} <- take_idle(state) do
+      {{:value, id}, queue} = :queue.out(state.queue)
+      batch = state.batches[id]
+      resumes = Map.take(state.started, Map.keys(batch.items))
+      send(worker, {:sync_batch, id, batch_items(batch), resumes})
 
-        state = %{
-          state
-          | queue: queue,
-            idle: idle,
-            batches: Map.put(state.batches, id, %{batch | worker: worker})
-        }
-
-        dispatch(state)
-
-      {:empty, _} ->
+      state = %{
         state
+        | queue: queue,
+          batches: Map.put(state.batches, id, %{batch | worker: worker})
+      }
+
+      dispatch(state)
+    else
+      _ -> state
     end
   end
 
-  defp dispatch(state), do: state
+  # An idle worker of the first node in turn that has one; that node goes last in turn.
+  defp take_idle(state) do
+    case Enum.split_while(state.turn, &(Map.get(state.idle, &1, []) == [])) do
+      {_, []} ->
+        :none
+
+      {before, [node | rest]} ->
+        [worker | others] = Map.fetch!(state.idle, node)
+        state = %{state | idle: Map.put(state.idle, node, others), turn: before ++ rest ++ [node]}
+        {:ok, worker, state}
+    end
+  end
 
   # In key order: the map's order is not.
   defp batch_items(batch), do: batch.items |> Map.values() |> Enum.sort_by(&elem(&1, 1))
@@ -794,7 +842,7 @@ defmodule ObjectStoreX.Sync do
       send(worker, :sync_stop)
       state
     else
-      %{state | idle: [worker | state.idle]}
+      %{state | idle: Map.update(state.idle, node(worker), [worker], &[worker | &1])}
     end
   end
 
@@ -921,7 +969,7 @@ defmodule ObjectStoreX.Sync do
 
   # Workers that are gone: their batches go back to the front of the queue.
   defp lost(state, gone) do
-    state = %{state | idle: state.idle -- gone}
+    state = %{state | idle: Map.new(state.idle, fn {node, idle} -> {node, idle -- gone} end)}
 
     Enum.reduce(state.batches, state, fn
       {id, %{worker: w} = batch}, st when w != nil ->

@@ -63,6 +63,23 @@ defmodule Mix.Tasks.ObjectstorexSyncTaskTest do
     assert err =~ ~r/^failed d\/b: /m
   end
 
+  test "--listing tree lists a key-ordered source by directory, to the same result", %{dir: dir} do
+    {:ok, memory} = ObjectStoreX.CLI.Credentials.open(%{scheme: "memory"})
+    prefix = "listing-#{System.unique_integer([:positive])}"
+    tree = tree(50)
+    populate!(memory, prefix, tree)
+    dst = Path.join(dir, "dst")
+
+    for mode <- ["tree", "TREE", "flat"] do
+      {:ok, out, _} =
+        run_mix_task(@task, ["--no-progress", "--listing", mode, "memory://" <> prefix, dst])
+
+      assert out =~ "listed 50"
+    end
+
+    assert_holds!(ObjectStoreX.new!(:local, root: dst), nil, tree)
+  end
+
   test "bad arguments name what is wrong", %{dir: dir} do
     assert {{:error, m}, _, _} = run_mix_task(@task, [dir])
     assert m =~ "expected SRC and DST"
@@ -70,6 +87,8 @@ defmodule Mix.Tasks.ObjectstorexSyncTaskTest do
     assert m =~ "unknown option --bogus"
     assert {{:error, m}, _, _} = run_mix_task(@task, ["--delete", dir, Path.join(dir, "sub")])
     assert m =~ "overlapping prefixes"
+    assert {{:error, m}, _, _} = run_mix_task(@task, ["--listing", "deep", dir, dir <> "b"])
+    assert m =~ "--listing must be flat or tree, got: deep"
 
     assert {{:error, m}, _, _} =
              run_mix_task(@task, ["--checkpoint", dir, dir <> "a", dir <> "b"])

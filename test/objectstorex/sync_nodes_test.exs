@@ -143,6 +143,43 @@ defmodule ObjectStoreX.SyncNodesTest do
     assert TestHelpers.s3_uploads_in_progress(dest) == 0
   end
 
+  test "the first batches go to the nodes in turn, so large objects spread across them" do
+    [a, b] = [peer!(), peer!()]
+    dir = TestBackends.tmp_dir!("nodes-spread")
+    on_exit(fn -> File.rm_rf(dir) end)
+    source = ObjectStoreX.new!(:local, root: dir)
+    # Each past the 8 MiB a batch ends at: one object a batch.
+    tree = tree(0, 4, 9 * 1_048_576)
+    populate!(source, nil, tree)
+    # The destination's listing answers late, so every worker of both nodes is waiting for
+    # work when the first batch comes: which node gets it is the coordinator's choice alone.
+    slow = {"GET", ~r/[?&]list-type=2/, {:delay, 1_500}}
+    proxy = FaultProxy.start!(System.fetch_env!("OBJECTSTOREX_TEST_S3_ENDPOINT"), [slow])
+    dest = TestBackends.store!(:s3, endpoint: FaultProxy.url(proxy))
+
+    parent = self()
+    id = "spread-#{System.unique_integer()}"
+
+    :telemetry.attach(
+      id,
+      [:objectstorex, :sync, :object],
+      fn _, m, meta, _ -> send(parent, {:object, meta.node, meta.action, m.bytes}) end,
+      nil
+    )
+
+    on_exit(fn -> :telemetry.detach(id) end)
+
+    assert {:ok, %Report{copied: 4, failed: []}} =
+             Sync.run(source, dest, nodes: [a, b], concurrency: 4, part_size: @part)
+
+    bytes =
+      Enum.reduce(drain_bytes(), %{}, fn {node, n}, acc -> Map.update(acc, node, n, &(&1 + n)) end)
+
+    # Four workers idle on each node, four batches: two each, not four on one node.
+    assert bytes == %{a => 2 * 9 * 1_048_576, b => 2 * 9 * 1_048_576}
+    assert_holds!(dest, nil, tree)
+  end
+
   test "stores that cannot cross nodes are refused before anything" do
     node = peer!()
     memory = TestBackends.store!(:memory)
@@ -163,6 +200,14 @@ defmodule ObjectStoreX.SyncNodesTest do
       after
         60_000 -> flunk("#{node} copied only #{seen} objects in 60 s")
       end
+    end
+  end
+
+  defp drain_bytes(acc \\ []) do
+    receive do
+      {:object, node, :copied, bytes} -> drain_bytes([{node, bytes} | acc])
+    after
+      0 -> acc
     end
   end
 

@@ -21,6 +21,14 @@ defmodule Mix.Tasks.Objectstorex.Sync do
       their modification dates
     * `--checkpoint FILE` - record progress in `FILE`; rerun with the same file to resume
     * `--concurrency N` - objects copied at once on each node, default 4
+    * `--listing flat|tree` - how an S3, GCS, Azure or memory location is listed (the
+      `:listing` option of `ObjectStoreX.Sync.run/3`): `flat` (default), one paginated listing
+      of the whole prefix, about one request per 1,000 objects whatever the layout; or `tree`,
+      one listing per `/` directory, several at once, one request per directory at least. Pick
+      `tree` for a server whose flat listing slows down with the size of the prefix (such as
+      s3s-fs, which walks and sorts the whole prefix for every page) and whose objects sit in
+      a few large directories. Local directories and HTTP locations are always listed by
+      directory
     * `--nodes n1@host,n2@host` - connect to these nodes and run workers there. The nodes
       need the same cookie and ObjectStoreX. A task not started distributed becomes
       `objectstorex_sync_PID@127.0.0.1` (or a short name, for short node names), which only
@@ -53,6 +61,7 @@ defmodule Mix.Tasks.Objectstorex.Sync do
     checksum: :boolean,
     checkpoint: :string,
     concurrency: :integer,
+    listing: :string,
     nodes: :string,
     progress: :boolean
   ]
@@ -73,6 +82,7 @@ defmodule Mix.Tasks.Objectstorex.Sync do
       end
 
     concurrency = CLI.positive!(@task, opts, :concurrency)
+    listing = listing!(opts[:listing])
     nodes = connect!(opts[:nodes])
     progress = Keyword.get_lazy(opts, :progress, &CLI.Format.tty?/0)
     source = CLI.open!(@task, src)
@@ -87,6 +97,7 @@ defmodule Mix.Tasks.Objectstorex.Sync do
       compare: if(opts[:checksum], do: :checksum, else: :size_mtime),
       checkpoint: opts[:checkpoint],
       concurrency: concurrency,
+      listing: listing,
       nodes: nodes,
       on_progress: reporter && fn p -> ProgressBar.update(reporter, :sync, p.bytes) end
     ]
@@ -124,6 +135,16 @@ defmodule Mix.Tasks.Objectstorex.Sync do
       "copied #{report.copied} (#{CLI.Format.bytes(report.bytes)}), skipped #{report.skipped}, " <>
       "deleted #{report.deleted}, failed #{length(report.failed)} in " <>
       "#{CLI.Format.seconds(report.duration_us)}, #{CLI.Format.rate(report.bytes, report.duration_us)}"
+  end
+
+  defp listing!(nil), do: :flat
+
+  defp listing!(mode) do
+    case String.downcase(mode) do
+      "flat" -> :flat
+      "tree" -> :tree
+      _ -> CLI.fail!(@task, "--listing must be flat or tree, got: #{mode}")
+    end
   end
 
   defp connect!(nil), do: nil

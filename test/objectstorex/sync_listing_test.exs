@@ -1,0 +1,215 @@
+defmodule ObjectStoreX.SyncListingTest do
+  # ObjectStoreX.Sync's listings on their own: each side listed in a process of its own
+  # (Listing.ahead/2), bounded, torn down with its consumer; and the :tree walk.
+  use ExUnit.Case, async: true
+
+  import ObjectStoreX.SyncHelpers
+
+  alias ObjectStoreX.{Error, Fault, TestBackends, TestHelpers}
+  alias ObjectStoreX.Sync.Listing
+
+  describe "a listing ahead of its consumer" do
+    test "yields the listing itself, in order" do
+      store = TestBackends.store!(:memory)
+      tree = tree(2_500)
+      populate!(store, "p", tree)
+
+      keys = store |> Listing.stream("p", "source") |> Listing.ahead("source") |> keys()
+      assert keys == tree |> Enum.map(&elem(&1, 0)) |> Enum.sort()
+      assert_clean()
+    end
+
+    test "runs at most three chunks of 1,000 entries ahead, and waits" do
+      produced = :counters.new(1, [])
+
+      endless =
+        Stream.iterate(0, &(&1 + 1))
+        |> Stream.map(fn i ->
+          :counters.add(produced, 1, 1)
+          {String.pad_leading("#{i}", 12, "0"), nil}
+        end)
+
+      {first, cont} = first(Listing.ahead(endless, "source"))
+      assert {"000000000000", nil} = first
+      [lister] = linked()
+
+      # Blocked, waiting to be asked for more: the chunk taken from, one sent, one filled.
+      assert TestHelpers.wait_until(fn ->
+               Process.info(lister, :current_function) ==
+                 {:current_function, {Listing, :await_more, 1}}
+             end)
+
+      assert :counters.get(produced, 1) == 3_000
+
+      cont.({:halt, nil})
+      refute Process.alive?(lister)
+      assert_clean()
+    end
+
+    test "a consumer that stops early ends the listing process and keeps no message of it" do
+      store = TestBackends.store!(:memory)
+      populate!(store, nil, tree(3_000))
+
+      {_first, cont} = first(Listing.ahead(Listing.stream(store, nil, "source"), "source"))
+      [lister] = linked()
+      cont.({:halt, nil})
+
+      refute Process.alive?(lister)
+      assert_clean()
+
+      # Enum.take halts the stream the same way.
+      assert [_, _] = store |> Listing.stream(nil, "source") |> Listing.ahead("source") |> take(2)
+      assert_clean()
+    end
+
+    test "an error of the listing is raised in the consumer, after what came before it" do
+      failing =
+        Stream.concat(
+          Enum.map(1..1_500, &{String.pad_leading("#{&1}", 5, "0"), nil}),
+          Stream.map([:boom], fn _ -> raise Error, reason: :network_error, message: "page 2" end)
+        )
+
+      parent = self()
+
+      assert_raise Error, "page 2", fn ->
+        failing
+        |> Listing.ahead("source")
+        |> Stream.each(fn {key, _} -> send(parent, {:seen, key}) end)
+        |> Stream.run()
+      end
+
+      seen = for {:seen, key} <- drain(), do: key
+      assert length(seen) == 1_000
+      assert_clean()
+
+      # Anything else the listing raises reaches the consumer as it was raised.
+      assert_raise ArgumentError, fn ->
+        Stream.map([1], fn _ -> raise ArgumentError end)
+        |> Listing.ahead("source")
+        |> Stream.run()
+      end
+
+      assert_clean()
+    end
+
+    test "a listing process that goes down is an error, never the listing's end" do
+      parent = self()
+
+      blocked =
+        Stream.map([1, 2], fn
+          1 ->
+            {"a", nil}
+
+          2 ->
+            send(parent, {:listing, self()})
+            Process.sleep(:infinity)
+        end)
+
+      # A consumer that traps exits survives the listing's death, and must not take it for the
+      # end of the listing.
+      consumer =
+        Task.async(fn ->
+          Process.flag(:trap_exit, true)
+
+          try do
+            {:ok, blocked |> Listing.ahead("source") |> Enum.to_list()}
+          rescue
+            e in Error -> {:error, e}
+          end
+        end)
+
+      assert_receive {:listing, lister}, 10_000
+      Process.exit(lister, :kill)
+
+      assert {:error, %Error{reason: :internal, message: message}} = Task.await(consumer)
+      assert message =~ "the source listing stopped before its end"
+    end
+  end
+
+  describe ":tree" do
+    test "lists the same keys as :flat, in order" do
+      store = TestBackends.store!(:memory)
+      # Many sibling directories, nested ones, and keys between a directory and its contents.
+      tree =
+        tree(300) ++
+          for(d <- 1..40, i <- 1..3, do: {"many/d#{d}/k#{i}", "#{d}-#{i}"}) ++
+          [{"many/d1-x", "x"}, {"many/d1/sub/deep", "deep"}]
+
+      populate!(store, "p", tree)
+
+      flat = store |> Listing.stream("p", "source", :flat) |> keys()
+      assert store |> Listing.stream("p", "source", :tree) |> keys() == flat
+      assert flat == tree |> Enum.map(&elem(&1, 0)) |> Enum.sort()
+      assert_clean()
+    end
+
+    test "lists the next 8 directories while the walk is still before them, no more" do
+      store = TestBackends.store!(:memory)
+      populate!(store, nil, for(d <- 1..20, i <- 1..3, do: {"many/d#{pad(d)}/k#{i}", "v"}))
+      faulty = Fault.wrap!(store, [])
+
+      {{"many/d01/k1", _}, cont} = first(Listing.stream(faulty, nil, "source", :tree))
+      listed = for d <- 1..9, do: "many/d#{pad(d)}"
+
+      # d01 is being emitted: d02..d09 were asked for too, and nothing past them.
+      assert TestHelpers.wait_until(fn -> length(lists(faulty)) == 2 + length(listed) end)
+      assert Enum.sort(lists(faulty)) == Enum.sort(["", "many" | listed])
+
+      cont.({:halt, nil})
+      assert_clean()
+    end
+
+    test "a directory listed ahead that fails raises once the walk reaches it" do
+      store = TestBackends.store!(:memory)
+      populate!(store, nil, for(d <- 1..6, i <- 1..3, do: {"d#{d}/k#{i}", "v"}))
+      faulty = Fault.wrap!(store, fail: [op: :list, path: "d4", reason: :network_error])
+      parent = self()
+
+      assert_raise Error, fn ->
+        faulty
+        |> Listing.stream(nil, "source", :tree)
+        |> Stream.each(fn {key, _} -> send(parent, {:seen, key}) end)
+        |> Stream.run()
+      end
+
+      assert for({:seen, key} <- drain(), do: key) == for(d <- 1..3, i <- 1..3, do: "d#{d}/k#{i}")
+      assert_clean()
+    end
+  end
+
+  defp pad(n), do: String.pad_leading("#{n}", 2, "0")
+
+  defp lists(store), do: for(%{op: :list, path: path} <- Fault.calls!(store), do: path)
+
+  defp keys(stream), do: Enum.map(stream, &elem(&1, 0))
+  defp take(stream, n), do: Enum.take(stream, n)
+
+  # The first element, and the suspended rest of the enumeration.
+  defp first(stream) do
+    {:suspended, nil, cont} =
+      Enumerable.reduce(stream, {:suspend, nil}, fn x, _ -> {:suspend, x} end)
+
+    {:suspended, x, cont} = cont.({:cont, nil})
+    {x, cont}
+  end
+
+  defp linked do
+    {:links, links} = Process.info(self(), :links)
+    links
+  end
+
+  # No listing process is left linked to or monitored by the test, and none sent it anything.
+  defp assert_clean do
+    assert linked() == []
+    assert Process.info(self(), :monitors) == {:monitors, []}
+    assert Process.info(self(), :messages) == {:messages, []}
+  end
+
+  defp drain(acc \\ []) do
+    receive do
+      msg -> drain([msg | acc])
+    after
+      0 -> Enum.reverse(acc)
+    end
+  end
+end
