@@ -1,8 +1,8 @@
-# `make bench` runs the benchmarks (bench/run.sh) and writes bench/README.md, bench/bench.png
-# and the cost curves bench/curves-*.png;
+# `make bench` runs the benchmarks (bench/run.sh), the sync benchmark included, and writes
+# bench/README.md, bench/bench.png and the cost curves bench/curves-*.png;
 # `make bench-smoke` is a quick run of the same, written to bench/results/smoke/.
-# `make bench-sync` runs ObjectStoreX.Sync beside rclone and s5cmd (bench/sync.sh), written to
-# bench/results/sync/ (bench/SYNC.md has the figures and how they scale).
+# `make bench-sync` runs only the sync benchmark, at its full default size (bench/sync.sh),
+# written to bench/results/sync/ (bench/SYNC.md explains the figures and how they scale).
 .PHONY: bench bench-smoke bench-sync
 
 bench:

@@ -19,10 +19,12 @@ Settings (environment):
   BENCH_SCALE    scales the object counts: 1,000 x 1 MiB, 10,000 x 1 KiB, 100,000 listed (1)
   BENCH_ROUNDS   at most this many runs per contender and row, the median counting (5)
   BENCH_BUDGET   minutes of measuring: a further round starts only if one more as long as the
-                 first still ends within them (21 minus BENCH_CURVE_BUDGET, so 15; the VM-health
-                 runs and the cost curves come after, and `make bench` stays within 25 minutes)
-  BENCH_CURVE_BUDGET, BENCH_CURVE_ROUNDS   the cost curves' minutes (6; 0 leaves them out) and
+                 first still ends within them (by default what is left of 25 minutes after
+                 bench/run.sh's installs, builds and sync benchmark, the VM-health runs (4),
+                 the cost curves and one spare minute; at least 3)
+  BENCH_CURVE_BUDGET, BENCH_CURVE_ROUNDS   the cost curves' minutes (5; 0 leaves them out) and
                  runs per point (3): see bench/curves.py
+  BENCH_SYNC     0 leaves out the sync benchmark that bench/run.sh runs first (1)
   BENCH_SETTLE   seconds to wait, after the sync, before each run of a large-object row (3; 0
                  below BENCH_MIB=256, as in a smoke run):
                  on a virtual machine that hands freed memory back to its host, pages freed a
@@ -71,6 +73,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import model
+
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
 
@@ -106,10 +110,13 @@ def env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
-# Of the 25 minutes `make bench` may take on 2 cores, builds take about 1, the VM-health runs
-# about 2 and the cost curves this many; the rows get the rest (BENCH_BUDGET's default).
-CURVE_BUDGET = float(os.environ.get("BENCH_CURVE_BUDGET", "6"))
-BUDGET = 21 - CURVE_BUDGET
+# Of the 25 minutes `make bench` may take on 2 cores, what bench/run.sh spent before this
+# program (installs, builds, the sync benchmark) is gone, the VM-health runs take about 4, the
+# cost curves this many, and a minute is kept spare; the rows get the rest (BENCH_BUDGET's
+# default), at least 3.
+CURVE_BUDGET = float(os.environ.get("BENCH_CURVE_BUDGET", "5"))
+SPENT = (time.time() - float(os.environ["BENCH_STARTED"])) / 60 if "BENCH_STARTED" in os.environ else 1
+BUDGET = max(3.0, 25 - SPENT - 4 - CURVE_BUDGET - 1)
 
 
 @dataclass
@@ -649,6 +656,11 @@ class Health:
     long_idle: int | None  # long_schedule events (> 5 ms) during each set of samples
     long_busy: int | None
     long_base: int | None
+    nice: int = 10  # the I/O threads' niceness (OBJECTSTOREX_IO_NICE) during the run
+
+    @property
+    def label(self) -> str:
+        return self.store if self.nice == 10 else f"{self.store}, nice 0"
 
 
 @dataclass
@@ -696,13 +708,17 @@ def vm_health(tools: Tools, s: Settings, stores: dict[str, str]) -> tuple[list, 
     rows, failures = [], {}
     if OSX not in s.only:
         return rows, failures
-    for kind in ("local", "s3"):
+    # Each store twice: with the I/O threads at their default nice 10, and at nice 0, the
+    # figures that decide the default (see "VM health" in the README).
+    for kind, nice in [("local", 10), ("local", 0), ("s3", 10), ("s3", 0)]:
         if kind not in stores:
             continue
+        label = kind if nice == 10 else f"{kind}, nice 0"
         try:
             os.sync()
             stdout, _, _, _ = run_process(
-                health_argv(stores[kind]), timeout=s.timeout, env={"MIX_ENV": "prod"}
+                health_argv(stores[kind]), timeout=s.timeout,
+                env={"MIX_ENV": "prod", "OBJECTSTOREX_IO_NICE": str(nice)},
             )
             h = parse_health(stdout)
             for (phase, probe), (ip50, ip99, _) in sorted(h.probes.items()):
@@ -715,12 +731,13 @@ def vm_health(tools: Tools, s: Settings, stores: dict[str, str]) -> tuple[list, 
                 rows.append(
                     Health(kind, probe, ip50, ip99, bp50, bp99, base_p50, base_p99, base_n,
                            h.rate("downloads"), h.rate("baseline"),
-                           h.long.get("idle"), h.long.get("downloads"), h.long.get("baseline"))
+                           h.long.get("idle"), h.long.get("downloads"), h.long.get("baseline"),
+                           nice)
                 )
-            print(f"[{kind} · VM health] {stdout.strip()}", flush=True)
+            print(f"[{label} · VM health] {stdout.strip()}", flush=True)
         except Failed as e:
-            failures[kind] = str(e)
-            print(f"[{kind} · VM health] FAILED {e}", flush=True)
+            failures[label] = str(e)
+            print(f"[{label} · VM health] FAILED {e}", flush=True)
     return rows, failures
 
 
@@ -904,6 +921,79 @@ def plot(rows: list[Row], path: Path, s: Settings) -> None:
     fig.legend(handles, tools, loc="outside upper center", ncol=len(tools), fontsize=9)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+SYNC_RESULTS = ROOT / "bench/results/sync"
+
+
+def sync_objects() -> int:
+    """The object count of the sync benchmark run by bench/run.sh (its SYNC_* settings)."""
+    return int(os.environ.get("SYNC_SMALL", "10000")) + int(os.environ.get("SYNC_BIG", "8"))
+
+
+def sync_lines() -> list[str]:
+    """The sync benchmark's tables (bench/sync.sh, run first by bench/run.sh), if this run
+    made them; bench/SYNC.md explains them."""
+    if os.environ.get("BENCH_SYNC", "1") == "0":
+        return []
+    lines = ["## Sync: ObjectStoreX.Sync beside rclone and s5cmd", ""]
+    results = SYNC_RESULTS / "results.md"
+    started = float(os.environ.get("BENCH_STARTED", "0"))
+    if not results.exists() or results.stat().st_mtime < started:
+        return lines + ["**failed**: the sync benchmark made no results in this run "
+                        "(bench/sync.sh's output says why).", ""]
+    lines += [
+        "Made by bench/sync.sh with " + ", ".join(
+            f"{k}={os.environ[k]}" for k in
+            ("SYNC_SMALL", "SYNC_BIG", "SYNC_BIG_MIB", "SYNC_ROUNDS", "SYNC_NODE_ROUNDS")
+            if k in os.environ
+        ) + " (smaller than `make bench-sync`'s default, to fit the 25 minutes); how each tool "
+        "is run, what limits each row and how a run scales: [SYNC.md](SYNC.md).",
+        "",
+    ]
+    return lines + results.read_text().splitlines() + [""]
+
+
+def sync_failed() -> bool:
+    return any("**failed**" in line for line in sync_lines())
+
+
+def nice_lines(health: list) -> list[str]:
+    """The figures behind the I/O threads' default niceness: each store's busy p99 and long
+    schedules at nice 10 against nice 0, and what the downloads moved."""
+    pairs = []
+    for kind in dict.fromkeys(h.store for h in health):
+        for probe in dict.fromkeys(h.probe for h in health if h.store == kind):
+            by = {h.nice: h for h in health if h.store == kind and h.probe == probe}
+            if 10 in by and 0 in by:
+                pairs.append((kind, probe, by[10], by[0]))
+    if not pairs:
+        return []
+    lines = [
+        "The I/O threads' niceness (`OBJECTSTOREX_IO_NICE`, default 10): the same runs with "
+        "Tokio's threads at nice 10 and at nice 0.",
+        "",
+        "| store | probe | busy p99 at nice 10 | at nice 0 | long schedules at 10 / 0 "
+        "| downloads MB/s at 10 / 0 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for kind, probe, ten, zero in pairs:
+        lines.append(
+            f"| {kind} | {probe} | {fmt(ten.busy_p99)} | {fmt(zero.busy_p99)} "
+            f"| {ten.long_busy if ten.long_busy is not None else '-'} / "
+            f"{zero.long_busy if zero.long_busy is not None else '-'} "
+            f"| {fmt(ten.streamed)} / {fmt(zero.streamed)} |"
+        )
+    better = sum(1 for _, _, ten, zero in pairs if ten.busy_p99 <= zero.busy_p99)
+    lines += [
+        "",
+        f"At nice 10 the busy p99 is lower or level on {better} of {len(pairs)} probes"
+        + (": the default stays nice 10, the VM's schedulers first."
+           if better * 2 >= len(pairs) else
+           ": on this run nice 0 served the probes better; one run decides nothing alone, so "
+           "the default changes only if further runs agree."),
+    ]
+    return lines + [""]
 
 
 def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures, tools: Tools,
@@ -1113,7 +1203,7 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
     ]
     for h in health:
         lines.append(
-            f"| {h.store} | {h.probe} | {fmt(h.idle_p50)} / {fmt(h.idle_p99)} "
+            f"| {h.label} | {h.probe} | {fmt(h.idle_p50)} / {fmt(h.idle_p99)} "
             f"| {fmt(h.busy_p50)} / {fmt(h.busy_p99)} | {fmt(h.base_p50)} / {fmt(h.base_p99)}"
             + (f" ({h.base_samples:,})" if h.base_samples and h.base_samples < 2000 else "")
             + " |"
@@ -1126,16 +1216,17 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "| MB/s moved: downloads | pure-BEAM load |",
         "|---|---|---|---|---|---|",
     ]
-    for kind in dict.fromkeys(x.store for x in health):
+    for kind in dict.fromkeys(x.label for x in health):
         # The counts and rates belong to the store's run, the same on each probe's line.
-        h = next(x for x in health if x.store == kind)
+        h = next(x for x in health if x.label == kind)
         lines.append(
-            f"| {h.store} | {h.long_idle if h.long_idle is not None else '-'} "
+            f"| {h.label} | {h.long_idle if h.long_idle is not None else '-'} "
             f"| {h.long_busy if h.long_busy is not None else '-'} "
             f"| {h.long_base if h.long_base is not None else '-'} "
             f"| {fmt(h.streamed)} | {fmt(h.base_streamed)} |"
         )
-    lines += [""] + curve_lines
+    lines += [""] + nice_lines(health) + curve_lines + sync_lines()
+    lines += model.section(rows, OSX, SYNC_RESULTS / "runs.jsonl", sync_objects())
     lines += ["## Versions", ""]
     lines += [f"- {name}: {value}" for name, value in versions(tools)]
     lines.append("")
@@ -1197,6 +1288,8 @@ def main() -> int:
     failed = [(r.name(), t, why) for r in rows for t, why in r.failures.items()]
     failed += [(f"{k} · VM health", OSX, why) for k, why in health_failures.items()]
     failed += curves.failures(curve_set)
+    if sync_failed():
+        failed.append(("sync", "ObjectStoreX.Sync, rclone, s5cmd", "no results (see above)"))
     missed = [r.name() for r, _, _, v in target_rows(rows) if v != "pass"]
     missed += [r.name() for r, _, v in bound_rows(rows) if v != "pass"]
     for name, tool, why in failed:

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# `make bench`: ObjectStoreX beside raw object_store, obstore, boto3, s5cmd and cp, in one run.
+# `make bench`: ObjectStoreX beside raw object_store, obstore, boto3, s5cmd and cp, and
+# ObjectStoreX.Sync beside rclone and s5cmd (bench/sync.sh), in one run.
 # Installs what is missing (safe to run again), builds what it runs, starts s3s-fs on 127.0.0.1,
 # runs bench/bench.py, and stops the server on exit, failure included. Writes bench/README.md,
 # bench/bench.png and the cost curves (bench/curves-*.png, see bench/curves.py) on a full run;
 # see bench/bench.py for the BENCH_* settings (a smoke run: BENCH_MIB=16 BENCH_SCALE=0.01 make
-# bench, written to bench/results/smoke/). The rows, the VM-health runs and the curves share
-# 25 minutes on 2 cores: BENCH_BUDGET's default is 21 minus BENCH_CURVE_BUDGET (6).
+# bench, written to bench/results/smoke/). The sync benchmark, the rows, the VM-health runs and
+# the curves share 25 minutes on 2 cores (see BENCH_BUDGET in bench/bench.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -61,6 +62,24 @@ cargo build --release -p objectstorex_bench_raw
 mkdir -p "$RESULTS/bin"
 # A copy: another build sharing CARGO_TARGET_DIR must not swap the program mid-run.
 cp "${CARGO_TARGET_DIR:-$ROOT/target}/release/objectstorex_bench_raw" "$RESULTS/bin/"
+
+# --- the sync benchmark first (bench/sync.sh, its own s3s-fs): its tables and its coordinator's
+# rate go into bench/README.md. Smaller than `make bench-sync`'s default, to keep the whole run
+# within 25 minutes; BENCH_SYNC=0 leaves it out.
+rm -f "$RESULTS/sync/runs.jsonl" "$RESULTS/sync/results.md"
+if [[ "${BENCH_SYNC:-1}" != 0 ]]; then
+  if [[ "${BENCH_MIB:-1024}" == 1024 && "${BENCH_SCALE:-1}" == 1 ]]; then
+    export SYNC_SMALL="${SYNC_SMALL:-5000}" SYNC_BIG="${SYNC_BIG:-8}" \
+      SYNC_BIG_MIB="${SYNC_BIG_MIB:-32}" SYNC_ROUNDS="${SYNC_ROUNDS:-2}" \
+      SYNC_NODE_ROUNDS="${SYNC_NODE_ROUNDS:-1}"
+  else
+    export SYNC_SMALL="${SYNC_SMALL:-200}" SYNC_BIG="${SYNC_BIG:-2}" \
+      SYNC_BIG_MIB="${SYNC_BIG_MIB:-8}" SYNC_ROUNDS="${SYNC_ROUNDS:-1}" \
+      SYNC_NODE_ROUNDS="${SYNC_NODE_ROUNDS:-1}"
+  fi
+  # A failure is reported in bench/README.md and fails the run at the end, after the rest.
+  bash bench/sync.sh || log "the sync benchmark failed (its output is above)"
+fi
 
 # --- the S3 server, on loopback, stopped on exit ---------------------------------------------
 source bench/s3s.sh

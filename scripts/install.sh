@@ -66,8 +66,9 @@ if $with_test_servers; then
   command -v node >/dev/null 2>&1 || apt_wanted+=(nodejs)
   command -v npm >/dev/null 2>&1 || apt_wanted+=(npm)
 fi
-# GNU time: the bench takes each process's peak RSS through it.
-$with_bench && apt_wanted+=(time)
+# GNU time: the bench takes each process's peak RSS through it; rclone is a contender of the
+# sync benchmark.
+$with_bench && apt_wanted+=(time rclone)
 
 apt_missing=()
 for pkg in "${apt_wanted[@]}"; do
