@@ -8,14 +8,10 @@ defmodule ObjectStoreX.Sync do
 
   ## What it does
 
-  The source and destination are listed at the same time, each in key order, and merged: an
-  object missing at the destination, or different from it (see `:compare`), is copied with
+  The source and destination are listed at the same time, each in key order, and merged: an object
+  missing at the destination, or different from it (see `:compare`), is copied with
   `ObjectStoreX.transfer/5`, which checks the byte count before completing the upload and
-  aborts it otherwise. A large object (at least twice `:part_size`) from an S3, GCS, Azure or
-  HTTP store to a local directory is instead read with parallel ranged GETs, as
-  `ObjectStoreX.download_file/4` does: `:max_concurrency` ranges of `:part_size` in flight,
-  each pinned to the object's ETag, written into a temporary file beside the target that is
-  renamed into place once its size is checked. A second identical run copies nothing. One object failing never stops
+  aborts it otherwise. A second identical run copies nothing. One object failing never stops
   the others: it is reported in `:failed`. `{:error, _}` means the run itself could not go on
   (a listing failed, a checkpoint is unreadable, every node went down); what was already copied
   stays copied.
@@ -40,9 +36,6 @@ defmodule ObjectStoreX.Sync do
       while the walk is still before them, so memory holds the listings of the directories on
       the current path and of at most 8 directories listed ahead at each of its levels, not
       the tree's.
-    * Each object in flight holds about `(max_concurrency + 1) * part_size` bytes (see
-      `ObjectStoreX.Stream.upload/4`), or `max_concurrency * part_size` when it is read into a
-      local directory by ranged GETs (see "What it does").
     * Work is handed to the workers in batches of `:batch_size` objects, at most two batches
       queued per worker; the listing waits while the queue is full.
     * The keys to delete are spilled to a temporary file until the source listing has
@@ -102,9 +95,7 @@ defmodule ObjectStoreX.Sync do
       :deleted | :failed, node:, reason:}` (`reason` is the error reason of a failure, or
       `:checkpoint` for an object skipped because an earlier run completed it)
 
-  Each copy also emits the upload events of `ObjectStoreX.transfer/5` on the node that runs it,
-  except a large object read into a local directory by ranged GETs (see "What it does"), which
-  emits none.
+  Each copy also emits the upload events of `ObjectStoreX.transfer/5` on the node that runs it.
   """
 
   alias ObjectStoreX.{Args, Error, Store, Telemetry}
@@ -153,10 +144,7 @@ defmodule ObjectStoreX.Sync do
       finer dates); `:checksum`: when the sizes match and the
       SHA-256 of both sides (each streamed) match
     * `:concurrency` - objects in flight per node, default 4, at most 1_000
-    * `:part_size`, `:max_concurrency` - passed to each `ObjectStoreX.transfer/5`; from an S3,
-      GCS, Azure or HTTP store to a local directory, also the size and number in flight of the
-      ranged GETs reading an object of at least twice `:part_size` (default 8 MiB and 8, the
-      source's upload defaults)
+    * `:part_size`, `:max_concurrency` - passed to each `ObjectStoreX.transfer/5`
     * `:checkpoint` - a local file recording progress, to resume an interrupted run (see
       "Checkpoints")
     * `:nodes` - connected nodes to run workers on, default `[node()]` (see "Several nodes")

@@ -18,7 +18,6 @@ defmodule ObjectStoreX.Backends.SyncTest do
     {:s3, :azure, 250, 1, [backend: :s3, s3_and_azure: true]},
     {:azure, :memory, 250, 0, [backend: :azure]},
     {:azure, :local, 200, 0, [backend: :azure]},
-    {:s3, :local, 200, 1, [backend: :s3]},
     {:memory, :s3, 200, 0, [backend: :s3]}
   ]
 
@@ -93,55 +92,6 @@ defmodule ObjectStoreX.Backends.SyncTest do
         assert checked.skipped == map_size(expected) - 1
         assert_holds!(dest, "dst", expected)
       end
-    end
-  end
-
-  describe "s3 -> local, objects of at least two parts" do
-    @describetag backend: :s3
-
-    test "are read with parallel ranged GETs into a temporary file, byte for byte" do
-      proxy = FaultProxy.start!(System.fetch_env!("OBJECTSTOREX_TEST_S3_ENDPOINT"), [])
-      source = TestBackends.store!(:s3, endpoint: FaultProxy.url(proxy))
-      direct = TestBackends.store!(:s3, prefix: source.prefix)
-      # Three ranges each: two of 5 MiB and the rest.
-      tree = tree(40, 3, 2 * @part + 4_321)
-      populate!(direct, nil, tree)
-      dest = TestBackends.store!(:local)
-
-      assert {:ok, %Report{copied: 43, failed: []}} =
-               Sync.run(source, dest, part_size: @part, max_concurrency: 3, concurrency: 4)
-
-      # Exactly the objects: no temporary file is left beside them.
-      assert_holds!(dest, nil, tree)
-
-      for i <- 1..3 do
-        assert FaultProxy.count(proxy, "GET", ~r{/zz-big/#{i}\.bin$}) == 3
-      end
-
-      # A smaller object is one streaming GET.
-      {small, _} = Enum.find(tree, fn {k, d} -> byte_size(d) > 0 and k =~ ~r/^top-/ end)
-      assert FaultProxy.count(proxy, "GET", ~r{/#{small}$}) == 1
-
-      assert {:ok, %Report{copied: 0, skipped: 43}} = Sync.run(source, dest, part_size: @part)
-    end
-
-    test "a directory that cannot be made fails those objects only" do
-      source = TestBackends.store!(:s3)
-      tree = tree(10, 2, 2 * @part)
-      populate!(source, nil, tree)
-      dest = TestBackends.store!(:local)
-      # A file where the large objects' directory must be.
-      :ok = ObjectStoreX.put(dest, "zz-big", "in the way")
-
-      assert {:ok, %Report{copied: 10} = report} = Sync.run(source, dest, part_size: @part)
-
-      assert report.failed |> Enum.map(&elem(&1, 0)) |> Enum.sort() == [
-               "zz-big/1.bin",
-               "zz-big/2.bin"
-             ]
-
-      for {_, e} <- report.failed,
-          do: assert(%Error{message: "cannot create directory " <> _} = e)
     end
   end
 

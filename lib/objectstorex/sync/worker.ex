@@ -74,7 +74,7 @@ defmodule ObjectStoreX.Sync.Worker do
   # One object: `{:copied, bytes}`, `{:skipped, 0}` or `{:failed, %Error{}}`.
   def process({:copy, key, size}, source, dest, config) do
     record_start(key, size, source, dest, config)
-    copy(key, size, source, dest, config)
+    copy(key, source, dest, config)
   end
 
   def process({:verify, key, size}, source, dest, config) do
@@ -83,7 +83,7 @@ defmodule ObjectStoreX.Sync.Worker do
       cond do
         a == b -> {:skipped, 0}
         config.dry_run -> {:copied, size}
-        true -> copy(key, size, source, dest, config)
+        true -> copy(key, source, dest, config)
       end
     else
       {:error, e} -> {:failed, e}
@@ -103,62 +103,7 @@ defmodule ObjectStoreX.Sync.Worker do
     end
   end
 
-  defp copy(key, size, source, dest, config) do
-    case ranged(key, size, source, dest, config) do
-      {:ok, file, opts} -> download(source, join(config.prefix, key), file, opts)
-      :none -> transfer(key, source, dest, config)
-    end
-  end
-
-  # A large object from a network store to a local directory is read as rclone does, with
-  # parallel ranged GETs (`:max_concurrency` ranges of `:part_size`, pinned to the object's
-  # ETag) written at their offsets into a temporary file renamed into place: one streaming GET
-  # is bound by a single connection. The ranges' sizes default to the source's upload defaults,
-  # those of a store read over the network (a local destination's are for writing a disk).
-  @network [:s3, :gcs, :azure, :http]
-
-  defp ranged(key, size, source, dest, config) do
-    defaults = ObjectStoreX.Upload.defaults(source.backend)
-    chunk = config.transfer[:part_size] || defaults[:part_size]
-    concurrency = config.transfer[:max_concurrency] || defaults[:max_concurrency]
-
-    # A wrapped destination must see its calls (ObjectStoreX.Fault); a file name the local
-    # store refuses (its own staging files, "name#N") is left to it to refuse.
-    if dest.backend == :local and dest.fault == nil and source.backend in @network and
-         size >= 2 * chunk and not staging_name?(key) do
-      file = Path.join(Enum.reject([dest.root, dest.prefix, config.dest_prefix, key], &is_nil/1))
-      {:ok, file, chunk_size: chunk, concurrency: concurrency}
-    else
-      :none
-    end
-  end
-
-  defp staging_name?(key), do: Regex.match?(~r/#\d+$/, Path.basename(key))
-
-  defp download(source, path, file, opts) do
-    with :ok <- mkdir_p(Path.dirname(file)),
-         {:ok, meta} <- ObjectStoreX.download_file(source, path, file, opts) do
-      {:copied, meta.size}
-    else
-      {:error, %Error{} = e} -> {:failed, e}
-    end
-  end
-
-  defp mkdir_p(dir) do
-    case File.mkdir_p(dir) do
-      :ok ->
-        :ok
-
-      {:error, reason} ->
-        {:error,
-         %Error{
-           reason: :generic,
-           message: "cannot create directory #{inspect(dir)}: #{:file.format_error(reason)}"
-         }}
-    end
-  end
-
-  defp transfer(key, source, dest, config) do
+  defp copy(key, source, dest, config) do
     transfer =
       if config[:resume], do: [{:resume, config.resume} | config.transfer], else: config.transfer
 
