@@ -18,6 +18,7 @@ defmodule ObjectStoreX.Backends.SyncTest do
     {:s3, :azure, 250, 1, [backend: :s3, s3_and_azure: true]},
     {:azure, :memory, 250, 0, [backend: :azure]},
     {:azure, :local, 200, 0, [backend: :azure]},
+    {:s3, :local, 200, 1, [backend: :s3]},
     {:memory, :s3, 200, 0, [backend: :s3]}
   ]
 
