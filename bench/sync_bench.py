@@ -69,8 +69,11 @@ RCLONE_DOWN = ["--multi-thread-streams", str(PART_CONC), "--multi-thread-cutoff"
                f"{PART_MIB}M", "--ignore-checksum"]
 S5CMD_COMMON = [S5CMD, "--endpoint-url", ENDPOINT, "--log", "error", "--numworkers", str(CONC),
                 "sync", "--concurrency", str(PART_CONC), "--part-size", str(PART_MIB)]
-OSX = ["elixir", "-pa", str(ROOT / "_build/prod/lib/objectstorex/ebin"),
-       str(ROOT / "bench/sync_bench.exs")]
+# bench/sync_bench.exs compiled once (compile_osx), as a user's code is compiled before it
+# runs: each run is then the VM's start and the run, not a compilation too (about 0.3 s here).
+OSX_EBIN = OUT / "ebin"
+OSX = ["elixir", "-pa", str(ROOT / "_build/prod/lib/objectstorex/ebin"), "-pa", str(OSX_EBIN),
+       "-e", "SyncBench.main(System.argv())"]
 OSX_ENV = {"SYNC_PART_MIB": str(PART_MIB), "SYNC_PART_CONCURRENCY": str(PART_CONC)}
 OSX_TREE = "ObjectStoreX.Sync, listing: :tree"
 S3_SPEC = f"s3:{ENDPOINT}:{BUCKET}"
@@ -341,9 +344,18 @@ def report_from(path):
     return report([json.loads(x) for x in open(path)])
 
 
+def compile_osx():
+    shutil.rmtree(OSX_EBIN, ignore_errors=True)
+    OSX_EBIN.mkdir(parents=True)
+    subprocess.run(["elixirc", "-pa", str(ROOT / "_build/prod/lib/objectstorex/ebin"),
+                    "-o", str(OSX_EBIN), str(ROOT / "bench/sync_bench.exs")],
+                   check=True, env=os.environ | {"SYNC_BENCH_COMPILE_ONLY": "1"})
+
+
 def main():
     global LOG
     OUT.mkdir(parents=True, exist_ok=True)
+    compile_osx()
     LOG = open(OUT / "runs.jsonl", "a")
     log(f"load {os.getloadavg()}")
     make_source()
