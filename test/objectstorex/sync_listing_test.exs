@@ -4,6 +4,7 @@ defmodule ObjectStoreX.SyncListingTest do
   use ExUnit.Case, async: true
 
   import ObjectStoreX.SyncHelpers
+  import ObjectStoreX.TestHelpers, only: [drain_mailbox: 1]
 
   alias ObjectStoreX.{Error, Fault, TestBackends, TestHelpers}
   alias ObjectStoreX.Sync.Listing
@@ -78,7 +79,7 @@ defmodule ObjectStoreX.SyncListingTest do
         |> Stream.run()
       end
 
-      seen = for {:seen, key} <- drain(), do: key
+      seen = for {:seen, key} <- drain_mailbox(0), do: key
       assert length(seen) == 1_000
       assert_clean()
 
@@ -172,7 +173,9 @@ defmodule ObjectStoreX.SyncListingTest do
         |> Stream.run()
       end
 
-      assert for({:seen, key} <- drain(), do: key) == for(d <- 1..3, i <- 1..3, do: "d#{d}/k#{i}")
+      assert for({:seen, key} <- drain_mailbox(0), do: key) ==
+               for(d <- 1..3, i <- 1..3, do: "d#{d}/k#{i}")
+
       assert_clean()
     end
   end
@@ -203,13 +206,5 @@ defmodule ObjectStoreX.SyncListingTest do
     assert linked() == []
     assert Process.info(self(), :monitors) == {:monitors, []}
     assert Process.info(self(), :messages) == {:messages, []}
-  end
-
-  defp drain(acc \\ []) do
-    receive do
-      msg -> drain([msg | acc])
-    after
-      0 -> Enum.reverse(acc)
-    end
   end
 end

@@ -5,6 +5,7 @@ defmodule ObjectStoreX.SyncTest do
   use ExUnit.Case, async: true
 
   import ObjectStoreX.SyncHelpers
+  import ObjectStoreX.TestHelpers, only: [drain_mailbox: 1]
 
   alias ObjectStoreX.{Error, TestBackends}
   alias ObjectStoreX.Sync
@@ -142,7 +143,7 @@ defmodule ObjectStoreX.SyncTest do
       assert {:ok, %Report{copied: 4}} =
                Sync.run(c.source, c.dest, prefix: prefix, dest_prefix: prefix, concurrency: 4)
 
-      workers = for {:upload, pid} <- drain(), uniq: true, do: pid
+      workers = for {:upload, pid} <- drain_mailbox(0), uniq: true, do: pid
       assert length(workers) > 1
     end
 
@@ -188,7 +189,9 @@ defmodule ObjectStoreX.SyncTest do
       assert_received {:event, [:objectstorex, :sync, :stop], %{copied: 10, deleted: 1} = m, _}
       assert m.duration > 0
 
-      objects = for {:event, [_, _, :object], m, meta} <- drain(), do: {meta.action, m.bytes}
+      objects =
+        for {:event, [_, _, :object], m, meta} <- drain_mailbox(0), do: {meta.action, m.bytes}
+
       assert length(objects) == 11
       assert Enum.count(objects, &match?({:copied, _}, &1)) == 10
       assert {:deleted, 0} in objects
@@ -349,7 +352,7 @@ defmodule ObjectStoreX.SyncTest do
         :io_lib.format(~c"~p", [store]) |> IO.iodata_to_binary(),
         inspect(result, structs: false, limit: :infinity),
         inspect(report, structs: false, limit: :infinity),
-        inspect(drain(), structs: false, limit: :infinity)
+        inspect(drain_mailbox(0), structs: false, limit: :infinity)
       ]
 
       for text <- shown, do: refute(text =~ secret)
@@ -372,14 +375,6 @@ defmodule ObjectStoreX.SyncTest do
 
   defp strip_end!(file) do
     File.write!(file, File.read!(file) |> String.replace(~r/E - [0-9A-F]{8}\n$/, ""))
-  end
-
-  defp drain(acc \\ []) do
-    receive do
-      msg -> drain([msg | acc])
-    after
-      0 -> Enum.reverse(acc)
-    end
   end
 
   # Every sync event of the runs the test process starts (the other async tests sync too), as
