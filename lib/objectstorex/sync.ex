@@ -639,8 +639,19 @@ defmodule ObjectStoreX.Sync do
 
   # To the second: S3 and Azure keep no finer dates, so a copy made in the same second as its
   # source would otherwise look older than it for ever.
+  # Every `Meta` date is built in UTC, and then comparing the fields in order is comparing the
+  # instants, several times cheaper than `DateTime.compare/2` on each object of a re-sync.
+  defp older?(
+         %DateTime{utc_offset: 0, std_offset: 0} = a,
+         %DateTime{utc_offset: 0, std_offset: 0} = b
+       ),
+       do: seconds(a) < seconds(b)
+
   defp older?(a, b),
     do: DateTime.compare(DateTime.truncate(a, :second), DateTime.truncate(b, :second)) == :lt
+
+  defp seconds(%DateTime{year: y, month: mo, day: d, hour: h, minute: mi, second: s}),
+    do: {y, mo, d, h, mi, s}
 
   defp open_spill(path) do
     {:ok, io} = :file.open(path, [:write, :binary, :raw, {:delayed_write, 65_536, 1_000}])
