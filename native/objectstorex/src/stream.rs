@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 use crate::args::{get_range, parse_path};
 use crate::error::{NifError, Reason};
 use crate::local;
-use crate::meta::Meta;
+use crate::meta::{Meta, Metas};
 use crate::payload::Blob;
 use crate::read::{changed_or, pinned_range, resumable, Pin};
 use crate::runtime::{runtime, CancelSlot, Emitter, Live, LIVE_STREAMS};
@@ -473,11 +473,10 @@ async fn list(
         };
         let metas = page
             .into_iter()
-            .map(|m| m.map(Meta))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| store.error(e))?;
         count += metas.len() as u64;
-        p.send((atoms::data(), metas));
+        p.send((atoms::data(), Metas(metas)));
     }
     Ok(count)
 }
