@@ -49,6 +49,7 @@ defmodule ObjectStoreX.Native do
   def object_sign_url(_ref, _store, _method, _path, _expires_in), do: not_loaded()
   def stream_download(_ref, _store, _path, _opts), do: not_loaded()
   def stream_list(_ref, _store, _prefix, _offset, _page_size, _prefetch), do: not_loaded()
+  def stream_list_page(_page), do: not_loaded()
   def stream_ack(_stream, _credits), do: not_loaded()
   def stream_cancel(_stream), do: not_loaded()
   def stream_test_panic(_ref, _message), do: not_loaded()

@@ -157,6 +157,9 @@ defmodule ObjectStoreX.Stream do
     end
   end
 
+  # Each chunk is one message: nothing to emit before the next.
+  defp download_event(:next, _state), do: nil
+
   # Enumeration has begun and the request is on its way.
   defp download_event(:opened, state),
     do: {[], %{state | span: Telemetry.span_start([:objectstorex, :download], state.meta)}}
@@ -326,16 +329,26 @@ defmodule ObjectStoreX.Stream do
           end,
           timeout,
           nil,
-          fn
-            :opened, state -> {[], state}
-            {:data, page}, state -> {page, state}
-            {:done, _count}, state -> {[], state}
-            {:error, error}, _state -> raise error
-          end
+          &list_event/2
         )
 
       {:error, error} ->
         raise error
+    end
+  end
+
+  # The native side sends each page as listed, and this process builds its terms a slice at
+  # a time, on its own heap (see `ListPage` in stream.rs). The state is the page being built.
+  defp list_event(:opened, nil), do: {[], nil}
+  defp list_event(:next, nil), do: nil
+  defp list_event({:data, page}, nil), do: {[], page}
+  defp list_event({:done, _count}, nil), do: {[], nil}
+  defp list_event({:error, error}, _page), do: raise(error)
+
+  defp list_event(:next, page) do
+    case Native.stream_list_page(page) do
+      [] -> {[], nil}
+      metas -> {metas, page}
     end
   end
 
@@ -420,6 +433,10 @@ defmodule ObjectStoreX.Stream do
 
   # ---------------------------------------------------------------------------------------------
   # The consumer side of the credit protocol (see the moduledoc).
+  #
+  # `handle` turns each event into `{items, state}`. It is also called with `:next` before
+  # every receive: it returns nil, or `{items, state}` when what it was last sent has more to
+  # emit.
 
   defp consume(start, timeout, initial, handle) do
     Elixir.Stream.resource(
@@ -432,7 +449,10 @@ defmodule ObjectStoreX.Stream do
           {items, %{s | ref: ref, stream: stream, state: state}}
 
         s ->
-          receive_event(s, timeout, handle)
+          case handle.(:next, s.state) do
+            nil -> receive_event(s, timeout, handle)
+            {items, state} -> {items, %{s | state: state}}
+          end
       end,
       &close/1
     )

@@ -3,6 +3,24 @@ defmodule ObjectStoreX.Backends.MemoryStreamsTest do
   @moduletag backend: :memory
   use ObjectStoreX.StreamSuite, backend: :memory
 
+  describe "memory store listings" do
+    # Objects written together differ in their microseconds: their timestamps are derived
+    # from one another, across slices and pages, and must equal those of a fresh head.
+    test "list_stream gives each object the meta that head gives it", %{store: store} do
+      for i <- 1..700, do: :ok = ObjectStoreX.put(store, "many/#{i}", String.duplicate("x", i))
+
+      heads =
+        for i <- 1..700, into: %{}, do: {"many/#{i}", ObjectStoreX.head!(store, "many/#{i}")}
+
+      for opts <- [[], [page_size: 7], [page_size: 100_000]] do
+        metas = OSXStream.list_stream(store, [prefix: "many/"] ++ opts) |> Enum.to_list()
+        assert Map.new(metas, &{&1.location, &1}) == heads
+      end
+
+      assert Map.new(ObjectStoreX.list!(store, prefix: "many/"), &{&1.location, &1}) == heads
+    end
+  end
+
   describe "memory store uploads" do
     # Large enough that the chunks are joined on several threads, in pieces whose boundaries
     # fall inside chunks.

@@ -8,13 +8,14 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::signer::Method;
 use object_store::{
-    CopyMode, CopyOptions, GetOptions, GetRange, ObjectStoreExt, RenameOptions, RenameTargetMode,
+    CopyMode, CopyOptions, GetOptions, GetRange, ObjectMeta, ObjectStoreExt, RenameOptions,
+    RenameTargetMode,
 };
 use rustler::{Atom, Env, ResourceArc, Term};
 
 use crate::args::{get_options, parse_path, parse_prefix, put_options, GetOpts, PutOpts};
 use crate::error::{self, NifError, Reason};
-use crate::meta::Meta;
+use crate::meta::{Meta, Metas};
 use crate::payload::{self, Blob};
 use crate::read;
 use crate::runtime::{self, TaskHandle};
@@ -309,11 +310,10 @@ fn object_list_with_delimiter(
             .await
             .map_err(|e| store.error(e))?;
         let after = |location: &str| offset.as_deref().is_none_or(|o| location > o);
-        let objects: Vec<Meta> = result
+        let objects: Vec<ObjectMeta> = result
             .objects
             .into_iter()
             .filter(|m| after(m.location.as_ref()))
-            .map(Meta)
             .collect();
         let prefixes: Vec<String> = result
             .common_prefixes
@@ -321,7 +321,7 @@ fn object_list_with_delimiter(
             .map(String::from)
             .filter(|p| after(p))
             .collect();
-        Ok((objects, prefixes))
+        Ok((Metas(objects), prefixes))
     })
 }
 
@@ -337,12 +337,8 @@ fn object_list(
     runtime::spawn(env, reference, async move {
         let prefix = prefix?;
         let listing = store.listing(prefix.as_ref(), offset);
-        let metas: Vec<Meta> = listing
-            .map_ok(Meta)
-            .try_collect()
-            .await
-            .map_err(|e| store.error(e))?;
-        Ok(metas)
+        let metas: Vec<ObjectMeta> = listing.try_collect().await.map_err(|e| store.error(e))?;
+        Ok(Metas(metas))
     })
 }
 
