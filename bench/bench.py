@@ -494,6 +494,13 @@ class Row:
             values.append(cpu / 1e6 / (moved / (1024 * MIB)))
         return median(sorted(values))
 
+    def cpu_per_op_us(self, tool: str) -> float | None:
+        """Median CPU microseconds per operation of a many-object row (timed part)."""
+        if tool in self.failures or not self.runs.get(tool):
+            return None
+        return median(sorted(r.cpu_micros / r.units for r in self.runs[tool]
+                             if r.cpu_micros and r.units))
+
     def peak_mib(self, tool: str) -> float | None:
         if tool in self.failures or not self.runs.get(tool):
             return None
@@ -931,15 +938,25 @@ def sync_objects() -> int:
     return int(os.environ.get("SYNC_SMALL", "10000")) + int(os.environ.get("SYNC_BIG", "8"))
 
 
+def sync_results() -> Path | None:
+    """The sync benchmark's tables, if this run made them (bench/sync.sh, run first by
+    bench/run.sh)."""
+    results = SYNC_RESULTS / "results.md"
+    started = float(os.environ.get("BENCH_STARTED", "0"))
+    return results if results.exists() and results.stat().st_mtime >= started else None
+
+
+def sync_failed() -> bool:
+    return os.environ.get("BENCH_SYNC", "1") != "0" and sync_results() is None
+
+
 def sync_lines() -> list[str]:
-    """The sync benchmark's tables (bench/sync.sh, run first by bench/run.sh), if this run
-    made them; bench/SYNC.md explains them."""
+    """The sync benchmark's section; bench/SYNC.md explains its tables."""
     if os.environ.get("BENCH_SYNC", "1") == "0":
         return []
     lines = ["## Sync: ObjectStoreX.Sync beside rclone and s5cmd", ""]
-    results = SYNC_RESULTS / "results.md"
-    started = float(os.environ.get("BENCH_STARTED", "0"))
-    if not results.exists() or results.stat().st_mtime < started:
+    results = sync_results()
+    if results is None:
         return lines + ["**failed**: the sync benchmark made no results in this run "
                         "(bench/sync.sh's output says why).", ""]
     lines += [
@@ -952,10 +969,6 @@ def sync_lines() -> list[str]:
         "",
     ]
     return lines + results.read_text().splitlines() + [""]
-
-
-def sync_failed() -> bool:
-    return any("**failed**" in line for line in sync_lines())
 
 
 def nice_lines(health: list) -> list[str]:

@@ -23,14 +23,6 @@ CORES = [2, 8, 32, 64]
 LINKS = [("10 Gbit/s", 10e9 / 8), ("25 Gbit/s", 25e9 / 8), ("100 Gbit/s", 100e9 / 8)]
 
 
-def _median(values: list[float]) -> float | None:
-    values = sorted(values)
-    if not values:
-        return None
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
-
-
 def _find(rows, store: str, workload: str, size: int | None = None):
     for row in rows:
         if row.store == store and row.workload == workload and (
@@ -38,14 +30,6 @@ def _find(rows, store: str, workload: str, size: int | None = None):
         ):
             return row
     return None
-
-
-def _cpu_per_request_us(row, tool: str) -> float | None:
-    """Median CPU microseconds per request over a many-object row's runs (timed part)."""
-    if row is None or tool in row.failures or not row.runs.get(tool):
-        return None
-    values = [r.cpu_micros / r.units for r in row.runs[tool] if r.cpu_micros and r.units]
-    return _median(values)
 
 
 def sync_coordinator_rate(runs_jsonl: Path, objects: int) -> tuple[float, str, int] | None:
@@ -63,21 +47,23 @@ def sync_coordinator_rate(runs_jsonl: Path, objects: int) -> tuple[float, str, i
         if (run.get("phase") == "unchanged" and run.get("direction") == "up"
                 and str(run.get("tool", "")).startswith("ObjectStoreX") and run.get("inner")):
             by_tool.setdefault(run["tool"], []).append(objects / run["inner"])
-    rated = [(_median(rates), tool, len(rates)) for tool, rates in by_tool.items()]
+    from bench import median
+
+    rated = [(median(sorted(rates)), tool, len(rates)) for tool, rates in by_tool.items()]
     return max(rated) if rated else None
-
-
-def fmt(value: float) -> str:
-    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
 
 
 def section(rows, tool: str, sync_runs: Path | None = None, sync_objects: int = 0) -> list[str]:
     """The README lines, or a line saying which measurement is missing."""
+    # The report's own helpers: bench.py imports this module, and runs as `bench`.
+    from bench import fmt
+
     up, down = _find(rows, "s3", "upload"), _find(rows, "s3", "download")
     cpu_up = up.cpu_per_gib(tool) if up else None
     cpu_down = down.cpu_per_gib(tool) if down else None
-    put_us = _cpu_per_request_us(_find(rows, "s3", "put_many", 1024), tool)
-    get_us = _cpu_per_request_us(_find(rows, "s3", "get_many", 1024), tool)
+    put, get = _find(rows, "s3", "put_many", 1024), _find(rows, "s3", "get_many", 1024)
+    put_us = put.cpu_per_op_us(tool) if put else None
+    get_us = get.cpu_per_op_us(tool) if get else None
     lines = ["## Past this machine (a model)", ""]
     if None in (cpu_up, cpu_down, put_us, get_us):
         return lines + [
