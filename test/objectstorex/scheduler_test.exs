@@ -41,8 +41,9 @@ defmodule ObjectStoreX.SchedulerTest do
       end
       """
 
-      paths = Enum.flat_map(:code.get_path(), &["-pa", List.to_string(&1)])
-      {out, 0} = System.cmd("elixir", paths ++ ["-e", code], env: env, stderr_to_stdout: true)
+      {out, 0} =
+        System.cmd("elixir", child_vm_paths() ++ ["-e", code], env: env, stderr_to_stdout: true)
+
       for "NICE " <> n <- String.split(out, "\n"), do: String.to_integer(n)
     end
 

@@ -223,19 +223,22 @@ defmodule ObjectStoreX.TestHelpers do
   process (`Port.info(port, :os_pid)`) part way through.
   """
   def child_vm_port(code) do
-    paths =
-      for path <- :code.get_path(),
-          path = List.to_string(path),
-          String.starts_with?(path, Mix.Project.build_path()),
-          do: ["-pa", path]
-
     Port.open({:spawn_executable, System.find_executable("elixir")}, [
       :binary,
       :exit_status,
       :stderr_to_stdout,
       {:line, 4096},
-      args: List.flatten(paths) ++ ["-e", code]
+      args: child_vm_paths() ++ ["-e", code]
     ])
+  end
+
+  @doc "The `-pa` arguments that give a child `elixir` VM this project's compiled code."
+  def child_vm_paths do
+    for path <- :code.get_path(),
+        path = List.to_string(path),
+        String.starts_with?(path, Mix.Project.build_path()),
+        arg <- ["-pa", path],
+        do: arg
   end
 
   @doc "Whether `check` returns true within `tries` tries, 50 ms apart."
