@@ -18,6 +18,9 @@
 #   LONG_SCHEDULE phase count                 the times a process or port ran uninterrupted
 #                                             for more than 5 ms on a scheduler
 #                                             (erlang:system_monitor/2's long_schedule)
+#   LONG_SCHEDULE_AT phase count in out       those times by where the process was scheduled
+#                                             in and out (the function, or "port"), most
+#                                             frequent first
 #
 # and `BASE_RSS kib`, the VM's RSS just before the downloads start, and `BOUND bytes`, the
 # documented memory bound of the downloads: (prefetch + 1) * chunk_size per stream, plus the
@@ -121,7 +124,14 @@ defmodule Bench.VMHealth do
     end
 
     with {bytes, micros} <- streamed, do: IO.puts("STREAMED #{phase} #{bytes} #{micros}")
-    IO.puts("LONG_SCHEDULE #{phase} #{long}")
+    IO.puts("LONG_SCHEDULE #{phase} #{length(long)}")
+
+    long
+    |> Enum.frequencies()
+    |> Enum.sort_by(fn {_where, n} -> -n end)
+    |> Enum.each(fn {{at_in, at_out}, n} ->
+      IO.puts("LONG_SCHEDULE_AT #{phase} #{n} #{at_in} #{at_out}")
+    end)
   end
 
   # Samples the probes while `streams` processes run `load`; returns the sampling time, the
@@ -143,23 +153,30 @@ defmodule Bench.VMHealth do
     {micros, taken, moved, long}
   end
 
-  # A process that counts long_schedule events, read and reset by long_schedules/1.
+  # A process that collects long_schedule events (where each was scheduled in and out), read
+  # and reset by long_schedules/1.
   defp start_long_schedule_monitor do
-    monitor = spawn_link(fn -> count_long_schedules(0) end)
+    monitor = spawn_link(fn -> count_long_schedules([]) end)
     :erlang.system_monitor(monitor, [{:long_schedule, @long_schedule}])
     monitor
   end
 
-  defp count_long_schedules(n) do
+  defp count_long_schedules(events) do
     receive do
-      {:monitor, _pid_or_port, :long_schedule, _info} ->
-        count_long_schedules(n + 1)
+      {:monitor, pid_or_port, :long_schedule, info} ->
+        count_long_schedules([where(pid_or_port, info) | events])
 
       {:take, from} ->
-        send(from, {:long_schedules, n})
-        count_long_schedules(0)
+        send(from, {:long_schedules, events})
+        count_long_schedules([])
     end
   end
+
+  defp where(port, _info) when is_port(port), do: {"port", "port"}
+  defp where(_pid, info), do: {mfa(info[:in]), mfa(info[:out])}
+
+  defp mfa({m, f, a}), do: Exception.format_mfa(m, f, a)
+  defp mfa(other), do: inspect(other)
 
   defp long_schedules(monitor) do
     send(monitor, {:take, self()})

@@ -23,6 +23,10 @@ defmodule ObjectStoreX.Stream do
 
   plus a small constant. Chunk binaries are handed over without copying. Local reads use
   buffers from a process-wide pool of at most 64 MiB, reused once the BEAM frees a chunk.
+  A chunk of 256 KiB or more that the BEAM's garbage collector lets go is freed by a thread
+  of its own (`objectstorex-gc`), not by the scheduler that collected it: freeing a large
+  buffer can take milliseconds while many streams run. At most 16 such chunks wait to be
+  freed, process-wide; beyond that the scheduler frees the chunk itself.
 
   ## Cancellation
 

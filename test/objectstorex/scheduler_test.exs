@@ -60,6 +60,41 @@ defmodule ObjectStoreX.SchedulerTest do
     end
   end
 
+  describe "large chunks the VM lets go" do
+    # In a child VM, so that the thread is known not to exist before the first large chunk.
+    test "are freed by a thread of their own, not by the scheduler that collects them" do
+      code = """
+      free_threads = fn ->
+        Enum.count(File.ls!("/proc/self/task"), fn task ->
+          String.trim(File.read!("/proc/self/task/\#{task}/comm")) == "objectstorex-gc"
+        end)
+      end
+
+      # Each download runs in a process that exits, so its chunks are let go at once.
+      drop_chunks = fn store, chunk_size ->
+        {pid, ref} =
+          spawn_monitor(fn ->
+            ObjectStoreX.Stream.download(store, "big", chunk_size: chunk_size) |> Enum.to_list()
+          end)
+
+        receive do: ({:DOWN, ^ref, :process, ^pid, :normal} -> :ok)
+        Process.sleep(100)
+      end
+
+      {:ok, store} = ObjectStoreX.new(:memory)
+      :ok = ObjectStoreX.put(store, "big", :binary.copy(<<7>>, 4 * 1_048_576))
+      drop_chunks.(store, 64 * 1024)
+      IO.puts("SMALL \#{free_threads.()}")
+      drop_chunks.(store, 1_048_576)
+      IO.puts("LARGE \#{free_threads.()}")
+      """
+
+      {out, 0} = System.cmd("elixir", child_vm_paths() ++ ["-e", code], stderr_to_stdout: true)
+      assert out =~ "SMALL 0\n", out
+      assert out =~ "LARGE 1\n", out
+    end
+  end
+
   test "local: 200 concurrent operations never block a scheduler" do
     check_schedulers(:local)
   end

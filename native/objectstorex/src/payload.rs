@@ -2,9 +2,11 @@
 //!
 //! Into Rust: the caller's binaries are kept alive in an `OwnedEnv` (copying a refc binary term
 //! copies only its header) and exposed as `Bytes` that borrow them. Out of Rust: a `Bytes` is
-//! wrapped in a resource and handed to the BEAM as a resource binary.
+//! wrapped in a resource and handed to the BEAM as a resource binary, and a large one is freed
+//! off the VM's schedulers when the BEAM lets it go.
 
-use std::sync::Arc;
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use object_store::PutPayload;
@@ -65,11 +67,46 @@ pub fn from_iovec(iovec: Term) -> NifResult<PutPayload> {
         .collect())
 }
 
+/// From this size up, freeing a buffer can mean an `munmap` taking milliseconds (the allocator
+/// maps large blocks; many streams at once contend for the address space), and a scheduler
+/// that pays it while garbage-collecting a consumer stalls every process queued behind it.
+const RELEASE_OFF_SCHEDULER: usize = 256 * 1024;
+
+/// Buffers waiting to be freed off the schedulers; with the queue full, the scheduler frees
+/// the buffer itself, so what waits here stays bounded (16 chunks).
+const RELEASE_QUEUE: usize = 16;
+
 /// Owns the bytes behind a resource binary handed to the BEAM.
 pub struct BytesResource(Bytes);
 
 #[rustler::resource_impl]
 impl Resource for BytesResource {}
+
+impl Drop for BytesResource {
+    fn drop(&mut self) {
+        if self.0.len() >= RELEASE_OFF_SCHEDULER && rustler::thread::is_scheduler_thread() {
+            let bytes = std::mem::take(&mut self.0);
+            match releaser().try_send(bytes) {
+                Ok(()) => {}
+                Err(TrySendError::Full(bytes) | TrySendError::Disconnected(bytes)) => drop(bytes),
+            }
+        }
+    }
+}
+
+/// The queue of the thread (`objectstorex-gc`) that frees the large buffers the BEAM's garbage
+/// collector has let go. Should the thread not start, the queue is disconnected and every
+/// buffer is freed where it is dropped.
+fn releaser() -> &'static SyncSender<Bytes> {
+    static RELEASER: OnceLock<SyncSender<Bytes>> = OnceLock::new();
+    RELEASER.get_or_init(|| {
+        let (queue, released) = sync_channel::<Bytes>(RELEASE_QUEUE);
+        let _ = std::thread::Builder::new()
+            .name("objectstorex-gc".into())
+            .spawn(move || released.into_iter().for_each(drop));
+        queue
+    })
+}
 
 /// Object bytes on their way to Elixir.
 pub struct Blob(pub Bytes);
