@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use object_store::PutPayload;
+use objectstorex_core::pool;
 use rustler::{
     Binary, Encoder, Env, NifResult, OwnedBinary, OwnedEnv, Resource, ResourceArc, Term,
 };
@@ -67,11 +68,6 @@ pub fn from_iovec(iovec: Term) -> NifResult<PutPayload> {
         .collect())
 }
 
-/// From this size up, freeing a buffer can mean an `munmap` taking milliseconds (the allocator
-/// maps large blocks; many streams at once contend for the address space), and a scheduler
-/// that pays it while garbage-collecting a consumer stalls every process queued behind it.
-const RELEASE_OFF_SCHEDULER: usize = 256 * 1024;
-
 /// Buffers waiting to be freed off the schedulers; with the queue full, the scheduler frees
 /// the buffer itself, so what waits here stays bounded (16 chunks).
 const RELEASE_QUEUE: usize = 16;
@@ -84,7 +80,10 @@ impl Resource for BytesResource {}
 
 impl Drop for BytesResource {
     fn drop(&mut self) {
-        if self.0.len() >= RELEASE_OFF_SCHEDULER && rustler::thread::is_scheduler_thread() {
+        // Freeing a mapped block is an `munmap`, which takes milliseconds while many streams
+        // contend for the address space; a scheduler paying it in a consumer's garbage
+        // collection stalls every process queued behind it.
+        if self.0.len() >= pool::MAPPED_FROM && rustler::thread::is_scheduler_thread() {
             let bytes = std::mem::take(&mut self.0);
             match releaser().try_send(bytes) {
                 Ok(()) => {}
