@@ -52,6 +52,14 @@ defmodule Mix.Tasks.Objectstorex.Sync do
   The exit status is non-zero when anything failed.
 
   Credentials come from the environment, as for `mix objectstorex.cp`.
+
+  ## Without Mix
+
+  `mix` loads the project and checks the build before every run, about a second. For syncs
+  run often (cron, scripts), `MIX_ENV=prod mix objectstorex.launcher` writes a script that
+  runs this task from the compiled code, with the same options, output and exit status:
+
+      _build/prod/bin/objectstorex sync [OPTIONS] SRC DST
   """
 
   use Mix.Task
