@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# `make bench-sync`: ObjectStoreX.Sync beside `rclone copy` and `s5cmd sync`, local -> S3 and
-# S3 -> local, then the same again with nothing changed, and ObjectStoreX.Sync on 1, 2 and 3
-# nodes on loopback. Uses the tools bench/run.sh installs (in the same places), starts its own
-# s3s-fs on 127.0.0.1, runs bench/sync_bench.py and stops the server on exit, failure included.
+# `make bench-sync`: ObjectStoreX.Sync (run by the launcher of `mix objectstorex.launcher`)
+# beside `rclone copy` and `s5cmd sync`, local -> S3 and S3 -> local, then the same again with
+# nothing changed; each one's start-up on an empty directory; and ObjectStoreX.Sync on 1, 2
+# and 3 nodes on loopback. Uses the tools bench/run.sh installs (in the same places), starts
+# its own s3s-fs on 127.0.0.1, runs bench/sync_bench.py and stops the server on exit, failure
+# included.
 # Writes bench/SYNC.md's tables to bench/results/sync/results.md (and the raw runs beside it);
 # see bench/sync_bench.py for the SYNC_* settings.
 set -euo pipefail
@@ -41,8 +43,10 @@ if [[ "$("$S3S_FS" --version 2>/dev/null)" != "s3s-fs $S3S_FS_VERSION" ]]; then
     --root "$S3S_ROOT"
 fi
 
-log "building ObjectStoreX (MIX_ENV=prod)"
+log "building ObjectStoreX (MIX_ENV=prod) and its launcher, _build/prod/bin/objectstorex"
 MIX_ENV=prod mix compile
+# ObjectStoreX.Sync runs as a user runs it from a shell: `objectstorex sync ...`.
+MIX_ENV=prod mix objectstorex.launcher
 
 source bench/s3s.sh
 cleanup() {

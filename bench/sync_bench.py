@@ -4,18 +4,27 @@ the server): ObjectStoreX.Sync, `rclone copy` and `s5cmd sync`, each a fresh OS 
 run, local -> S3 and S3 -> local, a fresh copy and then the same again with nothing changed;
 then ObjectStoreX.Sync with its workers on 1, 2 and 3 nodes (`:peer` nodes on 127.0.0.1).
 
+ObjectStoreX.Sync runs as a user runs it from a shell: the launcher `mix objectstorex.launcher`
+writes (bench/sync.sh writes it to _build/prod/bin/objectstorex, or SYNC_LAUNCHER names one),
+`objectstorex sync ...`, the `mix objectstorex.sync` task's code without Mix's start-up. The
+nodes part runs bench/sync_bench.exs (compiled), which starts the `:peer` nodes. The start-up
+part times what a run costs before any work: a bare `erl`, the launcher and `mix` on an empty
+directory, `elixir -e`, and rclone on an empty directory.
+
 Settings (environment): SYNC_SMALL (number of small objects, 10000), SYNC_SMALL_KIB (16),
 SYNC_BIG (8), SYNC_BIG_MIB (64), SYNC_ROUNDS (3), SYNC_NODE_ROUNDS (3), SYNC_CONCURRENCY
 (objects in flight, 32, the same for every tool), SYNC_ONLY (comma-separated parts to run:
-contenders,nodes,listing). Writes SYNC_OUT/results.md and SYNC_OUT/runs.jsonl.
+contenders,startup,nodes,listing), SYNC_STARTUP_ROUNDS (7). Writes SYNC_OUT/results.md and SYNC_OUT/runs.jsonl.
 
 Each contender's figure is the whole command's wall time (start-up included, the same for
-every tool), and its peak RSS the process's ru_maxrss from GNU time. ObjectStoreX's own
-measure of the run (no VM start-up) is shown beside it.
+every tool), its CPU time (user + system, GNU time: on a shared machine it moves less than the
+wall time) and its peak RSS the process's ru_maxrss. ObjectStoreX's own
+measure of the run (no VM start-up: the duration its summary line prints) is shown beside it.
 """
 
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -40,7 +49,8 @@ BIG_MIB = int(os.environ.get("SYNC_BIG_MIB", "64"))
 ROUNDS = int(os.environ.get("SYNC_ROUNDS", "3"))
 NODE_ROUNDS = int(os.environ.get("SYNC_NODE_ROUNDS", "3"))
 CONC = int(os.environ.get("SYNC_CONCURRENCY", "32"))
-ONLY = set(os.environ.get("SYNC_ONLY", "contenders,nodes,listing").split(","))
+STARTUP_ROUNDS = int(os.environ.get("SYNC_STARTUP_ROUNDS", "7"))
+ONLY = set(os.environ.get("SYNC_ONLY", "contenders,startup,nodes,listing").split(","))
 PART_MIB = 8
 PART_CONC = 8
 OBJECTS = SMALL + BIG
@@ -69,8 +79,15 @@ RCLONE_DOWN = ["--multi-thread-streams", str(PART_CONC), "--multi-thread-cutoff"
                f"{PART_MIB}M", "--ignore-checksum"]
 S5CMD_COMMON = [S5CMD, "--endpoint-url", ENDPOINT, "--log", "error", "--numworkers", str(CONC),
                 "sync", "--concurrency", str(PART_CONC), "--part-size", str(PART_MIB)]
-# bench/sync_bench.exs compiled once (compile_osx), as a user's code is compiled before it
-# runs: each run is then the VM's start and the run, not a compilation too (about 0.3 s here).
+# ObjectStoreX.Sync as a user runs it: the launcher of `mix objectstorex.launcher` (the task's
+# parsing, stores from the environment and summary line, without Mix's start-up).
+LAUNCHER = os.environ.get("SYNC_LAUNCHER", str(ROOT / "_build/prod/bin/objectstorex"))
+OSX_CLI = [LAUNCHER, "sync", "--no-progress", "--concurrency", str(CONC),
+           "--part-size", f"{PART_MIB}MiB", "--part-concurrency", str(PART_CONC)]
+OSX_CLI_ENV = {"AWS_ENDPOINT_URL": ENDPOINT, "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1"}
+# bench/sync_bench.exs (the nodes part, which starts :peer nodes) compiled once (compile_osx),
+# as a user's code is compiled before it runs: each run is then the VM's start and the run,
+# not a compilation too (about 0.3 s here).
 OSX_EBIN = OUT / "ebin"
 OSX = ["elixir", "-pa", str(ROOT / "_build/prod/lib/objectstorex/ebin"), "-pa", str(OSX_EBIN),
        "-e", "SyncBench.main(System.argv())"]
@@ -83,8 +100,8 @@ def command(tool, direction):
     if direction == "up":
         src, dst = SRC, f"{BUCKET}/up"
         return {
-            "ObjectStoreX.Sync": OSX + [f"local:{src}", f"{S3_SPEC}/up"],
-            OSX_TREE: OSX + [f"local:{src}", f"{S3_SPEC}/up"],
+            "ObjectStoreX.Sync": OSX_CLI + [str(src), f"s3://{dst}"],
+            OSX_TREE: OSX_CLI + ["--listing", "tree", str(src), f"s3://{dst}"],
             # The trailing "/": else rclone first HEADs the prefix to see whether it is a file,
             # which s3s-fs answers, once the prefix exists as its directory, with a 500 that
             # rclone retries for a minute and a half.
@@ -93,8 +110,8 @@ def command(tool, direction):
         }[tool]
     src = f"{BUCKET}/src"
     return {
-        "ObjectStoreX.Sync": OSX + [f"{S3_SPEC}/src", f"local:{DST}"],
-        OSX_TREE: OSX + [f"{S3_SPEC}/src", f"local:{DST}"],
+        "ObjectStoreX.Sync": OSX_CLI + [f"s3://{src}", str(DST)],
+        OSX_TREE: OSX_CLI + ["--listing", "tree", f"s3://{src}", str(DST)],
         "rclone copy": RCLONE_COMMON + RCLONE_DOWN + [f"s3:{src}/", str(DST)],
         "s5cmd sync": S5CMD_COMMON + [f"s3://{src}/*", f"{DST}/"],
     }[tool]
@@ -109,7 +126,7 @@ def log(msg):
 
 
 def run(cmd, extra_env=None):
-    """Runs cmd under GNU time: (wall seconds, peak RSS MiB, stdout)."""
+    """Runs cmd under GNU time: (wall seconds, peak RSS MiB, stdout, CPU seconds)."""
     env = dict(os.environ, **RCLONE_ENV, **(extra_env or {}))
     # The server is plain HTTP on loopback; rclone refuses to start with a CA bundle set here.
     env.pop("AWS_CA_BUNDLE", None)
@@ -117,15 +134,15 @@ def run(cmd, extra_env=None):
     subprocess.run(["sync"], check=True)
     t0 = time.monotonic()
     errors = server_errors()
-    p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(tfile)] + cmd, env=env,
+    p = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", "-o", str(tfile)] + cmd, env=env,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wall = time.monotonic() - t0
     if p.returncode != 0:
         raise SystemExit(f"failed ({p.returncode}): {' '.join(cmd)}\n{p.stderr[-3000:]}")
     if server_errors() != errors:
         raise SystemExit(f"the server logged errors during: {' '.join(cmd)} (see {OUT}/s3s-fs.log)")
-    rss_kib = int(tfile.read_text().split()[-1])
-    return wall, rss_kib / 1024, p.stdout
+    rss_kib, user, system = tfile.read_text().split()[-3:]
+    return wall, int(rss_kib) / 1024, p.stdout, float(user) + float(system)
 
 
 def server_errors():
@@ -180,6 +197,50 @@ def make_source():
         raise SystemExit(f"the S3 source holds {got}, expected {(OBJECTS, BYTES)}")
 
 
+def summary_seconds(out, phase):
+    """The run's own duration from the sync task's summary line, whose counts are checked."""
+    m = re.search(r"^synced .*: listed (\d+), copied (\d+) .*, skipped (\d+), deleted 0, "
+                  r"failed 0 in ([\d.]+) s", out, re.M)
+    if not m:
+        raise SystemExit(f"no summary line in: {out[-2000:]}")
+    listed, copied, skipped = int(m[1]), int(m[2]), int(m[3])
+    want = (OBJECTS, OBJECTS, 0) if phase == "fresh" else (OBJECTS, 0, OBJECTS)
+    if (listed, copied, skipped) != want:
+        raise SystemExit(f"{phase}: listed/copied/skipped {(listed, copied, skipped)}, "
+                         f"expected {want}")
+    return float(m[4])
+
+
+STARTUP = ["bare erl (halt at once)", "objectstorex sync (launcher), empty directory",
+           "elixir -e ':ok'", "mix objectstorex.sync, empty directory",
+           "rclone copy, empty directory"]
+
+
+def startup_command(name):
+    empty, empty_dst = WORK / "empty", WORK / "empty-dst"
+    return {
+        STARTUP[0]: ["erl", "-noshell", "-eval", "halt()."],
+        STARTUP[1]: [LAUNCHER, "sync", "--no-progress", str(empty), str(empty_dst)],
+        STARTUP[2]: ["elixir", "-e", ":ok"],
+        STARTUP[3]: ["env", "MIX_ENV=prod", "mix", "objectstorex.sync", "--no-progress",
+                     str(empty), str(empty_dst)],
+        STARTUP[4]: ["rclone", "copy", "-q", str(empty), str(empty_dst)],
+    }[name]
+
+
+def startup(results):
+    """What a run costs before any work, each command in turn, STARTUP_ROUNDS times."""
+    (WORK / "empty").mkdir(parents=True, exist_ok=True)
+    for r in range(STARTUP_ROUNDS):
+        for name in STARTUP[r % len(STARTUP):] + STARTUP[:r % len(STARTUP)]:
+            wall, rss, _out, cpu = run(startup_command(name))
+            row = {"round": r, "startup": name, "wall": wall, "cpu": cpu, "rss_mib": rss,
+                   "load": os.getloadavg()[0]}
+            record(row)
+            results.append(row)
+        log(f"start-up round {r + 1} done")
+
+
 def last_json(out):
     # A peer node may print to the same standard output: the report is the last JSON line.
     return json.loads([x for x in out.splitlines() if x.startswith('{"')][-1])
@@ -197,19 +258,17 @@ def contenders(results):
             for tool in order:
                 reset(direction)
                 for phase in ["fresh", "unchanged"]:
-                    extra = OSX_ENV | {"SYNC_CONCURRENCY": str(CONC)}
-                    if tool == OSX_TREE:
-                        extra |= {"SYNC_LISTING": "tree"}
-                    wall, rss, out = run(command(tool, direction), extra)
+                    osx = tool.startswith("ObjectStoreX")
+                    wall, rss, out, cpu = run(command(tool, direction),
+                                              OSX_CLI_ENV if osx else None)
                     check(direction)
-                    inner = last_json(out)["run_us"] / 1e6 \
-                        if tool.startswith("ObjectStoreX") else None
+                    inner = summary_seconds(out, phase) if osx else None
                     row = {"round": r, "direction": direction, "phase": phase, "tool": tool,
-                           "wall": wall, "rss_mib": rss, "inner": inner,
+                           "wall": wall, "cpu": cpu, "rss_mib": rss, "inner": inner,
                            "load": os.getloadavg()[0]}
                     record(row)
                     results.append(row)
-                    log(f"round {r + 1}: {direction} {phase} {tool}: {wall:.2f} s"
+                    log(f"round {r + 1}: {direction} {phase} {tool}: {wall:.2f} s, CPU {cpu:.2f} s"
                         + (f" (run {inner:.2f} s)" if inner else "") + f", {rss:.0f} MiB")
 
 
@@ -222,7 +281,7 @@ def nodes(results):
                 # The same objects in flight in all (per node: CONC / k, rounded up).
                 per_node = -(-CONC // k)
                 extra = OSX_ENV | {"SYNC_CONCURRENCY": str(per_node)}
-                wall, rss, out = run(command(TOOLS[0], "up") + [str(k)], extra)
+                wall, rss, out, _cpu = run(OSX + [f"local:{SRC}", f"{S3_SPEC}/up", str(k)], extra)
                 check("up")
                 rep = last_json(out)
                 row = {"round": r, "nodes": k, "phase": phase, "wall": wall, "rss_mib": rss,
@@ -242,7 +301,7 @@ def listing(results):
     cmd = ["elixir", "-pa", str(ROOT / "_build/prod/lib/objectstorex/ebin"),
            str(ROOT / "bench/sync_listing.exs"), str(SRC), ENDPOINT, BUCKET, "src"]
     for r in range(NODE_ROUNDS):
-        _wall, _rss, out = run(cmd)
+        _wall, _rss, out, _cpu = run(cmd)
         rep = last_json(out)
         row = {"round": r, "listing": rep, "load": os.getloadavg()[0]}
         record(row)
@@ -254,6 +313,15 @@ def listing(results):
 def med(xs):
     xs = sorted(xs)
     return statistics.median(xs), xs[0], xs[-1]
+
+
+def fmt_cpu(rows):
+    """The median (min–max) CPU seconds of runs, from before the column existed: '–'."""
+    cpu = [x["cpu"] for x in rows if x.get("cpu") is not None]
+    if not cpu:
+        return "–"
+    m, lo, hi = med(cpu)
+    return f"{m:.2f} ({lo:.2f}–{hi:.2f})"
 
 
 def fmt_rate(total, times):
@@ -271,8 +339,9 @@ def report(results):
     names = {"up": "local → S3", "down": "S3 → local"}
     cont = [x for x in results if "tool" in x]
     if cont:
-        lines.append("| row | tool | wall s | objects/s | MB/s | peak RSS MiB | Sync's own run s |")
-        lines.append("|---|---|---|---|---|---|---|")
+        lines.append("| row | tool | wall s | CPU s (user + sys) | objects/s | MB/s | "
+                     "peak RSS MiB | Sync's own run s |")
+        lines.append("|---|---|---|---|---|---|---|---|")
         for direction in ["up", "down"]:
             for phase in ["fresh", "unchanged"]:
                 for tool in TOOLS:
@@ -289,9 +358,21 @@ def report(results):
                     mb = BYTES / 1e6 if phase == "fresh" else None
                     lines.append(
                         f"| {names[direction]}, {phase} | {tool} | {m:.2f} ({lo:.2f}–{hi:.2f}) | "
-                        f"{fmt_rate(OBJECTS, w)} | "
+                        f"{fmt_cpu(rs)} | {fmt_rate(OBJECTS, w)} | "
                         f"{fmt_rate(mb, w) if mb else '–'} | "
                         f"{max(x['rss_mib'] for x in rs):.0f} | {inner} |")
+        lines.append("")
+    st = [x for x in results if "startup" in x]
+    if st:
+        lines.append(f"Start-up: each command on an empty directory (no request), in turn, "
+                     f"{len(st) // len(STARTUP)} rounds; whole process, median (min–max):\n")
+        lines.append("| command | wall s | CPU s (user + sys) | peak RSS MiB |")
+        lines.append("|---|---|---|---|")
+        for name in STARTUP:
+            rs = [x for x in st if x["startup"] == name]
+            m, lo, hi = med([x["wall"] for x in rs])
+            lines.append(f"| {name} | {m:.2f} ({lo:.2f}–{hi:.2f}) | {fmt_cpu(rs)} | "
+                         f"{max(x['rss_mib'] for x in rs):.0f} |")
         lines.append("")
     nod = [x for x in results if "nodes" in x]
     if nod:
@@ -362,6 +443,8 @@ def main():
     results = []
     if "contenders" in ONLY:
         contenders(results)
+    if "startup" in ONLY:
+        startup(results)
     if "nodes" in ONLY:
         nodes(results)
     if "listing" in ONLY:

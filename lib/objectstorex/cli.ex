@@ -70,10 +70,22 @@ defmodule ObjectStoreX.CLI do
     end
   end
 
-  @doc "Compiles (when needed) and starts the application, so that the NIF is loaded."
+  @doc """
+  Starts the application, so that the NIF is loaded: under a Mix project through `app.start`
+  (which compiles when needed); under the launcher (`ObjectStoreX.CLI.Main`), which has no
+  project, straight from the compiled code.
+  """
   @spec start!() :: :ok
   def start! do
-    Mix.Task.run("app.start", [])
+    if Mix.Project.get() do
+      Mix.Task.run("app.start", [])
+    else
+      case Application.ensure_all_started(:objectstorex) do
+        {:ok, _} -> :ok
+        {:error, reason} -> Mix.raise("cannot start ObjectStoreX: #{inspect(reason)}")
+      end
+    end
+
     :ok
   end
 

@@ -122,6 +122,8 @@ defmodule ObjectStoreX.Sync do
   # instead of queueing behind one another in one worker's batch.
   @batch_bytes 8 * 1_048_576
   @delete_batch 1_000
+  # Entries of a batch in all (see batch_item/4).
+  @batch_entries 1_000
   @progress_interval_us 100_000
 
   @doc """
@@ -151,9 +153,9 @@ defmodule ObjectStoreX.Sync do
     * `:on_progress` - `fn %{listed:, copied:, skipped:, failed:, bytes:} -> any end`, called
       in a process of the run at most every 100 ms, and once at the end; an exception it
       raises ends the run and is re-raised by `run/3`
-    * `:batch_size` - objects per batch handed to a worker, default 16, at most 10_000; a
-      batch also ends once it holds 8 MiB to copy, so that large objects are copied by
-      different workers at once
+    * `:batch_size` - objects to copy per batch handed to a worker, default 16, at most
+      10_000; a batch also ends once it holds 8 MiB to copy, so that large objects are copied
+      by different workers at once, or 1,000 objects in all (those skipped are only counted)
     * `:listing` - how S3, GCS, Azure and memory stores are listed: `:flat` (default), one
       paginated listing of the whole prefix, streamed; or `:tree`, one `"/"`-delimited
       listing per directory, walked depth first as local and HTTP stores always are (up to 8
@@ -568,29 +570,24 @@ defmodule ObjectStoreX.Sync do
 
     result =
       try do
-        # Each side listed in a process of its own, ahead of the merge: the two listings
-        # overlap instead of taking turns.
-        source =
-          ctx.source
-          |> Listing.stream(ctx.prefix, "source", ctx.listing)
-          |> Listing.ahead("source")
+        # Each side listed in a process of its own, ahead of the merge (Listing.merge_ahead/2):
+        # the two listings overlap instead of taking turns. The merge hands over lists, and
+        # each is classified and cut into batches by plain recursion: a re-sync that copies
+        # nothing spends its time here, once per object.
+        source = Listing.chunks(ctx.source, ctx.prefix, "source", ctx.listing)
+        dest = Listing.chunks(ctx.dest, ctx.dest_prefix, "destination", ctx.listing)
 
-        dest =
-          ctx.dest
-          |> Listing.stream(ctx.dest_prefix, "destination", ctx.listing)
-          |> Listing.ahead("destination")
+        batch =
+          Listing.merge_ahead(source, dest)
+          |> Enum.reduce({0, 0, 0, []}, fn merged, batch ->
+            Enum.reduce(merged, batch, fn entry, batch ->
+              entry
+              |> classify(ctx, ck_state, spill)
+              |> batch_item(batch, ctx.batch_size, coordinator)
+            end)
+          end)
 
-        Listing.merge(source, dest)
-        |> Stream.flat_map(&classify(&1, ctx, ck_state, spill))
-        |> Stream.chunk_while({0, 0, []}, &batch_item(&1, &2, ctx.batch_size), &batch_end/1)
-        |> Enum.each(fn items ->
-          send(coordinator, {:sync_items, self(), items})
-
-          receive do
-            :sync_ack -> :ok
-          end
-        end)
-
+        with {_, _, _, [_ | _] = items} <- batch, do: send_batch(coordinator, items)
         :ok
       catch
         {:listing_failed, side, %Error{} = e} -> {:error, side, e}
@@ -602,33 +599,49 @@ defmodule ObjectStoreX.Sync do
 
   defp classify({:dest, key, _meta}, _ctx, _ck, spill) do
     if spill, do: write_spill(spill, key)
-    []
+    nil
   end
 
   defp classify({:source, key, meta}, _ctx, ck, _spill) do
-    if Checkpoint.done?(ck, key), do: [{:done, key, meta.size}], else: [{:copy, key, meta.size}]
+    if Checkpoint.done?(ck, key), do: {:done, key, meta.size}, else: {:copy, key, meta.size}
   end
 
   defp classify({:both, key, src, dst}, ctx, ck, _spill) do
     cond do
-      Checkpoint.done?(ck, key) -> [{:done, key, src.size}]
-      src.size != dst.size -> [{:copy, key, src.size}]
-      ctx.compare == :checksum -> [{:verify, key, src.size}]
-      older?(dst.last_modified, src.last_modified) -> [{:copy, key, src.size}]
-      true -> [{:skip, key, src.size}]
+      Checkpoint.done?(ck, key) -> {:done, key, src.size}
+      src.size != dst.size -> {:copy, key, src.size}
+      ctx.compare == :checksum -> {:verify, key, src.size}
+      older?(dst.last_modified, src.last_modified) -> {:copy, key, src.size}
+      true -> {:skip, key, src.size}
     end
   end
 
-  defp batch_item({action, _key, size} = item, {n, bytes, acc}, max) do
-    bytes = if action in [:copy, :verify], do: bytes + size, else: bytes
+  # A batch ends at `max` objects to copy or verify, or 8 MiB of them, or @batch_entries
+  # entries in all: objects skipped (or done by a checkpoint) only need counting by the
+  # coordinator, so a re-sync that copies nothing sends a message per 1,000 objects, not per
+  # `max`.
+  defp batch_item(nil, batch, _max, _coordinator), do: batch
 
-    if n + 1 >= max or bytes >= @batch_bytes,
-      do: {:cont, Enum.reverse([item | acc]), {0, 0, []}},
-      else: {:cont, {n + 1, bytes, [item | acc]}}
+  defp batch_item({action, _key, size} = item, {work, total, bytes, acc}, max, coordinator) do
+    {work, bytes} =
+      if action in [:copy, :verify], do: {work + 1, bytes + size}, else: {work, bytes}
+
+    if work >= max or bytes >= @batch_bytes or total + 1 >= @batch_entries do
+      send_batch(coordinator, [item | acc])
+      {0, 0, 0, []}
+    else
+      {work, total + 1, bytes, [item | acc]}
+    end
   end
 
-  defp batch_end({_, _, []} = acc), do: {:cont, acc}
-  defp batch_end({_, _, items}), do: {:cont, Enum.reverse(items), {0, 0, []}}
+  # One batch at a time, each waiting for its acknowledgement (the queue's bound).
+  defp send_batch(coordinator, reversed) do
+    send(coordinator, {:sync_items, self(), Enum.reverse(reversed)})
+
+    receive do
+      :sync_ack -> :ok
+    end
+  end
 
   defp spill_path do
     Path.join(

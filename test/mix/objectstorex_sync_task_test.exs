@@ -94,5 +94,42 @@ defmodule Mix.Tasks.ObjectstorexSyncTaskTest do
              run_mix_task(@task, ["--checkpoint", dir, dir <> "a", dir <> "b"])
 
     assert m =~ "checkpoint #{dir} is not a regular file"
+
+    assert {{:error, m}, _, _} = run_mix_task(@task, ["--part-size", "1MiB", dir, dir <> "b"])
+    assert m =~ "--part-size must be at least 5MiB"
+    assert {{:error, m}, _, _} = run_mix_task(@task, ["--part-size", "lots", dir, dir <> "b"])
+    assert m =~ "--part-size must be a size such as 8MiB"
+
+    assert {{:error, m}, _, _} = run_mix_task(@task, ["--part-concurrency", "0", dir, dir <> "b"])
+
+    assert m =~ "--part-concurrency must be a positive integer"
+  end
+
+  test "--part-size and --part-concurrency reach each copy", %{dir: dir} do
+    src = Path.join(dir, "src")
+    tree = tree(3, 1, 11 * 1_048_576)
+    populate!(ObjectStoreX.new!(:local, root: src), nil, tree)
+    dst = Path.join(dir, "dst")
+
+    # Sync validates them as each copy would: a value out of range is refused before any copy.
+    assert {{:error, m}, _, _} =
+             run_mix_task(@task, ["--no-progress", "--part-concurrency", "5000", src, dst])
+
+    assert m =~ "max_concurrency"
+    refute File.exists?(dst)
+
+    {:ok, out, _} =
+      run_mix_task(@task, [
+        "--no-progress",
+        "--part-size",
+        "5MiB",
+        "--part-concurrency",
+        "3",
+        src,
+        dst
+      ])
+
+    assert out =~ "listed 4, copied 4"
+    assert_holds!(ObjectStoreX.new!(:local, root: dst), nil, tree)
   end
 end

@@ -180,7 +180,63 @@ defmodule ObjectStoreX.SyncListingTest do
     end
   end
 
+  describe "chunks and the merge of two listings ahead" do
+    test "chunks/4 hands a listing over in lists of at most 1,000 entries, either mode" do
+      store = TestBackends.store!(:memory)
+      # One directory of 2,500 objects and a few beside it.
+      populate!(store, "p", for(i <- 1..2_500, do: {"big/k#{pad4(i)}", "v"}) ++ tree(30))
+
+      for mode <- [:flat, :tree] do
+        chunks = store |> Listing.chunks("p", "source", mode) |> Enum.to_list()
+        assert Enum.all?(chunks, &(length(&1) in 1..1_000))
+
+        assert chunks |> Enum.concat() |> keys() ==
+                 store |> Listing.stream("p", "source") |> keys()
+      end
+
+      assert_clean()
+    end
+
+    test "merge_ahead/2 merges in key order, as lists" do
+      src = TestBackends.store!(:memory)
+      dst = TestBackends.store!(:memory)
+      both = for i <- 1..1_500, do: {"k#{pad4(i)}", "v"}
+      populate!(src, nil, both ++ for(i <- 1..700, do: {"s#{pad4(i)}", "v"}))
+      populate!(dst, nil, both ++ for(i <- 1..1_200, do: {"d#{pad4(i)}", "v"}))
+
+      merged =
+        Listing.chunks(src, nil, "source")
+        |> Listing.merge_ahead(Listing.chunks(dst, nil, "destination"))
+        |> Enum.to_list()
+
+      assert Enum.all?(merged, &is_list/1)
+      items = Enum.concat(merged)
+      keys = Enum.map(items, &elem(&1, 1))
+      assert keys == Enum.sort(keys)
+      assert length(for({:both, _, %{}, %{}} <- items, do: 1)) == 1_500
+      assert for({:source, k, _} <- items, do: k) == for(i <- 1..700, do: "s#{pad4(i)}")
+      assert for({:dest, k, _} <- items, do: k) == for(i <- 1..1_200, do: "d#{pad4(i)}")
+      assert_clean()
+    end
+
+    test "a listing that fails is thrown with its side, and both listings end" do
+      src = TestBackends.store!(:memory)
+      populate!(src, nil, tree(50))
+      dst = Fault.wrap!(src, fail: [op: :list, reason: :network_error])
+
+      assert {:listing_failed, :dest, %Error{reason: :network_error}} =
+               catch_throw(
+                 Listing.chunks(src, nil, "source")
+                 |> Listing.merge_ahead(Listing.chunks(dst, nil, "destination", :tree))
+                 |> Stream.run()
+               )
+
+      assert_clean()
+    end
+  end
+
   defp pad(n), do: String.pad_leading("#{n}", 2, "0")
+  defp pad4(n), do: String.pad_leading("#{n}", 4, "0")
 
   defp lists(store), do: for(%{op: :list, path: path} <- Fault.calls!(store), do: path)
 

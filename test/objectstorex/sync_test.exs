@@ -122,6 +122,28 @@ defmodule ObjectStoreX.SyncTest do
       end
     end
 
+    test "a re-sync with changes spread among many unchanged objects copies just those", c do
+      # Skipped objects travel 1,000 to a batch, those to copy :batch_size to one: one batch
+      # size of each, and an interrupted run's checkpoint, must still add up.
+      tree = for i <- 1..2_600, do: {"k#{String.pad_leading("#{i}", 4, "0")}", "v#{i}"}
+      populate!(c.source, nil, tree)
+      assert {:ok, %Report{copied: 2_600}} = Sync.run(c.source, c.dest)
+
+      changed = for {key, _} <- Enum.take_every(tree, 97), do: key
+      for key <- changed, do: :ok = ObjectStoreX.put(c.source, key, "changed, longer: #{key}")
+      file = Path.join(c.dir, "spread.ckpt")
+
+      assert {:ok, %Report{listed: 2_600, copied: copied, skipped: skipped, failed: []}} =
+               Sync.run(c.source, c.dest, batch_size: 1, checkpoint: file)
+
+      assert {copied, skipped} == {length(changed), 2_600 - length(changed)}
+
+      for key <- changed,
+          do: assert(ObjectStoreX.get!(c.dest, key) == "changed, longer: #{key}")
+
+      assert File.read!(file) =~ ~r/\nE - [0-9A-F]{8}\n$/
+    end
+
     test "large objects go to different workers, not one batch", c do
       prefix = "big-#{System.unique_integer([:positive])}"
       data = :binary.copy("x", 9 * 1_048_576)

@@ -21,6 +21,11 @@ defmodule Mix.Tasks.Objectstorex.Sync do
       their modification dates
     * `--checkpoint FILE` - record progress in `FILE`; rerun with the same file to resume
     * `--concurrency N` - objects copied at once on each node, default 4
+    * `--part-size SIZE` - multipart part size (and download chunk size) of each copy: bytes
+      or a size with a unit, e.g. `8MiB`, `64M` (as `mix objectstorex.cp` reads it); at least
+      5 MiB; default 8 MiB to cloud stores, 64 MiB to local and memory ones
+    * `--part-concurrency N` - parts (or ranged GETs) in flight for each object; default 8 to
+      cloud stores, 2 to local and memory ones
     * `--listing flat|tree` - how an S3, GCS, Azure or memory location is listed (the
       `:listing` option of `ObjectStoreX.Sync.run/3`): `flat` (default), one paginated listing
       of the whole prefix, about one request per 1,000 objects whatever the layout; or `tree`,
@@ -47,6 +52,14 @@ defmodule Mix.Tasks.Objectstorex.Sync do
   The exit status is non-zero when anything failed.
 
   Credentials come from the environment, as for `mix objectstorex.cp`.
+
+  ## Without Mix
+
+  `mix` loads the project and checks the build before every run, about a second. For syncs
+  run often (cron, scripts), `MIX_ENV=prod mix objectstorex.launcher` writes a script that
+  runs this task from the compiled code, with the same options, output and exit status:
+
+      _build/prod/bin/objectstorex sync [OPTIONS] SRC DST
   """
 
   use Mix.Task
@@ -61,6 +74,8 @@ defmodule Mix.Tasks.Objectstorex.Sync do
     checksum: :boolean,
     checkpoint: :string,
     concurrency: :integer,
+    part_size: :string,
+    part_concurrency: :integer,
     listing: :string,
     nodes: :string,
     progress: :boolean
@@ -82,6 +97,8 @@ defmodule Mix.Tasks.Objectstorex.Sync do
       end
 
     concurrency = CLI.positive!(@task, opts, :concurrency)
+    part_size = part_size!(opts[:part_size])
+    part_concurrency = CLI.positive!(@task, opts, :part_concurrency)
     listing = listing!(opts[:listing])
     nodes = connect!(opts[:nodes])
     progress = Keyword.get_lazy(opts, :progress, &CLI.Format.tty?/0)
@@ -97,6 +114,8 @@ defmodule Mix.Tasks.Objectstorex.Sync do
       compare: if(opts[:checksum], do: :checksum, else: :size_mtime),
       checkpoint: opts[:checkpoint],
       concurrency: concurrency,
+      part_size: part_size,
+      max_concurrency: part_concurrency,
       listing: listing,
       nodes: nodes,
       on_progress: reporter && fn p -> ProgressBar.update(reporter, :sync, p.bytes) end
@@ -135,6 +154,23 @@ defmodule Mix.Tasks.Objectstorex.Sync do
       "copied #{report.copied} (#{CLI.Format.bytes(report.bytes)}), skipped #{report.skipped}, " <>
       "deleted #{report.deleted}, failed #{length(report.failed)} in " <>
       "#{CLI.Format.seconds(report.duration_us)}, #{CLI.Format.rate(report.bytes, report.duration_us)}"
+  end
+
+  @min_part_size ObjectStoreX.Args.min_part_size()
+
+  defp part_size!(nil), do: nil
+
+  defp part_size!(text) do
+    case CLI.parse_size(text) do
+      {:ok, size} when size >= @min_part_size ->
+        size
+
+      {:ok, _} ->
+        CLI.fail!(@task, "--part-size must be at least 5MiB (5242880 bytes), got: #{text}")
+
+      :error ->
+        CLI.fail!(@task, "--part-size must be a size such as 8MiB, 64M or 16777216, got: #{text}")
+    end
   end
 
   defp listing!(nil), do: :flat

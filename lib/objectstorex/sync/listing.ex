@@ -34,21 +34,54 @@ defmodule ObjectStoreX.Sync.Listing do
   `ObjectStoreX.Error` when listing fails.
   """
   @spec stream(Store.t(), String.t() | nil, atom(), :flat | :tree) :: Enumerable.t()
-  def stream(store, prefix, side, mode \\ :flat) do
+  def stream(store, prefix, side, mode \\ :flat),
+    do: store |> chunks(prefix, side, mode) |> Stream.flat_map(& &1)
+
+  @doc """
+  The listing of `stream/4` as lists of at most #{@chunk} entries (as a page or a directory
+  comes), lazily: what `merge_ahead/2` takes, without a stream step per entry.
+  """
+  @spec chunks(Store.t(), String.t() | nil, atom(), :flat | :tree) :: Enumerable.t()
+  def chunks(store, prefix, side, mode \\ :flat) do
     strip = if prefix, do: prefix <> "/", else: ""
 
     store
     |> raw(prefix, mode)
-    |> Stream.map(fn %Meta{location: location} = meta ->
-      {String.replace_prefix(location, strip, ""), meta}
+    |> Stream.transform(nil, fn metas, previous ->
+      {entries, last} = relative(metas, strip, byte_size(strip), side, previous, [])
+      {[entries], last}
     end)
-    |> rising(side)
   end
 
-  defp raw(%Store{backend: backend} = store, prefix, :flat) when backend in @ordered,
-    do: ObjectStoreX.Stream.list_stream(store, prefix: prefix, timeout: 120_000)
+  defp raw(%Store{backend: backend} = store, prefix, :flat) when backend in @ordered do
+    store
+    |> ObjectStoreX.Stream.list_stream(prefix: prefix, timeout: 120_000)
+    |> Stream.chunk_every(@chunk)
+  end
 
   defp raw(store, prefix, _mode), do: walk(store, prefix)
+
+  # Keys relative to the listed prefix, each checked to rise strictly.
+  defp relative([%Meta{location: location} = meta | rest], strip, n, side, previous, acc) do
+    key =
+      case location do
+        <<head::binary-size(n), key::binary>> when head == strip -> key
+        _ -> location
+      end
+
+    if previous != nil and key <= previous, do: not_rising!(side, key, previous)
+    relative(rest, strip, n, side, key, [{key, meta} | acc])
+  end
+
+  defp relative([], _strip, _n, _side, previous, acc), do: {:lists.reverse(acc), previous}
+
+  defp not_rising!(side, key, previous) do
+    raise Error,
+      reason: :generic,
+      message:
+        "the #{side} store listed #{inspect(key)} after #{inspect(previous)}: not in key " <>
+          "order, so it cannot be compared with the other side"
+  end
 
   # Depth first, each directory's entries sorted by the key they stand for: an object by its
   # path, a directory by its path and "/" (every key below it starts so). A sibling that sorts
@@ -67,8 +100,9 @@ defmodule ObjectStoreX.Sync.Listing do
         %{pending: []} = st ->
           {:halt, st}
 
-        %{pending: [{:object, meta} | rest]} = st ->
-          {[meta], %{st | pending: rest}}
+        %{pending: [{:object, _} | _] = pending} = st ->
+          {metas, rest} = objects(pending, @chunk, [])
+          {[metas], %{st | pending: rest}}
 
         %{pending: [{:dir, dir} | rest], ahead: [dir | ahead]} = st ->
           # Its siblings are listed while this one is awaited.
@@ -88,6 +122,12 @@ defmodule ObjectStoreX.Sync.Listing do
       fn st -> Enum.each(Map.values(st.listing), &Task.shutdown(&1, :brutal_kill)) end
     )
   end
+
+  # The objects at the head of `pending`, up to `n` of them, as one chunk.
+  defp objects([{:object, meta} | rest], n, acc) when n > 0,
+    do: objects(rest, n - 1, [meta | acc])
+
+  defp objects(rest, _n, acc), do: {:lists.reverse(acc), rest}
 
   # Starts the listing of each of the next directories not yet started.
   defp list_ahead(st, store) do
@@ -114,20 +154,6 @@ defmodule ObjectStoreX.Sync.Listing do
     end
   end
 
-  defp rising(stream, side) do
-    Stream.transform(stream, nil, fn {key, _meta} = entry, previous ->
-      if previous != nil and key <= previous do
-        raise Error,
-          reason: :generic,
-          message:
-            "the #{side} store listed #{inspect(key)} after #{inspect(previous)}: not in key " <>
-              "order, so it cannot be compared with the other side"
-      end
-
-      {[entry], key}
-    end)
-  end
-
   @doc """
   `enum` (a listing of `stream/4`) enumerated in a process of its own, linked to and monitored
   by the caller, ahead of it by a bounded amount: at most three chunks of #{@chunk} entries
@@ -141,30 +167,39 @@ defmodule ObjectStoreX.Sync.Listing do
   @spec ahead(Enumerable.t(), String.t()) :: Enumerable.t()
   def ahead(enum, side) do
     Stream.resource(
-      fn -> start_ahead(enum) end,
+      fn -> enum |> Stream.chunk_every(@chunk) |> start_ahead() end,
       &next_ahead(&1, side),
       &stop_ahead/1
     )
   end
 
-  defp start_ahead(enum) do
+  # `chunks` enumerates lists of entries, each handed over as it is.
+  defp start_ahead(chunks) do
     consumer = self()
     ref = make_ref()
-    {pid, monitor} = :erlang.spawn_opt(fn -> lister(consumer, ref, enum) end, [:link, :monitor])
+    {pid, monitor} = :erlang.spawn_opt(fn -> lister(consumer, ref, chunks) end, [:link, :monitor])
     %{pid: pid, ref: ref, monitor: monitor, done: false}
   end
 
   defp next_ahead(%{done: true} = st, _side), do: {:halt, st}
 
-  defp next_ahead(%{pid: pid, ref: ref, monitor: monitor} = st, side) do
+  defp next_ahead(st, side) do
+    case take_chunk(st, side) do
+      {:chunk, chunk, st} -> {chunk, st}
+      {:done, st} -> {:halt, st}
+    end
+  end
+
+  # The next chunk of a listing started by start_ahead/1, or its end; raises what it raised.
+  defp take_chunk(%{pid: pid, ref: ref, monitor: monitor} = st, side) do
     receive do
       {^ref, :chunk, chunk} ->
         # Taking a chunk lets the listing send the next one, filled meanwhile.
         send(pid, {ref, :more})
-        {chunk, st}
+        {:chunk, chunk, st}
 
       {^ref, :done} ->
-        {:halt, %{st | done: true}}
+        {:done, %{st | done: true}}
 
       {^ref, {:error, %Error{} = e}} ->
         raise e
@@ -205,15 +240,17 @@ defmodule ObjectStoreX.Sync.Listing do
     end
   end
 
-  defp lister(consumer, ref, enum) do
+  defp lister(consumer, ref, chunks) do
     result =
       try do
-        enum
-        |> Stream.chunk_every(@chunk)
-        |> Enum.reduce(1, fn chunk, credit ->
-          credit = if credit == 0, do: await_more(ref), else: credit
-          send(consumer, {ref, :chunk, chunk})
-          credit - 1
+        Enum.reduce(chunks, 1, fn
+          [], credit ->
+            credit
+
+          chunk, credit ->
+            credit = if credit == 0, do: await_more(ref), else: credit
+            send(consumer, {ref, :chunk, chunk})
+            credit - 1
         end)
 
         :done
@@ -235,67 +272,71 @@ defmodule ObjectStoreX.Sync.Listing do
   end
 
   @doc """
-  Merges two key-ordered streams of `{key, meta}` into `{:both, key, src, dst}`,
-  `{:source, key, src}` and `{:dest, key, dst}`, in key order, lazily. An error raised by either
-  listing is thrown as `{:listing_failed, side, error}`.
+  Merges two key-ordered listings (of `chunks/4`) into `{:both, key, src, dst}`,
+  `{:source, key, src}` and `{:dest, key, dst}`, in key order, lazily, handed out as lists (a
+  chunk's worth at most). Each listing is enumerated in a process of its own, ahead of the
+  merge as `ahead/2` does, so that both sides are listed at the same time; the merge itself is
+  plain recursion over the chunks they hand over, with no per-entry stream step. An error
+  raised by either listing is thrown as `{:listing_failed, side, error}`; halting the stream
+  (or a failure) ends both listing processes.
   """
-  @spec merge(Enumerable.t(), Enumerable.t()) :: Enumerable.t()
-  def merge(source, dest) do
+  @spec merge_ahead(Enumerable.t(), Enumerable.t()) :: Enumerable.t()
+  def merge_ahead(source, dest) do
     Stream.resource(
       fn ->
-        src = cursor(source, :source)
-        dst = cursor(dest, :dest)
-        {step(src), step(dst)}
+        {side(start_ahead(source), :source, "source"),
+         side(start_ahead(dest), :dest, "destination")}
       end,
-      fn
-        {:done, :done} = state ->
-          {:halt, state}
-
-        {{{key, s}, src}, :done} ->
-          {[{:source, key, s}], {step(src), :done}}
-
-        {:done, {{key, d}, dst}} ->
-          {[{:dest, key, d}], {:done, step(dst)}}
-
-        {{{ks, s}, src} = a, {{kd, d}, dst} = b} ->
-          cond do
-            ks == kd -> {[{:both, ks, s, d}], {step(src), step(dst)}}
-            ks < kd -> {[{:source, ks, s}], {step(src), b}}
-            true -> {[{:dest, kd, d}], {a, step(dst)}}
-          end
-      end,
+      &merge_next/1,
       fn {a, b} ->
-        close(a)
-        close(b)
+        stop_ahead(a.ahead)
+        stop_ahead(b.ahead)
       end
     )
   end
 
-  # A suspended enumeration: elements are taken one at a time, and it is halted (closing the
-  # native listing) when the merge stops early.
-  defp cursor(enum, side) do
-    {:suspended, nil, cont} =
-      Enumerable.reduce(enum, {:suspend, nil}, fn x, _ -> {:suspend, x} end)
+  defp side(ahead, side, name), do: %{ahead: ahead, side: side, name: name, buf: []}
 
-    {side, cont}
+  defp merge_next({a, b}) do
+    a = fill(a)
+    b = fill(b)
+
+    case {a.buf, b.buf} do
+      {[], []} ->
+        {:halt, {a, b}}
+
+      {as, []} ->
+        {[for({k, s} <- as, do: {:source, k, s})], {%{a | buf: []}, b}}
+
+      {[], bs} ->
+        {[for({k, d} <- bs, do: {:dest, k, d})], {a, %{b | buf: []}}}
+
+      {as, bs} ->
+        # Up to the end of one side's chunk: the rest of the other waits for its next one.
+        {merged, as, bs} = merge_lists(as, bs, [])
+        {[merged], {%{a | buf: as}, %{b | buf: bs}}}
+    end
   end
 
-  defp step({side, cont}) do
-    case cont.({:cont, nil}) do
-      {:suspended, x, cont} -> {x, {side, cont}}
-      {:done, _} -> :done
-      {:halted, _} -> :done
+  defp merge_lists([{ka, s} | as] = al, [{kb, d} | bs] = bl, acc) do
+    cond do
+      ka == kb -> merge_lists(as, bs, [{:both, ka, s, d} | acc])
+      ka < kb -> merge_lists(as, bl, [{:source, ka, s} | acc])
+      true -> merge_lists(al, bs, [{:dest, kb, d} | acc])
+    end
+  end
+
+  defp merge_lists(as, bs, acc), do: {:lists.reverse(acc), as, bs}
+
+  # A side whose chunk is used up takes its next one (an empty buffer then means its end).
+  defp fill(%{buf: [], ahead: %{done: false} = ahead} = side) do
+    case take_chunk(ahead, side.name) do
+      {:chunk, chunk, ahead} -> %{side | buf: chunk, ahead: ahead}
+      {:done, ahead} -> %{side | ahead: ahead}
     end
   rescue
-    e in Error -> throw({:listing_failed, side, e})
+    e in Error -> throw({:listing_failed, side.side, e})
   end
 
-  defp close(:done), do: :ok
-
-  defp close({_x, {_side, cont}}) do
-    cont.({:halt, nil})
-    :ok
-  rescue
-    _ -> :ok
-  end
+  defp fill(side), do: side
 end
