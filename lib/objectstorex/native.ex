@@ -15,10 +15,16 @@ defmodule ObjectStoreX.Native do
         path = :filename.join(priv, ~c"native/libobjectstorex")
 
         case :erlang.load_nif(path, 0) do
-          :ok -> :ok
+          :ok -> warn_refused_settings()
           {:error, {reason, text}} -> record_load_error("#{reason}: #{text}")
         end
     end
+  end
+
+  # A setting read at load that was refused leaves the default in place, and says so once.
+  defp warn_refused_settings do
+    with {_, why} when is_binary(why) <- native_malloc(), do: :logger.warning(why)
+    :ok
   end
 
   # Returning :ok keeps this module loaded, so callers get this explanation instead of an
@@ -35,6 +41,7 @@ defmodule ObjectStoreX.Native do
 
   def task_cancel(_handle), do: not_loaded()
   def native_stats, do: not_loaded()
+  def native_malloc, do: not_loaded()
   def store_new(_ref, _provider, _config), do: not_loaded()
   def object_put(_ref, _store, _path, _iovec, _opts), do: not_loaded()
   def object_get(_ref, _store, _path, _opts), do: not_loaded()

@@ -47,6 +47,7 @@ pub fn start() -> std::io::Result<()> {
     if RUNTIME.get().is_some() {
         return Ok(());
     }
+    tune_malloc();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -91,6 +92,79 @@ fn parse_nice(value: Option<&str>) -> i32 {
         .and_then(|v| v.trim().parse().ok())
         .filter(|n| (0..=19).contains(n))
         .unwrap_or(DEFAULT_IO_NICE)
+}
+
+/// glibc's mmap threshold as this library sets it at load: large enough for a 1 MiB object's
+/// body, a 2 MiB download chunk and hyper's read buffers, small enough that the memory malloc
+/// keeps for reuse stays a few MiB per thread.
+const DEFAULT_MMAP_THRESHOLD: usize = 4 << 20;
+
+/// The most `OBJECTSTOREX_MALLOC_MMAP_THRESHOLD` may ask for: glibc's own ceiling on 64-bit.
+const MAX_MMAP_THRESHOLD: usize = 32 << 20;
+
+/// What became of `OBJECTSTOREX_MALLOC_MMAP_THRESHOLD` at load: the threshold set, or `None`
+/// when malloc was left as the VM set it; and why the variable was refused, if it was.
+static MALLOC: OnceLock<(Option<usize>, Option<String>)> = OnceLock::new();
+
+/// The VM sets glibc's trim threshold and top pad when it starts (`+MYtt`, `+MYtp`), and glibc
+/// then no longer adapts its mmap and trim thresholds as it does in a plain process: every
+/// allocation of 128 KiB or more (a response body, hyper's read buffers) becomes an `mmap`, a
+/// page fault per 4 KiB touched and a `munmap` on free, and freed memory at the top of a heap
+/// is handed back at once, to be faulted in again. For 1 MiB GETs that doubled the client's CPU
+/// per byte. This sets what glibc would have adapted to: the mmap threshold, and the trim
+/// threshold at twice it. Process-wide; `OBJECTSTOREX_MALLOC_MMAP_THRESHOLD` (bytes, 0 to
+/// leave malloc alone) sets another value, read once.
+fn tune_malloc() {
+    MALLOC.get_or_init(|| {
+        let variable = std::env::var("OBJECTSTOREX_MALLOC_MMAP_THRESHOLD").ok();
+        let (threshold, refused) = parse_mmap_threshold(variable.as_deref());
+        let applied = threshold.filter(|&t| t > 0 && set_mmap_threshold(t));
+        (applied, refused)
+    });
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn set_mmap_threshold(bytes: usize) -> bool {
+    let (Ok(mmap), Ok(trim)) = (
+        libc::c_int::try_from(bytes),
+        libc::c_int::try_from(2 * bytes),
+    ) else {
+        return false;
+    };
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, mmap) == 1
+            && libc::mallopt(libc::M_TRIM_THRESHOLD, trim) == 1
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn set_mmap_threshold(_bytes: usize) -> bool {
+    false
+}
+
+/// The threshold to set (`Some(0)`: none) and, for a value that is not a byte count, why it was
+/// refused; a refused value sets nothing, so that a typo never changes malloc behind the user's back.
+fn parse_mmap_threshold(value: Option<&str>) -> (Option<usize>, Option<String>) {
+    match value.map(str::trim) {
+        None | Some("") => (Some(DEFAULT_MMAP_THRESHOLD), None),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if n <= MAX_MMAP_THRESHOLD => (Some(n), None),
+            _ => (
+                None,
+                Some(format!(
+                    "OBJECTSTOREX_MALLOC_MMAP_THRESHOLD must be a number of bytes from 0 to \
+                     {MAX_MMAP_THRESHOLD}, got {v:?}: malloc is left as the VM set it"
+                )),
+            ),
+        },
+    }
+}
+
+/// `{threshold | nil, refusal | nil}`: the mmap threshold this library set at load, and why
+/// `OBJECTSTOREX_MALLOC_MMAP_THRESHOLD` was refused, if it was.
+#[rustler::nif]
+fn native_malloc() -> (Option<usize>, Option<String>) {
+    MALLOC.get().cloned().unwrap_or((None, None))
 }
 
 pub fn runtime() -> &'static Runtime {
