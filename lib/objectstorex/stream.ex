@@ -21,14 +21,13 @@ defmodule ObjectStoreX.Stream do
       (prefetch + 1) * chunk_size            # single request (default 3 * 2 MiB, local 3 * 8 MiB)
       (prefetch + concurrency + 1) * chunk_size   # with concurrency > 1
 
-  plus a small constant. Chunk binaries are handed over without copying. Local reads, and
-  whole bodies (`ObjectStoreX.get/3`) of 128 KiB to 8 MiB, use buffers from a process-wide
-  pool that keeps at most 64 MiB of free buffers for reuse once the BEAM frees a binary:
-  fresh memory for each would be faulted in page by page. A binary of 128 KiB or more that
-  the BEAM's garbage collector lets go is freed by a thread of its own (`objectstorex-gc`),
-  not by the scheduler that collected it: freeing a large buffer can take milliseconds while
-  many streams run. At most 16 such binaries wait to be freed, process-wide; beyond that the
-  scheduler frees the binary itself.
+  plus a small constant. Chunk binaries are handed over without copying. Local reads use
+  buffers from a process-wide pool of at most 64 MiB, reused once the BEAM frees a chunk.
+  A chunk that malloc mapped on its own (from 4 MiB, see `OBJECTSTOREX_MALLOC_MMAP_THRESHOLD`
+  in the README) is freed, once the BEAM's garbage collector lets it go, by a thread of its
+  own (`objectstorex-gc`), not by the scheduler that collected it: unmapping a large buffer
+  can take milliseconds while many streams run. At most 16 such chunks wait to be freed,
+  process-wide; beyond that the scheduler frees the chunk itself.
 
   ## Cancellation
 

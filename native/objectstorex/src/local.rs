@@ -23,7 +23,6 @@ use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, UploadPart,
 };
-use objectstorex_core::pool;
 use tokio::runtime::Runtime;
 
 use crate::error::{NifError, Reason};
@@ -86,38 +85,24 @@ pub fn open_regular(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     std::fs::File::open(path)
 }
 
-/// Reads up to `len` bytes at `pos` into a buffer allocated fallibly (pooled from
-/// `pool::MAPPED_FROM` up); shorter only at the end of the file. Blocking: run it through
-/// [`blocking`].
+/// Reads up to `len` bytes at `pos` into a buffer allocated fallibly; shorter only at the end
+/// of the file. Blocking: run it through [`blocking`].
 pub fn read_at(file: &std::fs::File, pos: u64, len: usize) -> std::io::Result<Bytes> {
-    let out_of_memory = || std::io::Error::from(std::io::ErrorKind::OutOfMemory);
-    if len >= pool::MAPPED_FROM {
-        let mut buf = pool::global()
-            .try_take_class(len)
-            .ok_or_else(out_of_memory)?;
-        let filled = fill_at(file, pos, &mut buf.as_mut_slice()[..len])?;
-        return Ok(buf.into_bytes(filled));
-    }
-    let mut buf = Vec::new();
-    buf.try_reserve_exact(len).map_err(|_| out_of_memory())?;
-    buf.resize(len, 0);
-    let filled = fill_at(file, pos, &mut buf)?;
-    buf.truncate(filled);
-    Ok(buf.into())
-}
-
-/// Fills `buf` from `pos`, or up to the end of the file; returns the bytes read.
-fn fill_at(file: &std::fs::File, pos: u64, buf: &mut [u8]) -> std::io::Result<usize> {
     use std::os::unix::fs::FileExt;
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(len)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::OutOfMemory, e))?;
+    buf.resize(len, 0);
     let mut filled = 0;
-    while filled < buf.len() {
+    while filled < len {
         let n = file.read_at(&mut buf[filled..], pos + filled as u64)?;
         if n == 0 {
             break;
         }
         filled += n;
     }
-    Ok(filled)
+    buf.truncate(filled);
+    Ok(buf.into())
 }
 
 /// Runs `fut` (an operation of `LocalFileSystem`, whose blocking calls go to the runtime that

@@ -10,10 +10,11 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use object_store::PutPayload;
-use objectstorex_core::pool;
 use rustler::{
     Binary, Encoder, Env, NifResult, OwnedBinary, OwnedEnv, Resource, ResourceArc, Term,
 };
+
+use crate::runtime;
 
 /// Below this size a plain copy is cheaper than a resource allocation.
 const COPY_THRESHOLD: usize = 4096;
@@ -80,10 +81,10 @@ impl Resource for BytesResource {}
 
 impl Drop for BytesResource {
     fn drop(&mut self) {
-        // Freeing a mapped block is an `munmap`, which takes milliseconds while many streams
-        // contend for the address space; a scheduler paying it in a consumer's garbage
+        // A block malloc mapped is unmapped when freed, which takes milliseconds while many
+        // streams contend for the address space; a scheduler paying it in a consumer's garbage
         // collection stalls every process queued behind it.
-        if self.0.len() >= pool::MAPPED_FROM && rustler::thread::is_scheduler_thread() {
+        if self.0.len() >= runtime::mapped_from() && rustler::thread::is_scheduler_thread() {
             let bytes = std::mem::take(&mut self.0);
             match releaser().try_send(bytes) {
                 Ok(()) => {}

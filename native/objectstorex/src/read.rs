@@ -10,8 +10,6 @@ use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, GetResult, GetResultPayload, ObjectMeta, ObjectStore};
 
-use objectstorex_core::pool::{self, PooledBuf};
-
 use crate::error::{NifError, Reason};
 use crate::local;
 use crate::store::StoreResource;
@@ -42,66 +40,17 @@ async fn collect(
     let Some(second) = body.next().await.transpose()? else {
         return Ok(first);
     };
-    let mut sink = Sink::new(expected, first.len() + second.len())?;
-    sink.push(&first)?;
-    sink.push(&second)?;
+    let mut buf: Vec<u8> = Vec::new();
+    let initial = expected.clamp((first.len() + second.len()) as u64, INITIAL_CAPACITY);
+    reserve(&mut buf, initial as usize)?;
+    buf.extend_from_slice(&first);
+    buf.extend_from_slice(&second);
     while let Some(piece) = body.next().await {
-        sink.push(&piece?)?;
+        let piece = piece?;
+        reserve(&mut buf, piece.len())?;
+        buf.extend_from_slice(&piece);
     }
-    Ok(sink.finish())
-}
-
-/// Where a body's bytes go: a pooled buffer of the announced size while they fit in it, else
-/// a buffer that grows as they arrive.
-enum Sink {
-    Pooled(PooledBuf, usize),
-    Growing(Vec<u8>),
-}
-
-impl Sink {
-    fn new(expected: u64, received: usize) -> object_store::Result<Self> {
-        // Pooled from `MAPPED_FROM` up: a fresh block would fault in every page.
-        if (pool::MAPPED_FROM as u64..=INITIAL_CAPACITY).contains(&expected) {
-            if let Some(buf) = pool::global().try_take_class(expected as usize) {
-                return Ok(Sink::Pooled(buf, 0));
-            }
-        }
-        let mut buf = Vec::new();
-        reserve(
-            &mut buf,
-            expected.clamp(received as u64, INITIAL_CAPACITY) as usize,
-        )?;
-        Ok(Sink::Growing(buf))
-    }
-
-    fn push(&mut self, piece: &[u8]) -> object_store::Result<()> {
-        match self {
-            Sink::Pooled(buf, filled) if *filled + piece.len() <= buf.len() => {
-                buf.as_mut_slice()[*filled..*filled + piece.len()].copy_from_slice(piece);
-                *filled += piece.len();
-            }
-            Sink::Pooled(buf, filled) => {
-                // More than announced: carry on in a growing buffer.
-                let mut grown = Vec::new();
-                reserve(&mut grown, *filled + piece.len())?;
-                grown.extend_from_slice(&buf.as_ref()[..*filled]);
-                grown.extend_from_slice(piece);
-                *self = Sink::Growing(grown);
-            }
-            Sink::Growing(buf) => {
-                reserve(buf, piece.len())?;
-                buf.extend_from_slice(piece);
-            }
-        }
-        Ok(())
-    }
-
-    fn finish(self) -> Bytes {
-        match self {
-            Sink::Pooled(buf, filled) => buf.into_bytes(filled),
-            Sink::Growing(buf) => buf.into(),
-        }
-    }
+    Ok(buf.into())
 }
 
 /// The body of an answer, whole: a local file is read on the local pool in one read, any other

@@ -160,6 +160,15 @@ fn parse_mmap_threshold(value: Option<&str>) -> (Option<usize>, Option<String>) 
     }
 }
 
+/// The size from which glibc maps each block afresh (and unmaps it when freed): the threshold
+/// set at load, or glibc's default, which the VM's settings keep it at.
+pub fn mapped_from() -> usize {
+    MALLOC
+        .get()
+        .and_then(|(applied, _)| *applied)
+        .unwrap_or(128 << 10)
+}
+
 /// `{threshold | nil, refusal | nil}`: the mmap threshold this library set at load, and why
 /// `OBJECTSTOREX_MALLOC_MMAP_THRESHOLD` was refused, if it was.
 #[rustler::nif]
