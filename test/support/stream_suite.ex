@@ -416,6 +416,42 @@ defmodule ObjectStoreX.StreamSuite do
           assert bytes == byte_size(data) and digest == sha256(data)
           assert ObjectStoreX.get!(store, "t/copy.bin") == data
         end
+
+        # Objects below one part reach a local store in one write: a staging file beside the
+        # target, its size checked, renamed into place.
+        @tag :tmp_dir
+        test "small transfers into a local store are whole, counted and leave no staging file",
+             %{store: store, tmp_dir: dir} do
+          local = ObjectStoreX.new!(:local, root: dir)
+
+          objects =
+            for {size, i} <- Enum.with_index([0, 1, 16_384, @part - 1]),
+                do: {"small/#{i}/o #{i}.bin", :crypto.strong_rand_bytes(size)}
+
+          for {key, data} <- objects, do: :ok = ObjectStoreX.put(store, key, data)
+
+          for {key, data} <- objects do
+            assert {:ok, %{bytes: bytes, digest: digest, parts: 1, etag: etag}} =
+                     ObjectStoreX.transfer(store, key, local, "in/" <> key, part_size: @part)
+
+            assert bytes == byte_size(data) and digest == sha256(data)
+            assert File.read!(Path.join([dir, "in", key])) == data
+            assert {:ok, %ObjectStoreX.Meta{etag: ^etag}} = ObjectStoreX.head(local, "in/" <> key)
+          end
+
+          # A directory where the object would go: the rename fails, the error is data, and the
+          # staging file is gone.
+          {key, _} = hd(objects)
+          File.mkdir_p!(Path.join([dir, "taken", key, "inner"]))
+
+          assert {:error, %ObjectStoreX.Error{}} =
+                   ObjectStoreX.transfer(store, key, local, "taken/" <> key, part_size: @part)
+
+          assert File.dir?(Path.join([dir, "taken", key, "inner"]))
+
+          staged = Path.wildcard(Path.join(dir, "**/*#*"), match_dot: true)
+          assert staged == []
+        end
       end
     end
   end

@@ -608,6 +608,8 @@ fn fault_wrap<'a>(
         // Uploads go through parts as on a network store, so that part rules apply and are
         // seen; the memory store's single-PUT shortcut would hide them.
         in_memory: false,
+        // Every call, the HEAD after a transfer's PUT included, must meet the rules.
+        local: false,
         // Not S3's explicit ids, which would bypass the wrapper: every multipart call must meet
         // the rules and be recorded.
         s3: None,

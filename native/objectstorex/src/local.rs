@@ -21,7 +21,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, UploadPart,
+    PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, UploadPart,
 };
 use tokio::runtime::Runtime;
 
@@ -188,6 +188,109 @@ impl LocalStore {
     }
 }
 
+impl LocalStore {
+    /// Writes `payload` to a staging file beside the target, checks its size and renames it
+    /// into place, all in one blocking call: the object appears complete or not at all, and the
+    /// staging file is removed on failure (a drop of the caller does not interrupt the call).
+    async fn put_whole(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+    ) -> object_store::Result<PutResult> {
+        let target = self.inner.path_to_filesystem(location)?;
+        let shown = location.to_string();
+        blocking(move || write_staged(&target, &payload))
+            .await
+            .map_err(|e| generic(Box::new(e)))?
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::NotFound => object_store::Error::NotFound {
+                    path: shown,
+                    source: Box::new(source),
+                },
+                _ => generic(Box::new(source)),
+            })
+    }
+}
+
+fn generic(source: Box<dyn std::error::Error + Send + Sync>) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "LocalFileSystem",
+        source,
+    }
+}
+
+/// The staging file of `LocalFileSystem`'s own puts, `<target>#<n>`, created exclusively (its
+/// listings skip such names, so one left by a crash never shows as an object); the target's
+/// missing directories are created on the way.
+fn create_staged(target: &std::path::Path) -> std::io::Result<(std::fs::File, std::path::PathBuf)> {
+    let (mut n, mut made_dirs) = (1u32, false);
+    loop {
+        let mut name = target.as_os_str().to_owned();
+        name.push(format!("#{n}"));
+        let staged = std::path::PathBuf::from(name);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&staged)
+        {
+            Ok(file) => return Ok((file, staged)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+            // Created once: a second NotFound means something removes them meanwhile.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !made_dirs => {
+                std::fs::create_dir_all(target.parent().ok_or(e)?)?;
+                made_dirs = true;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Blocking: see [`LocalStore::put_whole`]. The ETag is the one `LocalFileSystem` gives the
+/// same file (inode, modification time in microseconds and size, in hex), so a later HEAD
+/// agrees with it.
+fn write_staged(target: &std::path::Path, payload: &PutPayload) -> std::io::Result<PutResult> {
+    use std::io::Write;
+    let (mut file, staged) = create_staged(target)?;
+    let written = (|| {
+        for chunk in payload.iter() {
+            file.write_all(chunk)?;
+        }
+        let meta = file.metadata()?;
+        let expected = payload.content_length() as u64;
+        if meta.len() != expected {
+            return Err(std::io::Error::other(format!(
+                "the staging file holds {} bytes, expected {expected}",
+                meta.len()
+            )));
+        }
+        drop(file);
+        std::fs::rename(&staged, target)?;
+        Ok(meta)
+    })();
+    match written {
+        Ok(meta) => Ok(PutResult {
+            e_tag: Some(etag(&meta)),
+            version: None,
+            extensions: Default::default(),
+        }),
+        Err(e) => {
+            let _ = std::fs::remove_file(&staged);
+            Err(e)
+        }
+    }
+}
+
+fn etag(meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .unwrap_or_default()
+        .as_micros();
+    format!("\"{:x}-{mtime:x}-{:x}\"", meta.ino(), meta.len())
+}
+
 impl fmt::Display for LocalStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.inner.fmt(f)
@@ -202,6 +305,11 @@ impl ObjectStore for LocalStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
+        // The common put (overwrite, no attributes) in one trip to the local pool; the others
+        // go through `LocalFileSystem`, which runs its blocking part from the local runtime: two.
+        if matches!(opts.mode, PutMode::Overwrite) && opts.attributes.is_empty() {
+            return self.put_whole(location, payload).await;
+        }
         let (inner, location) = (self.inner.clone(), location.clone());
         on_fs(async move { inner.put_opts(&location, payload, opts).await }).await
     }

@@ -38,6 +38,9 @@ pub struct StoreResource {
     pub secrets: Vec<String>,
     /// The in-memory backend, which keeps every object as one contiguous buffer.
     pub in_memory: bool,
+    /// The local backend, whose single-PUT checks the size it wrote before renaming the file
+    /// into place (`LocalStore::put_whole`), so a transfer need not ask again.
+    pub local: bool,
     /// S3's explicit-id multipart uploads, whose create never leaves an upload behind.
     pub s3: Option<Arc<S3Multipart>>,
     /// Paths per bulk delete request of this backend (S3: 1,000, Azure: 256); stores without
@@ -278,6 +281,7 @@ async fn open(provider: Atom, cfg: StoreConfig) -> Result<ResourceArc<StoreResou
         prefix,
         secrets,
         in_memory: provider == atoms::memory(),
+        local: provider == atoms::local(),
         bulk_delete: if provider == atoms::azure() {
             256
         } else {

@@ -656,7 +656,12 @@ async fn copy_object(
             ),
         ));
     }
+    let single = state.upload.is_none();
     let summary = state.finish().await?;
+    if single && state.store.local {
+        // The local PUT checked the staging file's size before renaming it into place.
+        return Ok(summary);
+    }
     let written = state
         .store
         .store
