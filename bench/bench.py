@@ -664,6 +664,8 @@ class Health:
     long_busy: int | None
     long_base: int | None
     nice: int = 10  # the I/O threads' niceness (OBJECTSTOREX_IO_NICE) during the run
+    # Where the downloads' long schedules were: (count, scheduled in at, scheduled out at)
+    long_at_busy: list[tuple[int, str, str]] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -677,6 +679,8 @@ class HealthRun:
     probes: dict[tuple[str, str], tuple[float, float, int]]  # (phase, probe): p50, p99 µs, n
     streamed: dict[str, tuple[int, int]]  # bytes the phase's load moved while sampled, µs
     long: dict[str, int]  # long_schedule events during the phase's samples
+    # phase: (count, function scheduled in at, scheduled out at), most frequent first
+    long_at: dict[str, list[tuple[int, str, str]]] = field(default_factory=dict)
     base_rss_kib: int | None = None  # the VM's RSS just before the downloads started
     bound: int | None = None  # the downloads' documented memory bound, bytes
 
@@ -702,6 +706,8 @@ def parse_health(stdout: str) -> HealthRun:
             run.streamed[words[1]] = (int(words[2]), int(words[3]))
         elif len(words) == 3 and words[0] == "LONG_SCHEDULE":
             run.long[words[1]] = int(words[2])
+        elif len(words) == 5 and words[0] == "LONG_SCHEDULE_AT":
+            run.long_at.setdefault(words[1], []).append((int(words[2]), words[3], words[4]))
         elif len(words) == 2 and words[0] == "BASE_RSS":
             run.base_rss_kib = int(words[1])
         elif len(words) == 2 and words[0] == "BOUND":
@@ -739,7 +745,7 @@ def vm_health(tools: Tools, s: Settings, stores: dict[str, str]) -> tuple[list, 
                     Health(kind, probe, ip50, ip99, bp50, bp99, base_p50, base_p99, base_n,
                            h.rate("downloads"), h.rate("baseline"),
                            h.long.get("idle"), h.long.get("downloads"), h.long.get("baseline"),
-                           nice)
+                           nice, h.long_at.get("downloads", []))
                 )
             print(f"[{label} · VM health] {stdout.strip()}", flush=True)
         except Failed as e:
@@ -1238,12 +1244,28 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
             f"| {h.long_base if h.long_base is not None else '-'} "
             f"| {fmt(h.streamed)} | {fmt(h.base_streamed)} |"
         )
+    lines += long_at_lines(health)
     lines += [""] + nice_lines(health) + curve_lines + sync_lines()
     lines += model.section(rows, OSX, SYNC_RESULTS / "runs.jsonl", sync_objects())
     lines += ["## Versions", ""]
     lines += [f"- {name}: {value}" for name, value in versions(tools)]
     lines.append("")
     path.write_text("\n".join(lines))
+
+
+def long_at_lines(health: list[Health]) -> list[str]:
+    """Where the downloads' long schedules were, by the function each process was scheduled in
+    and out at (`long_schedule`'s `in` and `out`)."""
+    lines = []
+    for kind in dict.fromkeys(x.label for x in health):
+        h = next(x for x in health if x.label == kind)
+        if h.long_at_busy:
+            where = "; ".join(f"{n} × in `{a}`, out `{b}`" for n, a, b in h.long_at_busy[:4])
+            lines.append(f"- {h.label}, during the downloads: {where}")
+    if lines:
+        lines = ["", "Where those long schedules were during the downloads (the function the "
+                 "process was scheduled in at, and out at; at most four places):", ""] + lines
+    return lines
 
 
 # --- main ------------------------------------------------------------------------------------
