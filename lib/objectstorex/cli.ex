@@ -89,6 +89,28 @@ defmodule ObjectStoreX.CLI do
     :ok
   end
 
+  @min_part_size ObjectStoreX.Args.min_part_size()
+
+  @doc """
+  The `--part-size` of `task`: nil when not given, else the size (see `parse_size/1`), which
+  must be at least 5 MiB; anything else raises `Mix.Error` naming the option.
+  """
+  @spec part_size!(String.t(), String.t() | nil) :: pos_integer() | nil
+  def part_size!(_task, nil), do: nil
+
+  def part_size!(task, text) do
+    case parse_size(text) do
+      {:ok, size} when size >= @min_part_size ->
+        size
+
+      {:ok, _} ->
+        fail!(task, "--part-size must be at least 5MiB (5242880 bytes), got: #{text}")
+
+      :error ->
+        fail!(task, "--part-size must be a size such as 8MiB, 64M or 16777216, got: #{text}")
+    end
+  end
+
   @doc """
   A size in bytes: a plain integer, or a number with a unit. `K`, `M`, `G` and `KiB`, `MiB`,
   `GiB` are powers of 1024; `KB`, `MB`, `GB` powers of 1000 (as dd(1) reads them).

@@ -81,7 +81,6 @@ defmodule Mix.Tasks.Objectstorex.Cp do
     progress: :boolean
   ]
   @checksums Map.new(ObjectStoreX.Args.hashes(), &{Atom.to_string(&1), &1})
-  @min_part_size ObjectStoreX.Args.min_part_size()
 
   @impl Mix.Task
   def run(args) do
@@ -97,7 +96,7 @@ defmodule Mix.Tasks.Objectstorex.Cp do
 
     copy_opts = %{
       checksum: checksum!(opts[:checksum]),
-      part_size: part_size!(opts[:part_size]),
+      part_size: CLI.part_size!(@task, opts[:part_size]),
       concurrency: CLI.positive!(@task, opts, :concurrency),
       jobs: CLI.positive!(@task, opts, :jobs) || 4,
       progress: Keyword.get_lazy(opts, :progress, &CLI.Format.tty?/0)
@@ -122,21 +121,6 @@ defmodule Mix.Tasks.Objectstorex.Cp do
           @task,
           "--checksum must be one of #{Enum.join(Map.keys(@checksums), ", ")}, got: #{name}"
         )
-    end
-  end
-
-  defp part_size!(nil), do: nil
-
-  defp part_size!(text) do
-    case CLI.parse_size(text) do
-      {:ok, size} when size >= @min_part_size ->
-        size
-
-      {:ok, _} ->
-        CLI.fail!(@task, "--part-size must be at least 5MiB (5242880 bytes), got: #{text}")
-
-      :error ->
-        CLI.fail!(@task, "--part-size must be a size such as 8MiB, 64M or 16777216, got: #{text}")
     end
   end
 end

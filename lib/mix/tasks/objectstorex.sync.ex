@@ -97,7 +97,7 @@ defmodule Mix.Tasks.Objectstorex.Sync do
       end
 
     concurrency = CLI.positive!(@task, opts, :concurrency)
-    part_size = part_size!(opts[:part_size])
+    part_size = CLI.part_size!(@task, opts[:part_size])
     part_concurrency = CLI.positive!(@task, opts, :part_concurrency)
     listing = listing!(opts[:listing])
     nodes = connect!(opts[:nodes])
@@ -154,23 +154,6 @@ defmodule Mix.Tasks.Objectstorex.Sync do
       "copied #{report.copied} (#{CLI.Format.bytes(report.bytes)}), skipped #{report.skipped}, " <>
       "deleted #{report.deleted}, failed #{length(report.failed)} in " <>
       "#{CLI.Format.seconds(report.duration_us)}, #{CLI.Format.rate(report.bytes, report.duration_us)}"
-  end
-
-  @min_part_size ObjectStoreX.Args.min_part_size()
-
-  defp part_size!(nil), do: nil
-
-  defp part_size!(text) do
-    case CLI.parse_size(text) do
-      {:ok, size} when size >= @min_part_size ->
-        size
-
-      {:ok, _} ->
-        CLI.fail!(@task, "--part-size must be at least 5MiB (5242880 bytes), got: #{text}")
-
-      :error ->
-        CLI.fail!(@task, "--part-size must be a size such as 8MiB, 64M or 16777216, got: #{text}")
-    end
   end
 
   defp listing!(nil), do: :flat
