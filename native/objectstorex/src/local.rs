@@ -112,10 +112,6 @@ where
     F: Future<Output = object_store::Result<T>> + Send + 'static,
     T: Send + 'static,
 {
-    let generic = |source: Box<dyn std::error::Error + Send + Sync>| object_store::Error::Generic {
-        store: "LocalFileSystem",
-        source,
-    };
     match tokio::time::timeout(DEADLINE, fs().spawn(fut)).await {
         Ok(Ok(result)) => result,
         Ok(Err(join)) => Err(generic(join.to_string().into())),
@@ -143,13 +139,7 @@ fn pump<T: Send + 'static>(
         match tokio::time::timeout(DEADLINE, rx.recv()).await {
             Ok(Some(item)) => Some((item, Some(rx))),
             Ok(None) => None,
-            Err(_) => {
-                let e = object_store::Error::Generic {
-                    store: "LocalFileSystem",
-                    source: Box::new(timed_out()),
-                };
-                Some((Err(e), None))
-            }
+            Err(_) => Some((Err(generic(Box::new(timed_out()))), None)),
         }
     })
     .boxed()
@@ -173,22 +163,16 @@ impl LocalStore {
         let checked = path.clone();
         let meta = blocking(move || std::fs::metadata(&checked))
             .await
-            .map_err(|e| object_store::Error::Generic {
-                store: "LocalFileSystem",
-                source: Box::new(e),
-            })?;
+            .map_err(|e| generic(Box::new(e)))?;
         match meta {
-            Ok(meta) if !meta.is_file() && !meta.is_dir() => Err(object_store::Error::Generic {
-                store: "LocalFileSystem",
-                source: format!("{} is not a regular file", path.display()).into(),
-            }),
+            Ok(meta) if !meta.is_file() && !meta.is_dir() => Err(generic(
+                format!("{} is not a regular file", path.display()).into(),
+            )),
             // Missing files and directories: the store says what it says of them.
             _ => Ok(()),
         }
     }
-}
 
-impl LocalStore {
     /// Writes `payload` to a staging file beside the target, checks its size and renames it
     /// into place, all in one blocking call: the object appears complete or not at all, and the
     /// staging file is removed on failure (a drop of the caller does not interrupt the call).
@@ -212,6 +196,7 @@ impl LocalStore {
     }
 }
 
+/// An error of this store that object_store has no kind for.
 fn generic(source: Box<dyn std::error::Error + Send + Sync>) -> object_store::Error {
     object_store::Error::Generic {
         store: "LocalFileSystem",
@@ -395,10 +380,9 @@ impl MultipartUpload for LocalUpload {
                 Box::pin(on_fs(part))
             }
             Err(_) => Box::pin(async {
-                Err(object_store::Error::Generic {
-                    store: "LocalFileSystem",
-                    source: "a part was written while the upload was completing".into(),
-                })
+                Err(generic(
+                    "a part was written while the upload was completing".into(),
+                ))
             }),
         }
     }
