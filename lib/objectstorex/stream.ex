@@ -237,6 +237,10 @@ defmodule ObjectStoreX.Stream do
   While `:max_concurrency` parts are in flight the enumerable is not read further, so one
   upload holds at most `(max_concurrency + 1) * part_size` bytes plus the chunk being written,
   whatever the input size (defaults: 9 * 8 MiB on cloud stores, 3 * 64 MiB on local stores).
+  Chunks made by the calling process are freed once their part is stored, not at the process's
+  next garbage collection: after handing each part over, the upload collects the calling
+  process's garbage, unless its heap is larger than a part (the collection would then cost more
+  than moving the part).
 
   The memory store keeps its objects in the VM's memory, so it has no parts: the chunks
   written are kept, without copying, until the upload completes, and are then joined once into

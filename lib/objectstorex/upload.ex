@@ -286,14 +286,28 @@ defmodule ObjectStoreX.Upload do
       bytes = g.bytes + size
 
       if bytes >= g.need do
+        # Computed first, so that nothing holds the chunks sent during the collection.
+        need = opts.part_size - rem(bytes - g.need, opts.part_size)
+
         with :ok <- send_gathered(upload, iovecs, opts.timeout) do
-          over = rem(bytes - g.need, opts.part_size)
-          {:ok, %{iovecs: [], bytes: 0, need: opts.part_size - over}, size}
+          collect(opts.part_size)
+          {:ok, %{iovecs: [], bytes: 0, need: need}, size}
         end
       else
         {:ok, %{g | iovecs: iovecs, bytes: bytes}, size}
       end
     end
+  end
+
+  # The chunks just handed over are garbage in this process, but their memory stays until its
+  # next collection, which, with large binaries, can come several parts later and take the
+  # upload past its bound. A collection now lets the native side free each chunk as soon as its
+  # part is stored. It is skipped when the heap is larger than a part, so that it never costs
+  # more than moving the part does.
+  defp collect(part_size) do
+    {:total_heap_size, words} = :erlang.process_info(self(), :total_heap_size)
+    if words * :erlang.system_info(:wordsize) <= part_size, do: :erlang.garbage_collect()
+    :ok
   end
 
   defp flush(_upload, %{iovecs: []}, _timeout), do: :ok

@@ -319,6 +319,28 @@ defmodule ObjectStoreX.StreamSuite do
           assert results == [true, true, true, true]
         end
 
+        test "the chunks of parts already sent are not kept by the uploading process",
+             %{store: store} do
+          # Each chunk is made just before it is read, so the process's own binaries are the
+          # part being gathered plus whatever it has not collected yet. Without a collection
+          # after each part, the ones already sent pile up until the VM decides to collect.
+          chunk = 256 * 1024
+          probe = fn -> Process.info(self(), :binary) |> elem(1) |> Enum.map(&elem(&1, 1)) end
+
+          held =
+            Stream.repeatedly(fn -> :crypto.strong_rand_bytes(chunk) end)
+            |> Stream.take(div(12 * @part, chunk))
+            |> Stream.map(fn data ->
+              Process.put(:held, max(Process.get(:held, 0), Enum.sum(probe.())))
+              data
+            end)
+            |> OSXStream.upload(store, "up/fresh.bin", part_size: @part, max_concurrency: 2)
+            |> then(fn :ok -> Process.delete(:held) end)
+
+          assert ObjectStoreX.head!(store, "up/fresh.bin").size == 12 * @part
+          assert held <= @part + 2 * chunk
+        end
+
         test "the seed's download |> upload migration runs as written", %{store: store} do
           {:ok, dest} = ObjectStoreX.new(:memory)
           data = :crypto.strong_rand_bytes(@part + 99)
