@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, AwsAuthorizer};
-use object_store::client::{HttpClient, HttpConnector, HttpRequestBody, ReqwestConnector};
+use object_store::client::{HttpClient, HttpConnector, HttpRequestBody};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{
@@ -29,7 +29,7 @@ use rustler::{Env, ResourceArc, Term};
 use crate::args::parse_path;
 use crate::error::{NifError, Reason};
 use crate::runtime::{self, runtime, TaskHandle};
-use crate::store::StoreResource;
+use crate::store::{SharedClients, StoreResource};
 
 /// How far the server's clock may differ from ours when judging which uploads an attempt began.
 const CLOCK_SKEW: Duration = Duration::from_secs(60);
@@ -317,7 +317,7 @@ impl S3Multipart {
             store,
             once,
             retry,
-            http: ReqwestConnector::default().connect(&client)?,
+            http: SharedClients.connect(&client)?,
             bucket_url,
             region,
             sign: !flag(AmazonS3ConfigKey::SkipSignature),

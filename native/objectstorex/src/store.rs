@@ -4,11 +4,12 @@
 //! so this module only has to hand the pairs to the right builder.
 
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::client::{HttpClient, HttpConnector, ReqwestConnector};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::http::HttpBuilder;
 use object_store::local::LocalFileSystem;
@@ -123,6 +124,38 @@ fn parse_key<K: FromStr>(key: &str) -> Result<K, NifError> {
     })
 }
 
+/// Hands out one HTTP client per distinct client configuration, process-wide. Building a client
+/// loads the system's root certificates, hundreds of files: about 15 ms, three times for each S3
+/// store (the store, its no-retry twin and its multipart client), before any request is made.
+/// Stores that share a client also share its connection pool.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SharedClients;
+
+/// Distinct configurations kept; past it the oldest is dropped (stores holding it keep it).
+const SHARED_CLIENTS: usize = 16;
+
+impl HttpConnector for SharedClients {
+    fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
+        static CLIENTS: OnceLock<Mutex<Vec<(String, HttpClient)>>> = OnceLock::new();
+        // Every setting of a client shows in its Debug form. The key stays in this table, and
+        // the lock is held while building, so that concurrent builds load the certificates once.
+        let key = format!("{options:?}");
+        let mut clients = CLIENTS
+            .get_or_init(Mutex::default)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, client)) = clients.iter().find(|(k, _)| *k == key) {
+            return Ok(client.clone());
+        }
+        let client = ReqwestConnector::default().connect(options)?;
+        if clients.len() == SHARED_CLIENTS {
+            clients.remove(0);
+        }
+        clients.push((key, client.clone()));
+        Ok(client)
+    }
+}
+
 /// The three cloud builders take their settings the same way: the provider's environment
 /// variables or none, then the configuration pairs, then the retry settings.
 trait Cloud: Sized {
@@ -130,6 +163,7 @@ trait Cloud: Sized {
     fn fresh(from_env: bool) -> Self;
     fn set(self, key: Self::Key, value: &str) -> Self;
     fn retry(self, retry: RetryConfig) -> Self;
+    fn shared(self) -> Self;
 }
 
 macro_rules! cloud {
@@ -149,6 +183,9 @@ macro_rules! cloud {
             fn retry(self, retry: RetryConfig) -> Self {
                 self.with_retry(retry)
             }
+            fn shared(self) -> Self {
+                self.with_http_connector(SharedClients)
+            }
         }
     };
 }
@@ -158,7 +195,7 @@ cloud!(GoogleCloudStorageBuilder, GoogleConfigKey);
 cloud!(MicrosoftAzureBuilder, AzureConfigKey);
 
 fn configure<B: Cloud>(cfg: &StoreConfig, retry: Option<RetryConfig>) -> Result<B, NifError> {
-    let mut builder = B::fresh(cfg.from_env);
+    let mut builder = B::fresh(cfg.from_env).shared();
     for (k, v) in &cfg.pairs {
         builder = builder.set(parse_key::<B::Key>(k)?, v);
     }
@@ -214,7 +251,10 @@ async fn build(provider: Atom, cfg: &StoreConfig) -> Result<Built, NifError> {
         for (k, v) in &cfg.pairs {
             client = client.with_config(parse_key::<ClientConfigKey>(k)?, v);
         }
-        let mut b = HttpBuilder::new().with_url(url).with_client_options(client);
+        let mut b = HttpBuilder::new()
+            .with_url(url)
+            .with_client_options(client)
+            .with_http_connector(SharedClients);
         if let Some(r) = retry {
             b = b.with_retry(r);
         }
