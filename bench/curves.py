@@ -624,7 +624,7 @@ def report(cs: CurveSet, folder: Path, health: list, s: Settings) -> list[str]:
         "latency of a small `File.read!` and of a `GenServer.call`, and the long schedules "
         "(a process or port on a scheduler for more than 5 ms), say how the rest of the VM "
         "fares (dotted: the idle VM's file_read p99 from the VM-health table). The bound grows "
-        "with N: `(prefetch + 1) * chunk_size` per stream, 3 x 8 MiB on local plus the 64 MiB "
+        "with N: `(prefetch + 1) * chunk_size` per stream, 4 x 8 MiB on local plus the 64 MiB "
         "pool of local read buffers, 3 x 2 MiB on S3.",
     }
     for figure in ("size", "count", "streams"):

@@ -18,7 +18,7 @@ defmodule ObjectStoreX.Stream do
   it takes. So, whatever the object size and however slow the consumer, one download holds at
   most
 
-      (prefetch + 1) * chunk_size            # single request (default 3 * 2 MiB, local 3 * 8 MiB)
+      (prefetch + 1) * chunk_size            # single request (default 3 * 2 MiB, local 4 * 8 MiB)
       (prefetch + concurrency + 1) * chunk_size   # with concurrency > 1
 
   plus a small constant. Chunk binaries are handed over without copying. Local reads use
@@ -84,8 +84,9 @@ defmodule ObjectStoreX.Stream do
 
     * `:chunk_size` - bytes per chunk, default 8 MiB on local stores and 2 MiB elsewhere, at
       most 1 GiB; every chunk but the last has exactly this size
-    * `:prefetch` - chunks read ahead of the consumer, default 2, at most 1_000 (see "Memory
-      and flow control")
+    * `:prefetch` - chunks read ahead of the consumer, default 3 on local stores and 2
+      elsewhere, at most 1_000 (see "Memory and flow control"); on a local store the reads
+      ahead run in parallel
     * `:concurrency` - ranged GETs in flight for one object, default 1, at most 1_000; above
       1, chunks are fetched in parallel and delivered in order (needs an ETag or version on
       the object)
@@ -137,15 +138,18 @@ defmodule ObjectStoreX.Stream do
     )
   end
 
-  # Local reads are cheapest in large blocks; elsewhere smaller chunks keep memory low.
-  defp default_chunk_size(%ObjectStoreX.Store{backend: :local}), do: 8 * @mib
-  defp default_chunk_size(_store), do: 2 * @mib
+  # Local reads are cheapest in large blocks, several at once: the copy out of the page cache
+  # is most of their cost. Elsewhere smaller chunks keep memory low.
+  defp local_defaults(%ObjectStoreX.Store{backend: :local}, defaults),
+    do: Keyword.merge(defaults, chunk_size: 8 * @mib, prefetch: 3)
+
+  defp local_defaults(_store, defaults), do: defaults
 
   defp validate_download!(store, path, opts) do
     result =
       with {:ok, resource} <- Args.store(store),
            {:ok, path} <- Args.path("path", path),
-           defaults = Keyword.put(@download_defaults, :chunk_size, default_chunk_size(store)),
+           defaults = local_defaults(store, @download_defaults),
            {:ok, opts} <- Args.opts(opts, Keyword.keys(@download_defaults), defaults),
            :ok <- Args.positive_integers(opts, [:chunk_size, :prefetch, :concurrency]),
            {:ok, _} <- Args.timeout(opts),

@@ -92,6 +92,37 @@ defmodule ObjectStoreX.StreamSuite do
           assert error.reason == :precondition_failed
         end
 
+        test "a consumer that stops taking chunks is sent exactly :prefetch more", %{store: store} do
+          :ok = ObjectStoreX.put(store, "dl/ahead.bin", :crypto.strong_rand_bytes(2 * @mib))
+
+          for prefetch <- [1, 3] do
+            stream =
+              OSXStream.download(store, "dl/ahead.bin", chunk_size: 65_536, prefetch: prefetch)
+
+            {:suspended, first, continuation} =
+              Enumerable.reduce(stream, {:cont, nil}, fn chunk, _ -> {:suspend, chunk} end)
+
+            assert byte_size(first) == 65_536
+            # Long enough for every read the credit allows to land, and for any beyond it. The
+            # receive moves messages sent from native threads into the queue that
+            # Process.info/2 reads.
+            Process.sleep(300)
+
+            receive do
+              :never_sent -> :ok
+            after
+              0 -> :ok
+            end
+
+            {:messages, messages} = Process.info(self(), :messages)
+            ahead = for {_ref, {:data, chunk}} <- messages, do: byte_size(chunk)
+            assert ahead == List.duplicate(65_536, prefetch)
+            assert {:halted, nil} = continuation.({:halt, nil})
+          end
+
+          refute_received _
+        end
+
         test "halting early leaves no message behind", %{store: store} do
           :ok = ObjectStoreX.put(store, "dl/h.bin", :crypto.strong_rand_bytes(2 * @mib))
 

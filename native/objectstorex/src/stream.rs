@@ -82,6 +82,11 @@ impl Producer {
         }
     }
 
+    /// Takes one credit if one is free, without waiting.
+    fn try_reserve(&self) -> bool {
+        self.credit.try_acquire().map(|permit| permit.forget()).is_ok()
+    }
+
     fn send<T: rustler::Encoder>(&mut self, message: T) {
         self.emitter.send(message);
     }
@@ -342,7 +347,9 @@ async fn download(
 }
 
 /// Reads a local file in `chunk_size` blocking reads: object_store's own stream reads 8 KiB at
-/// a time, which caps a page-cached file at a few hundred MB/s.
+/// a time, which caps a page-cached file at a few hundred MB/s. Reads run ahead of the consumer
+/// as far as its credit allows, each holding one credit, so the bound is unchanged; with two in
+/// flight the copy out of the page cache, most of a local download's cost, uses two cores.
 async fn local_file(
     p: &mut Producer,
     file: Arc<std::fs::File>,
@@ -350,23 +357,51 @@ async fn local_file(
     chunk_size: usize,
     out: &mut Outlet,
 ) -> Result<(), NifError> {
+    type Read = Result<std::io::Result<Bytes>, NifError>;
+    let mut reads: VecDeque<AbortOnDrop<Read>> = VecDeque::new();
     let mut pos = span.start;
-    let mut first = true;
-    while pos < span.end {
-        if !first {
-            p.reserve().await;
+    // The caller reserved the first read's credit.
+    let mut held = 1;
+    loop {
+        while pos < span.end && (held > 0 || p.try_reserve()) {
+            held = 0;
+            let len = chunk_size.min((span.end - pos) as usize);
+            let (file, at) = (file.clone(), pos);
+            reads.push_back(AbortOnDrop(runtime().spawn(local::blocking(
+                move || -> std::io::Result<Bytes> {
+                    let mut buf = pool::global().take(len);
+                    file.read_exact_at(buf.as_mut_slice(), at)?;
+                    Ok(buf.into_bytes(len))
+                },
+            ))));
+            pos += len as u64;
         }
-        first = false;
-        let len = chunk_size.min((span.end - pos) as usize);
-        let file = file.clone();
-        let chunk = local::blocking(move || -> std::io::Result<Bytes> {
-            let mut buf = pool::global().take(len);
-            file.read_exact_at(buf.as_mut_slice(), pos)?;
-            Ok(buf.into_bytes(len))
-        })
-        .await?
-        .map_err(|e| NifError::new(Reason::Generic, format!("local read failed: {e}")))?;
-        pos += len as u64;
+        let Some(front) = reads.front_mut() else {
+            if pos == span.end {
+                break;
+            }
+            p.reserve().await;
+            held = 1;
+            continue;
+        };
+        // A credit that comes back while the oldest read is still running starts the next one.
+        let read = if pos < span.end {
+            let credit = p.reserve();
+            tokio::select! {
+                biased;
+                read = &mut front.0 => read,
+                () = credit => {
+                    held = 1;
+                    continue;
+                }
+            }
+        } else {
+            (&mut front.0).await
+        };
+        reads.pop_front();
+        let chunk = read
+            .map_err(|e| NifError::new(Reason::Internal, e.to_string()))??
+            .map_err(|e| NifError::new(Reason::Generic, format!("local read failed: {e}")))?;
         out.emit(p, chunk).await?;
     }
     Ok(())
