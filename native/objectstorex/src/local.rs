@@ -124,12 +124,14 @@ where
 fn pump<T: Send + 'static>(
     inner: BoxStream<'static, object_store::Result<T>>,
 ) -> BoxStream<'static, object_store::Result<T>> {
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    // Items cross in batches of what is ready: one channel hop and one deadline timer per
+    // batch rather than per item. At most `PUMP_BATCHES` batches of `PUMP_BATCH` items wait.
+    let (tx, rx) = tokio::sync::mpsc::channel(PUMP_BATCHES);
     fs().spawn(async move {
-        let mut inner = inner;
-        while let Some(item) = inner.next().await {
+        let mut batches = inner.ready_chunks(PUMP_BATCH);
+        while let Some(batch) = batches.next().await {
             // The receiver is gone: nobody wants the rest.
-            if tx.send(item).await.is_err() {
+            if tx.send(batch).await.is_err() {
                 break;
             }
         }
@@ -137,13 +139,18 @@ fn pump<T: Send + 'static>(
     futures::stream::unfold(Some(rx), |rx| async move {
         let mut rx = rx?;
         match tokio::time::timeout(DEADLINE, rx.recv()).await {
-            Ok(Some(item)) => Some((item, Some(rx))),
+            Ok(Some(batch)) => Some((batch, Some(rx))),
             Ok(None) => None,
-            Err(_) => Some((Err(generic(Box::new(timed_out()))), None)),
+            Err(_) => Some((vec![Err(generic(Box::new(timed_out())))], None)),
         }
     })
+    .flat_map(futures::stream::iter)
     .boxed()
 }
+
+/// Items per batch a local stream hands over, and batches waiting at most (see `pump`).
+const PUMP_BATCH: usize = 256;
+const PUMP_BATCHES: usize = 2;
 
 #[derive(Debug)]
 pub struct LocalStore {
