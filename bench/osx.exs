@@ -116,7 +116,12 @@ defmodule Bench.OSX do
     end
 
     # The read-ahead is ObjectStoreX.Stream's default for the backend.
-    {pool, prefetch} = if store.backend == :local, do: {@local_pool, 3}, else: {0, 2}
+    {pool, prefetch} =
+      case store.backend do
+        :local -> {@local_pool, 3}
+        :memory -> {0, 16}
+        _ -> {0, 2}
+      end
 
     timed(
       fn ->

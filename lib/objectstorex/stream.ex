@@ -15,13 +15,14 @@ defmodule ObjectStoreX.Stream do
   Nothing is requested until the stream is enumerated, and each enumeration starts afresh, in
   the process that enumerates it. The native side reads ahead by at most `:prefetch` chunks:
   it takes one credit before reading each chunk and the consumer gives one back for each chunk
-  it takes. So, whatever the object size and however slow the consumer, one download holds at
-  most
+  it takes (in batches of half the prefetch, so that the producer is woken once per batch). So,
+  whatever the object size and however slow the consumer, one download holds at most
 
       (prefetch + 1) * chunk_size            # single request (default 3 * 2 MiB, local 4 * 8 MiB)
       (prefetch + concurrency + 1) * chunk_size   # with concurrency > 1
 
-  plus a small constant. Chunk binaries are handed over without copying. Local reads use
+  plus a small constant; on the memory store, whose chunks are slices of the object it holds,
+  nothing beyond that object. Chunk binaries are handed over without copying. Local reads use
   buffers from a process-wide pool of at most 64 MiB, reused once the BEAM frees a chunk.
   A chunk that malloc mapped on its own (from 4 MiB, see `OBJECTSTOREX_MALLOC_MMAP_THRESHOLD`
   in the README) is freed, once the BEAM's garbage collector lets it go, by a thread of its
@@ -84,9 +85,9 @@ defmodule ObjectStoreX.Stream do
 
     * `:chunk_size` - bytes per chunk, default 8 MiB on local stores and 2 MiB elsewhere, at
       most 1 GiB; every chunk but the last has exactly this size
-    * `:prefetch` - chunks read ahead of the consumer, default 3 on local stores and 2
-      elsewhere, at most 1_000 (see "Memory and flow control"); on a local store the reads
-      ahead run in parallel
+    * `:prefetch` - chunks read ahead of the consumer, default 3 on local stores, 16 on the
+      memory store (its chunks share the object it holds) and 2 elsewhere, at most 1_000 (see
+      "Memory and flow control"); on a local store the reads ahead run in parallel
     * `:concurrency` - ranged GETs in flight for one object, default 1, at most 1_000; above
       1, chunks are fetched in parallel and delivered in order (needs an ETag or version on
       the object)
@@ -126,6 +127,7 @@ defmodule ObjectStoreX.Stream do
 
     consume(
       fn ref -> Native.stream_download(ref, resource, path, native) end,
+      opts.prefetch,
       opts.timeout,
       %{
         opts: opts,
@@ -139,17 +141,21 @@ defmodule ObjectStoreX.Stream do
   end
 
   # Local reads are cheapest in large blocks, several at once: the copy out of the page cache
-  # is most of their cost. Elsewhere smaller chunks keep memory low.
-  defp local_defaults(%ObjectStoreX.Store{backend: :local}, defaults),
+  # is most of their cost. The memory store's chunks are slices of the object it already holds,
+  # so reading ahead costs no memory there. Elsewhere smaller chunks keep memory low.
+  defp backend_defaults(%ObjectStoreX.Store{backend: :local}, defaults),
     do: Keyword.merge(defaults, chunk_size: 8 * @mib, prefetch: 3)
 
-  defp local_defaults(_store, defaults), do: defaults
+  defp backend_defaults(%ObjectStoreX.Store{backend: :memory}, defaults),
+    do: Keyword.put(defaults, :prefetch, 16)
+
+  defp backend_defaults(_store, defaults), do: defaults
 
   defp validate_download!(store, path, opts) do
     result =
       with {:ok, resource} <- Args.store(store),
            {:ok, path} <- Args.path("path", path),
-           defaults = local_defaults(store, @download_defaults),
+           defaults = backend_defaults(store, @download_defaults),
            {:ok, opts} <- Args.opts(opts, Keyword.keys(@download_defaults), defaults),
            :ok <- Args.positive_integers(opts, [:chunk_size, :prefetch, :concurrency]),
            {:ok, _} <- Args.timeout(opts),
@@ -340,6 +346,7 @@ defmodule ObjectStoreX.Stream do
           fn ref ->
             Native.stream_list(ref, resource, prefix, offset, opts.page_size, opts.prefetch)
           end,
+          opts.prefetch,
           timeout,
           nil,
           &list_event/2
@@ -451,9 +458,20 @@ defmodule ObjectStoreX.Stream do
   # every receive: it returns nil, or `{items, state}` when what it was last sent has more to
   # emit.
 
-  defp consume(start, timeout, initial, handle) do
+  # Credits go back in batches of half the prefetch: the producer then waits, and is woken,
+  # once per batch rather than once per item, and never has more than `prefetch` out.
+  defp consume(start, prefetch, timeout, initial, handle) do
     Elixir.Stream.resource(
-      fn -> %{ref: nil, stream: nil, start: start, state: initial} end,
+      fn ->
+        %{
+          ref: nil,
+          stream: nil,
+          start: start,
+          state: initial,
+          unacked: 0,
+          batch: div(prefetch, 2)
+        }
+      end,
       fn
         %{stream: nil} = s ->
           ref = make_ref()
@@ -480,9 +498,8 @@ defmodule ObjectStoreX.Stream do
   defp receive_event(%{ref: ref, stream: stream} = s, timeout, handle) do
     receive do
       {^ref, {:data, _} = event} ->
-        Native.stream_ack(stream, 1)
         {items, state} = handle.(event, s.state)
-        {items, %{s | state: state}}
+        {items, %{s | state: state, unacked: ack(stream, s.unacked + 1, s.batch)}}
 
       {^ref, {:start, _, _} = event} ->
         {items, state} = handle.(event, s.state)
@@ -503,6 +520,13 @@ defmodule ObjectStoreX.Stream do
         handle.({:error, %Error{reason: :timeout, message: message, retryable: true}}, s.state)
     end
   end
+
+  defp ack(stream, unacked, batch) when unacked >= batch do
+    Native.stream_ack(stream, unacked)
+    0
+  end
+
+  defp ack(_stream, unacked, _batch), do: unacked
 
   defp finished(ref), do: Process.put({__MODULE__, ref}, :finished)
 
