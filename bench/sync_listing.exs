@@ -21,11 +21,11 @@ s3 =
   )
 
 local = ObjectStoreX.new!(:local, root: dir)
-{local_us, local_n} = :timer.tc(fn -> local |> Listing.stream(nil, "source") |> Enum.count() end)
-{s3_us, s3_n} = :timer.tc(fn -> s3 |> Listing.stream(prefix, "source") |> Enum.count() end)
+count = fn chunks -> Enum.reduce(chunks, 0, &(length(&1) + &2)) end
+{local_us, local_n} = :timer.tc(fn -> local |> Listing.chunks(nil, "source") |> count.() end)
+{s3_us, s3_n} = :timer.tc(fn -> s3 |> Listing.chunks(prefix, "source") |> count.() end)
 
-{tree_us, tree_n} =
-  :timer.tc(fn -> s3 |> Listing.stream(prefix, "source", :tree) |> Enum.count() end)
+{tree_us, tree_n} = :timer.tc(fn -> s3 |> Listing.chunks(prefix, "source", :tree) |> count.() end)
 
 IO.puts(
   ~s({"local_us":#{local_us},"local_objects":#{local_n},"s3_us":#{s3_us},"s3_objects":#{s3_n},) <>

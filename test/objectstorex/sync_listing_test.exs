@@ -1,6 +1,7 @@
 defmodule ObjectStoreX.SyncListingTest do
-  # ObjectStoreX.Sync's listings on their own: each side listed in a process of its own
-  # (Listing.ahead/2), bounded, torn down with its consumer; and the :tree walk.
+  # ObjectStoreX.Sync's listings on their own: each side listed in a process of its own ahead
+  # of the merge (Listing.merge_ahead/2), bounded, torn down with its consumer; and the :tree
+  # walk. A side on its own is merged with an empty one, `ahead/1` below.
   use ExUnit.Case, async: true
 
   import ObjectStoreX.SyncHelpers
@@ -15,7 +16,7 @@ defmodule ObjectStoreX.SyncListingTest do
       tree = tree(2_500)
       populate!(store, "p", tree)
 
-      keys = store |> Listing.stream("p", "source") |> Listing.ahead("source") |> keys()
+      keys = store |> Listing.chunks("p", "source") |> ahead() |> keys()
       assert keys == tree |> Enum.map(&elem(&1, 0)) |> Enum.sort()
       assert_clean()
     end
@@ -29,9 +30,12 @@ defmodule ObjectStoreX.SyncListingTest do
           :counters.add(produced, 1, 1)
           {String.pad_leading("#{i}", 12, "0"), nil}
         end)
+        |> Stream.chunk_every(1_000)
 
-      {first, cont} = first(Listing.ahead(endless, "source"))
+      {first, cont} = first(ahead(endless))
       assert {"000000000000", nil} = first
+      # The empty side's listing has ended and unlinked itself.
+      assert TestHelpers.wait_until(fn -> length(linked()) == 1 end)
       [lister] = linked()
 
       # Blocked, waiting to be asked for more: the chunk taken from, one sent, one filled.
@@ -51,7 +55,8 @@ defmodule ObjectStoreX.SyncListingTest do
       store = TestBackends.store!(:memory)
       populate!(store, nil, tree(3_000))
 
-      {_first, cont} = first(Listing.ahead(Listing.stream(store, nil, "source"), "source"))
+      {_first, cont} = first(ahead(Listing.chunks(store, nil, "source")))
+      assert TestHelpers.wait_until(fn -> length(linked()) == 1 end)
       [lister] = linked()
       cont.({:halt, nil})
 
@@ -59,7 +64,7 @@ defmodule ObjectStoreX.SyncListingTest do
       assert_clean()
 
       # Enum.take halts the stream the same way.
-      assert [_, _] = store |> Listing.stream(nil, "source") |> Listing.ahead("source") |> take(2)
+      assert [_, _] = store |> Listing.chunks(nil, "source") |> ahead() |> take(2)
       assert_clean()
     end
 
@@ -69,15 +74,17 @@ defmodule ObjectStoreX.SyncListingTest do
           Enum.map(1..1_500, &{String.pad_leading("#{&1}", 5, "0"), nil}),
           Stream.map([:boom], fn _ -> raise Error, reason: :network_error, message: "page 2" end)
         )
+        |> Stream.chunk_every(1_000)
 
       parent = self()
 
-      assert_raise Error, "page 2", fn ->
-        failing
-        |> Listing.ahead("source")
-        |> Stream.each(fn {key, _} -> send(parent, {:seen, key}) end)
-        |> Stream.run()
-      end
+      assert {:listing_failed, :source, %Error{message: "page 2"}} =
+               catch_throw(
+                 failing
+                 |> ahead()
+                 |> Stream.each(fn {key, _} -> send(parent, {:seen, key}) end)
+                 |> Stream.run()
+               )
 
       seen = for {:seen, key} <- drain_mailbox(0), do: key
       assert length(seen) == 1_000
@@ -86,7 +93,7 @@ defmodule ObjectStoreX.SyncListingTest do
       # Anything else the listing raises reaches the consumer as it was raised.
       assert_raise ArgumentError, fn ->
         Stream.map([1], fn _ -> raise ArgumentError end)
-        |> Listing.ahead("source")
+        |> ahead()
         |> Stream.run()
       end
 
@@ -99,7 +106,7 @@ defmodule ObjectStoreX.SyncListingTest do
       blocked =
         Stream.map([1, 2], fn
           1 ->
-            {"a", nil}
+            [{"a", nil}]
 
           2 ->
             send(parent, {:listing, self()})
@@ -113,9 +120,9 @@ defmodule ObjectStoreX.SyncListingTest do
           Process.flag(:trap_exit, true)
 
           try do
-            {:ok, blocked |> Listing.ahead("source") |> Enum.to_list()}
-          rescue
-            e in Error -> {:error, e}
+            {:ok, blocked |> ahead() |> Enum.to_list()}
+          catch
+            {:listing_failed, :source, %Error{} = e} -> {:error, e}
           end
         end)
 
@@ -138,8 +145,8 @@ defmodule ObjectStoreX.SyncListingTest do
 
       populate!(store, "p", tree)
 
-      flat = store |> Listing.stream("p", "source", :flat) |> keys()
-      assert store |> Listing.stream("p", "source", :tree) |> keys() == flat
+      flat = store |> Listing.chunks("p", "source", :flat) |> Enum.concat() |> keys()
+      assert store |> Listing.chunks("p", "source", :tree) |> Enum.concat() |> keys() == flat
       assert flat == tree |> Enum.map(&elem(&1, 0)) |> Enum.sort()
       assert_clean()
     end
@@ -149,7 +156,7 @@ defmodule ObjectStoreX.SyncListingTest do
       populate!(store, nil, for(d <- 1..20, i <- 1..3, do: {"many/d#{pad(d)}/k#{i}", "v"}))
       faulty = Fault.wrap!(store, [])
 
-      {{"many/d01/k1", _}, cont} = first(Listing.stream(faulty, nil, "source", :tree))
+      {[{"many/d01/k1", _} | _], cont} = first(Listing.chunks(faulty, nil, "source", :tree))
       listed = for d <- 1..9, do: "many/d#{pad(d)}"
 
       # d01 is being emitted: d02..d09 were asked for too, and nothing past them.
@@ -168,7 +175,8 @@ defmodule ObjectStoreX.SyncListingTest do
 
       assert_raise Error, fn ->
         faulty
-        |> Listing.stream(nil, "source", :tree)
+        |> Listing.chunks(nil, "source", :tree)
+        |> Stream.flat_map(& &1)
         |> Stream.each(fn {key, _} -> send(parent, {:seen, key}) end)
         |> Stream.run()
       end
@@ -191,7 +199,7 @@ defmodule ObjectStoreX.SyncListingTest do
         assert Enum.all?(chunks, &(length(&1) in 1..1_000))
 
         assert chunks |> Enum.concat() |> keys() ==
-                 store |> Listing.stream("p", "source") |> keys()
+                 store |> Listing.chunks("p", "source") |> Enum.concat() |> keys()
       end
 
       assert_clean()
@@ -241,6 +249,14 @@ defmodule ObjectStoreX.SyncListingTest do
   defp lists(store), do: for(%{op: :list, path: path} <- Fault.calls!(store), do: path)
 
   defp keys(stream), do: Enum.map(stream, &elem(&1, 0))
+
+  # One listing (of chunks) through the merge, against an empty one, as `{key, meta}`.
+  defp ahead(chunks) do
+    chunks
+    |> Listing.merge_ahead([])
+    |> Stream.flat_map(fn merged -> for {:source, key, meta} <- merged, do: {key, meta} end)
+  end
+
   defp take(stream, n), do: Enum.take(stream, n)
 
   # The first element, and the suspended rest of the enumeration.

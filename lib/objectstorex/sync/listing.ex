@@ -11,8 +11,8 @@ defmodule ObjectStoreX.Sync.Listing do
   # strictly; one that does not raises instead of letting a merge draw wrong conclusions (such
   # as an object missing from the destination that is only late in its listing).
   #
-  # `ahead/2` runs a listing in a process of its own, a bounded number of entries ahead of its
-  # consumer, so that the source and destination are listed at the same time.
+  # `merge_ahead/2` runs each listing in a process of its own, a bounded number of entries
+  # ahead of the merge, so that the source and destination are listed at the same time.
 
   alias ObjectStoreX.{Error, Meta, Store}
 
@@ -28,18 +28,11 @@ defmodule ObjectStoreX.Sync.Listing do
   def ordered?(backend), do: backend in @ordered
 
   @doc """
-  The objects under `prefix` (nil: the whole store) as `{relative_key, %Meta{}}` in strictly
-  rising key order, lazily. `mode` is `:flat` (a key-ordered store's own paginated listing) or
-  `:tree` (walked by "/" directory, as unordered stores always are). Raises
-  `ObjectStoreX.Error` when listing fails.
-  """
-  @spec stream(Store.t(), String.t() | nil, atom(), :flat | :tree) :: Enumerable.t()
-  def stream(store, prefix, side, mode \\ :flat),
-    do: store |> chunks(prefix, side, mode) |> Stream.flat_map(& &1)
-
-  @doc """
-  The listing of `stream/4` as lists of at most #{@chunk} entries (as a page or a directory
-  comes), lazily: what `merge_ahead/2` takes, without a stream step per entry.
+  The objects under `prefix` (nil: the whole store) as lists of at most #{@chunk}
+  `{relative_key, %Meta{}}` (as a page or a directory comes), in strictly rising key order,
+  lazily: what `merge_ahead/2` takes, without a stream step per entry. `mode` is `:flat` (a
+  key-ordered store's own paginated listing) or `:tree` (walked by "/" directory, as unordered
+  stores always are). Raises `ObjectStoreX.Error` when listing fails.
   """
   @spec chunks(Store.t(), String.t() | nil, atom(), :flat | :tree) :: Enumerable.t()
   def chunks(store, prefix, side, mode \\ :flat) do
@@ -154,40 +147,12 @@ defmodule ObjectStoreX.Sync.Listing do
     end
   end
 
-  @doc """
-  `enum` (a listing of `stream/4`) enumerated in a process of its own, linked to and monitored
-  by the caller, ahead of it by a bounded amount: at most three chunks of #{@chunk} entries
-  exist at once, the one the caller takes from, one waiting in its mailbox and one being
-  filled. An `ObjectStoreX.Error` raised by the
-  listing is raised again in the caller, as is anything else it raises, throws or exits with;
-  a listing process that goes down without finishing is an error, never the listing's end.
-  Halting the stream early (or a failure) ends the listing process and leaves no message of it
-  in the caller's mailbox.
-  """
-  @spec ahead(Enumerable.t(), String.t()) :: Enumerable.t()
-  def ahead(enum, side) do
-    Stream.resource(
-      fn -> enum |> Stream.chunk_every(@chunk) |> start_ahead() end,
-      &next_ahead(&1, side),
-      &stop_ahead/1
-    )
-  end
-
   # `chunks` enumerates lists of entries, each handed over as it is.
   defp start_ahead(chunks) do
     consumer = self()
     ref = make_ref()
     {pid, monitor} = :erlang.spawn_opt(fn -> lister(consumer, ref, chunks) end, [:link, :monitor])
     %{pid: pid, ref: ref, monitor: monitor, done: false}
-  end
-
-  defp next_ahead(%{done: true} = st, _side), do: {:halt, st}
-
-  defp next_ahead(st, side) do
-    case take_chunk(st, side) do
-      {:chunk, chunk, st} -> {chunk, st}
-      {:done, st} -> {:halt, st}
-    end
   end
 
   # The next chunk of a listing started by start_ahead/1, or its end; raises what it raised.
@@ -274,11 +239,17 @@ defmodule ObjectStoreX.Sync.Listing do
   @doc """
   Merges two key-ordered listings (of `chunks/4`) into `{:both, key, src, dst}`,
   `{:source, key, src}` and `{:dest, key, dst}`, in key order, lazily, handed out as lists (a
-  chunk's worth at most). Each listing is enumerated in a process of its own, ahead of the
-  merge as `ahead/2` does, so that both sides are listed at the same time; the merge itself is
-  plain recursion over the chunks they hand over, with no per-entry stream step. An error
-  raised by either listing is thrown as `{:listing_failed, side, error}`; halting the stream
-  (or a failure) ends both listing processes.
+  chunk's worth at most); the merge itself is plain recursion over the chunks, with no
+  per-entry stream step.
+
+  Each listing is enumerated in a process of its own, linked to and monitored by the caller,
+  so that both sides are listed at the same time, and ahead of the merge by a bounded amount:
+  at most three chunks of a side exist at once, the one the merge takes from, one waiting in
+  its mailbox and one being filled. An error raised by either listing is thrown as
+  `{:listing_failed, side, error}`; anything else it raises, throws or exits with is raised
+  again in the caller; a listing process that goes down without finishing is an error, never
+  the listing's end. Halting the stream (or a failure) ends both listing processes and leaves
+  no message of theirs in the caller's mailbox.
   """
   @spec merge_ahead(Enumerable.t(), Enumerable.t()) :: Enumerable.t()
   def merge_ahead(source, dest) do
