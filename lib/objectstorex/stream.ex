@@ -90,7 +90,8 @@ defmodule ObjectStoreX.Stream do
       "Memory and flow control"); on a local store the reads ahead run in parallel
     * `:concurrency` - ranged GETs in flight for one object, default 1, at most 1_000; above
       1, chunks are fetched in parallel and delivered in order (needs an ETag or version on
-      the object)
+      the object). A local store always reads the file it opened, its reads ahead in
+      parallel within `:prefetch`, so this option does not apply there
     * `:range` - stream part of the object: `{first, last}` (inclusive), `{:offset, n}` or
       `{:suffix, n}`, with offsets at most 2^64 - 2
     * `:timeout` - ms to wait for each chunk (at most 4_294_967_295, or `:infinity`), default

@@ -40,7 +40,8 @@ pub struct StoreResource {
     /// The in-memory backend, which keeps every object as one contiguous buffer.
     pub in_memory: bool,
     /// The local backend, whose single-PUT checks the size it wrote before renaming the file
-    /// into place (`LocalStore::put_whole`), so a transfer need not ask again.
+    /// into place (`LocalStore::put_whole`), so a transfer need not ask again, and whose
+    /// downloads read the file they opened rather than ranges of the path.
     pub local: bool,
     /// S3's explicit-id multipart uploads, whose create never leaves an upload behind.
     pub s3: Option<Arc<S3Multipart>>,

@@ -84,7 +84,10 @@ impl Producer {
 
     /// Takes one credit if one is free, without waiting.
     fn try_reserve(&self) -> bool {
-        self.credit.try_acquire().map(|permit| permit.forget()).is_ok()
+        self.credit
+            .try_acquire()
+            .map(|permit| permit.forget())
+            .is_ok()
     }
 
     fn send<T: rustler::Encoder>(&mut self, message: T) {
@@ -272,7 +275,9 @@ async fn download(
     let range = opts.range.map(get_range).transpose()?;
     let chunk_size = opts.chunk_size.max(1);
     p.reserve().await;
-    if opts.concurrency > 1 {
+    // A local file is read through one open handle, ahead of the consumer within its credit
+    // (`local_file`): ranged reads would each open the file and fill a fresh buffer.
+    if opts.concurrency > 1 && !store.local {
         let head = store
             .store
             .get_opts(
