@@ -22,8 +22,6 @@ Code.require_file("store_spec.exs", __DIR__)
 defmodule Bench.OSX do
   @mib 1_048_576
   @big "bench/big.bin"
-  # Pooled read buffers of the local backend, process-wide (see ObjectStoreX.Stream docs).
-  @local_pool 64 * @mib
 
   def main([workload, spec | args]) do
     store = Bench.StoreSpec.open!(spec)
@@ -115,14 +113,6 @@ defmodule Bench.OSX do
         |> ObjectStoreX.Stream.upload(store, @big)
     end
 
-    # The read-ahead is ObjectStoreX.Stream's default for the backend.
-    {pool, prefetch} =
-      case store.backend do
-        :local -> {@local_pool, 3}
-        :memory -> {0, 16}
-        _ -> {0, 2}
-      end
-
     timed(
       fn ->
         ObjectStoreX.Stream.download(store, @big, chunk_size: chunk * @mib)
@@ -131,7 +121,7 @@ defmodule Bench.OSX do
           acc + byte_size(data)
         end)
       end,
-      (prefetch + 1) * chunk * @mib + pool
+      Bench.StoreSpec.download_bound(store, chunk * @mib)
     )
   end
 

@@ -1,6 +1,25 @@
 # The STORE argument of the bench programs: `memory`, `local:DIR` or `s3:ENDPOINT:BUCKET`
-# (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, default "test").
+# (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, default "test"); and the
+# documented memory bound of a download from such a store, which the programs print.
 defmodule Bench.StoreSpec do
+  @mib 1_048_576
+
+  @doc """
+  The documented memory bound of `streams` concurrent `ObjectStoreX.Stream.download/3`s with
+  `chunk` bytes per chunk and the backend's default read-ahead: `(prefetch + 1) * chunk` per
+  stream, plus, on the local store, its process-wide pool of read buffers (64 MiB).
+  """
+  def download_bound(%{backend: backend}, chunk, streams \\ 1) do
+    {prefetch, pool} =
+      case backend do
+        :local -> {3, 64 * @mib}
+        :memory -> {16, 0}
+        _ -> {2, 0}
+      end
+
+    streams * (prefetch + 1) * chunk + pool
+  end
+
   def open!("memory"), do: ObjectStoreX.new!(:memory)
   def open!("local:" <> dir), do: ObjectStoreX.new!(:local, root: dir)
 

@@ -44,8 +44,6 @@ defmodule Bench.VMHealth do
   # ms a process or port may run uninterrupted before it counts as a long schedule.
   @long_schedule 5
   @phases ~w(idle downloads baseline)
-  # The local read-buffer pool.
-  @local_pool 64 * @mib
 
   def main([spec]), do: main([spec, "64"])
   def main([spec, streams]), do: main([spec, streams, Enum.join(@phases, ",")])
@@ -61,10 +59,8 @@ defmodule Bench.VMHealth do
     store = Bench.StoreSpec.open!(spec)
     block = :crypto.strong_rand_bytes(@mib)
     # The downloads' chunk size is the one the bench's download rows use for this backend.
-    # With the read-ahead, ObjectStoreX.Stream's default for the backend.
-    {chunk, prefetch} = if store.backend == :local, do: {8 * @mib, 3}, else: {2 * @mib, 2}
-    pool = if store.backend == :local, do: @local_pool, else: 0
-    IO.puts("BOUND #{streams * (prefetch + 1) * chunk + pool}")
+    chunk = if store.backend == :local, do: 8 * @mib, else: 2 * @mib
+    IO.puts("BOUND #{Bench.StoreSpec.download_bound(store, chunk, streams)}")
 
     :ok =
       Stream.repeatedly(fn -> block end)

@@ -103,7 +103,8 @@ defmodule ObjectStoreX.StreamSuite do
           end
         end
 
-        test "a consumer that stops taking chunks is sent exactly :prefetch more", %{store: store} do
+        test "a consumer that stops after one chunk is sent exactly :prefetch more, where each credit goes back at once",
+             %{store: store} do
           :ok = ObjectStoreX.put(store, "dl/ahead.bin", :crypto.strong_rand_bytes(2 * @mib))
 
           for prefetch <- [1, 3] do

@@ -158,13 +158,13 @@ impl HttpConnector for SharedClients {
 }
 
 /// The three cloud builders take their settings the same way: the provider's environment
-/// variables or none, then the configuration pairs, then the retry settings.
+/// variables or none (and the shared HTTP clients), then the configuration pairs, then the
+/// retry settings.
 trait Cloud: Sized {
     type Key: FromStr;
     fn fresh(from_env: bool) -> Self;
     fn set(self, key: Self::Key, value: &str) -> Self;
     fn retry(self, retry: RetryConfig) -> Self;
-    fn shared(self) -> Self;
 }
 
 macro_rules! cloud {
@@ -172,20 +172,18 @@ macro_rules! cloud {
         impl Cloud for $builder {
             type Key = $key;
             fn fresh(from_env: bool) -> Self {
-                if from_env {
+                let builder = if from_env {
                     Self::from_env()
                 } else {
                     Self::new()
-                }
+                };
+                builder.with_http_connector(SharedClients)
             }
             fn set(self, key: $key, value: &str) -> Self {
                 self.with_config(key, value)
             }
             fn retry(self, retry: RetryConfig) -> Self {
                 self.with_retry(retry)
-            }
-            fn shared(self) -> Self {
-                self.with_http_connector(SharedClients)
             }
         }
     };
@@ -196,7 +194,7 @@ cloud!(GoogleCloudStorageBuilder, GoogleConfigKey);
 cloud!(MicrosoftAzureBuilder, AzureConfigKey);
 
 fn configure<B: Cloud>(cfg: &StoreConfig, retry: Option<RetryConfig>) -> Result<B, NifError> {
-    let mut builder = B::fresh(cfg.from_env).shared();
+    let mut builder = B::fresh(cfg.from_env);
     for (k, v) in &cfg.pairs {
         builder = builder.set(parse_key::<B::Key>(k)?, v);
     }
