@@ -15,15 +15,18 @@ gives every contender the same memory to write into, whatever its start-up time.
 
 Settings (environment):
 
-  BENCH_MIB      object size of the upload and download rows, MiB (default 1024)
-  BENCH_SCALE    scales the object counts: 1,000 x 1 MiB, 10,000 x 1 KiB, 100,000 listed (1)
+  BENCH_MIB      object size of the upload and download rows, MiB (default 1024); half of it
+                 on S3, whose server moves a few hundred MB/s, so that half a GiB is still
+                 seconds of steady transfer and the rows fit three rounds
+  BENCH_SCALE    scales the object counts: 1,000 x 1 MiB, 5,000 x 1 KiB, 100,000 listed (1)
   BENCH_ROUNDS   at most this many runs per contender and row, the median counting (5)
   BENCH_BUDGET   minutes of measuring: a further round starts only if one more as long as the
                  first still ends within them (by default what is left of 25 minutes after
-                 bench/run.sh's installs, builds and sync benchmark, the VM-health runs (4),
-                 the cost curves and one spare minute; at least 3)
-  BENCH_CURVE_BUDGET, BENCH_CURVE_ROUNDS   the cost curves' minutes (5; 0 leaves them out) and
-                 runs per point (3): see bench/curves.py
+                 bench/run.sh's installs, builds and sync benchmark, the VM-health runs (3),
+                 the cost curves' least (3) and one spare minute; at least 3)
+  BENCH_CURVE_BUDGET, BENCH_CURVE_ROUNDS   the cost curves' minutes (by default what is left
+                 of the 25 when they start, but the spare minute, at least 3; 0 leaves them
+                 out) and runs per point (3): see bench/curves.py
   BENCH_SYNC     0 leaves out the sync benchmark that bench/run.sh runs first (1)
   BENCH_SETTLE   seconds to wait, after the sync, before each run of a large-object row (3; 0
                  below BENCH_MIB=256, as in a smoke run):
@@ -112,11 +115,24 @@ def env_int(name: str, default: int) -> int:
 
 # Of the 25 minutes `make bench` may take on 2 cores, what bench/run.sh spent before this
 # program (installs, builds, the sync benchmark) is gone, the VM-health runs take about 3 (2.4
-# in the run of 2026-12-02), the cost curves this many, and a minute is kept spare; the rows
-# get the rest (BENCH_BUDGET's default), at least 3.
-CURVE_BUDGET = float(os.environ.get("BENCH_CURVE_BUDGET", "5"))
-SPENT = (time.time() - float(os.environ["BENCH_STARTED"])) / 60 if "BENCH_STARTED" in os.environ else 1
-BUDGET = max(3.0, 25 - SPENT - 3 - CURVE_BUDGET - 1)
+# in the run of 2026-12-02), the cost curves at least CURVE_MIN, and a minute is kept spare;
+# the rows get the rest (BENCH_BUDGET's default), at least 3. The rows come first because
+# their medians need three rounds to mean anything; the curves then get what is left (see
+# curve_minutes), which is more when the rows ran fewer rounds.
+CURVE_MIN = 3.0
+CURVE_BUDGET = float(os.environ["BENCH_CURVE_BUDGET"]) if "BENCH_CURVE_BUDGET" in os.environ else None
+WHOLE, HEALTH, SPARE = 25.0, 3.0, 1.0
+STARTED = float(os.environ.get("BENCH_STARTED", time.time() - 60))
+SPENT = (time.time() - STARTED) / 60
+BUDGET = max(3.0, WHOLE - SPENT - HEALTH - (CURVE_MIN if CURVE_BUDGET is None else CURVE_BUDGET) - SPARE)
+
+
+def curve_minutes() -> float:
+    """The curves' budget when they start: BENCH_CURVE_BUDGET, or what is left of the whole
+    run but the spare minute, at least CURVE_MIN."""
+    if CURVE_BUDGET is not None:
+        return CURVE_BUDGET
+    return round(max(CURVE_MIN, WHOLE - (time.time() - STARTED) / 60 - SPARE), 1)
 
 
 @dataclass
@@ -125,7 +141,7 @@ class Settings:
     scale: float = float(os.environ.get("BENCH_SCALE", "1"))
     rounds: int = env_int("BENCH_ROUNDS", 5)
     budget: float = float(os.environ.get("BENCH_BUDGET", BUDGET))
-    curve_budget: float = CURVE_BUDGET
+    curve_budget: float = CURVE_MIN if CURVE_BUDGET is None else CURVE_BUDGET  # see curve_minutes
     curve_rounds: int = env_int("BENCH_CURVE_ROUNDS", 3)
     settle: float = float(
         os.environ.get("BENCH_SETTLE", "3" if env_int("BENCH_MIB", 1024) >= 256 else "0")
@@ -158,7 +174,7 @@ class Settings:
 
     def command_line(self) -> str:
         defaults = {"mib": 1024, "scale": 1.0, "rounds": 5, "budget": BUDGET, "settle": 3.0,
-                    "curve_budget": 6.0, "curve_rounds": 3}
+                    "curve_budget": None, "curve_rounds": 3}
         parts = []
         for var, attr in [
             ("BENCH_MIB", "mib"),
@@ -519,10 +535,12 @@ def median(values: list[float]) -> float | None:
 
 
 def build_rows(s: Settings, stores: dict[str, str]) -> list[Row]:
-    mib = s.mib
-    gib = f"{mib // 1024} GiB" if mib % 1024 == 0 else f"{mib} MiB"
     rows: list[Row] = []
     for kind, spec in stores.items():
+        # On S3 the server, not the client, sets the pace (a few hundred MB/s): half the size
+        # is still seconds of steady transfer, and leaves time for a third round.
+        mib = max(1, s.mib // 2) if kind == "s3" else s.mib
+        gib = f"{mib // 1024} GiB" if mib % 1024 == 0 else f"{mib} MiB"
         part, inflight = UPLOAD_KNOBS[kind]
         chunk = CHUNK_MIB[kind]
         api = [OSX, RAW, OBSTORE] + ([BOTO3, S5CMD] if kind == "s3" else [])
@@ -549,7 +567,7 @@ def build_rows(s: Settings, stores: dict[str, str]) -> list[Row]:
         if kind == "s3":
             for count, size, conc, what in [
                 (s.count(1000), MIB, 16, "1 MiB"),
-                (s.count(10000), 1024, 64, "1 KiB"),
+                (s.count(5000), 1024, 64, "1 KiB"),
             ]:
                 rows.append(
                     Row(kind, "put_many", [count, size, conc],
@@ -1054,7 +1072,7 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         f"through every row, at most {s.rounds} rounds, starting another only if it can end "
         f"within {s.budget:g} minutes of measuring (the whole command is kept under 25 minutes "
         "on 2 cores"
-        + (f"; the cost curves below have {s.curve_budget:g} minutes of their own"
+        + (f"; the cost curves below then had {s.curve_budget:g} minutes"
            if s.curve_budget > 0 else "")
         + "). In each row the contenders take turns, each "
         "round starting at the next one, with a `sync` before every run; a local upload starts "
@@ -1309,6 +1327,7 @@ def main() -> int:
     try:
         s.done = run_rounds(rows, tools, s, stores)
         health, health_failures = vm_health(tools, s, stores)
+        s.curve_budget = curve_minutes()
         curve_set = curves.run(tools, s, stores, scratch)
     finally:
         shutil.rmtree(tmpfs, ignore_errors=True)

@@ -16,7 +16,8 @@ GNU time); each point is the median of BENCH_CURVE_ROUNDS runs per tool (3), the
 turns, the min-max drawn as error bars. A smoke run (BENCH_MIB below 1024) stops at 4 x
 BENCH_MIB, at 10 x the list row's count and at 16 streams.
 
-BENCH_CURVE_BUDGET minutes (5; 0 leaves the curves out): the points go cheapest first, each
+BENCH_CURVE_BUDGET minutes (by default what the rows and the VM-health runs left of the 25,
+but a spare minute, at least 3; 0 leaves the curves out): the points go cheapest first, each
 estimated from the points of its curve measured before it (a line through the last two, as
 every cost here grows linearly with the size or the count, or not at all). A point starts only
 if its estimate fits in what is left; the README names those that did not, with the estimate.
