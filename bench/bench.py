@@ -647,7 +647,7 @@ def run_rounds(rows: list[Row], tools: Tools, s: Settings, stores: dict[str, str
         elapsed = time.monotonic() - started
         if elapsed + one_round > s.budget * 60:
             print(
-                f"round {done + 1} would end after the {s.budget:g}-minute budget "
+                f"round {done + 1} would end after the {s.budget:.1f}-minute budget "
                 f"({elapsed / 60:.1f} minutes so far, {one_round / 60:.1f} per round): "
                 f"median of {done}",
                 flush=True,
@@ -1070,7 +1070,7 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "machine are often bimodal, and the best run says nothing of the usual one). Every "
         "ratio compares medians. The run goes round after round "
         f"through every row, at most {s.rounds} rounds, starting another only if it can end "
-        f"within {s.budget:g} minutes of measuring (the whole command is kept under 25 minutes "
+        f"within {s.budget:.1f} minutes of measuring (the whole command is kept under 25 minutes "
         "on 2 cores"
         + (f"; the cost curves below then had {s.curve_budget:g} minutes"
            if s.curve_budget > 0 else "")
