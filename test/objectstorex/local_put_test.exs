@@ -1,6 +1,7 @@
 defmodule ObjectStoreX.LocalPutTest do
-  # A local store's plain PUT (overwrite, no attributes) writes a staging file beside the
-  # target, checks its size and renames it into place, in one call on the local pool.
+  # A local store's plain PUT (overwrite, no attributes) writes the data where no listing sees
+  # it (on Linux an unnamed file, else a staging file beside the target), checks its size and
+  # puts it in place (a link, or a rename over an existing file), in one call on the local pool.
   use ExUnit.Case, async: true
 
   @tag :tmp_dir
@@ -18,6 +19,25 @@ defmodule ObjectStoreX.LocalPutTest do
              ObjectStoreX.head!(store, "a/b/c/new.bin")
 
     assert Path.wildcard(Path.join(dir, "**/*#*"), match_dot: true) == []
+  end
+
+  @tag :tmp_dir
+  test "an overwrite replaces the file whole, with a new file's mode and the ETag a HEAD gives",
+       %{tmp_dir: dir} do
+    store = ObjectStoreX.new!(:local, root: dir)
+    :ok = ObjectStoreX.put(store, "fresh.bin", "a")
+    :ok = ObjectStoreX.put(store, "over.bin", :binary.copy("old", 1000))
+    data = :crypto.strong_rand_bytes(5_000)
+
+    assert {:ok, %ObjectStoreX.PutResult{etag: etag}} =
+             ObjectStoreX.put_with_result(store, "over.bin", data)
+
+    assert File.read!(Path.join(dir, "over.bin")) == data
+    assert %ObjectStoreX.Meta{etag: ^etag, size: 5_000} = ObjectStoreX.head!(store, "over.bin")
+    assert File.ls!(dir) |> Enum.sort() == ["fresh.bin", "over.bin"]
+
+    mode = fn name -> File.stat!(Path.join(dir, name)).mode end
+    assert mode.("over.bin") == mode.("fresh.bin")
   end
 
   @tag :tmp_dir
