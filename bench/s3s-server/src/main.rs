@@ -2,9 +2,9 @@
 //! binary serves it (same arguments), but with `TCP_NODELAY` on every connection, as S3
 //! services set it. Without it a small object's body, written after its headers, waits until
 //! the client acknowledges the headers, which a client may delay by up to 40 ms; a run of
-//! small GETs measures that delay rather than the client (ObjectStoreX.Sync
-//! copied 5,008 objects S3 to local in 7.5-8.3 s with it, 3.5-5.3 s without; raw object_store
-//! got 2,400 GETs of 1 KiB a second with it, 8,500 without).
+//! small GETs measures that delay rather than the client (ObjectStoreX.Sync copied 5,008
+//! objects S3 to local in 7.5-8.3 s with it, 3.5-5.3 s without; raw object_store got 2,400
+//! GETs of 1 KiB a second with it, 8,500 without).
 //!
 //! `objectstorex-bench-s3s --host HOST --port PORT --access-key KEY --secret-key SECRET ROOT`
 
