@@ -70,6 +70,7 @@ defmodule ObjectStoreX.Native do
 
   def upload_new(_store, _path, _opts), do: not_loaded()
   def upload_write(_ref, _upload, _iovec), do: not_loaded()
+  def upload_release(_upload), do: not_loaded()
   def upload_finish(_ref, _upload), do: not_loaded()
   def upload_abort(_ref, _upload), do: not_loaded()
   def upload_file(_ref, _store, _path, _local_path, _opts), do: not_loaded()

@@ -203,9 +203,12 @@ defmodule ObjectStoreX.Upload do
   def start(resource, path, native),
     do: Call.now(fn -> Native.upload_new(resource, path, native) end)
 
-  # Returns once the native side has room for more.
+  # Returns once the native side has room for more, having freed the parts written meanwhile
+  # on this scheduler: freed by the native threads, they would wait for the VM's allocators to
+  # take them back, beyond the upload's memory bound on busy cores.
   defp send_iovec(upload, iovec, timeout) do
-    with {:ok, _} <- Call.await(&Native.upload_write(&1, upload, iovec), timeout), do: :ok
+    with {:ok, _} <- Call.await(&Native.upload_write(&1, upload, iovec), timeout),
+         do: Native.upload_release(upload)
   end
 
   @doc "Aborts the upload (idempotent); waits until the store has been told."

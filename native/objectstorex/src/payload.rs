@@ -21,7 +21,54 @@ const COPY_THRESHOLD: usize = 4096;
 
 /// Keeps the BEAM binaries that `Bytes` slices point into alive.
 struct KeptTerms {
-    _env: OwnedEnv,
+    env: Option<OwnedEnv>,
+    back: Option<Arc<Releases>>,
+}
+
+impl Drop for KeptTerms {
+    fn drop(&mut self) {
+        if let (Some(back), Some(env)) = (&self.back, self.env.take()) {
+            if !rustler::thread::is_scheduler_thread() {
+                back.hold(env);
+            }
+        }
+    }
+}
+
+/// Binaries that a streaming upload has finished with, released by its next call on a
+/// scheduler rather than by the Tokio thread that finished them. A binary freed off the
+/// schedulers goes back to the allocator of the scheduler that made it only after every
+/// scheduler has made progress, which on busy cores comes late: parts of 64 MiB written to a
+/// contended disk then stayed allocated two or three at a time beyond the upload's bound.
+/// Once the upload is finishing, nothing more is held (its caller may make no further call).
+#[derive(Default)]
+pub struct Releases {
+    held: std::sync::Mutex<Vec<OwnedEnv>>,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Releases {
+    fn hold(&self, env: OwnedEnv) {
+        if !self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            self.held
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(env);
+        }
+    }
+
+    /// Frees what is held, on the calling thread (a scheduler, in a NIF call).
+    pub fn release(&self) {
+        let held = std::mem::take(&mut *self.held.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(held);
+    }
+
+    /// Releases what is held and holds nothing more.
+    pub fn close(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.release();
+    }
 }
 
 // The env is written once (in `from_iovec`) and only read afterwards; freeing it from any thread
@@ -46,6 +93,15 @@ impl AsRef<[u8]> for BorrowedSlice {
 
 /// Builds a payload from a list of binaries (what `:erlang.iolist_to_iovec/1` returns).
 pub fn from_iovec(iovec: Term) -> NifResult<PutPayload> {
+    kept_payload(iovec, None)
+}
+
+/// As [`from_iovec`], the binaries released through `back` (see [`Releases`]).
+pub fn from_iovec_released(iovec: Term, back: &Arc<Releases>) -> NifResult<PutPayload> {
+    kept_payload(iovec, Some(back.clone()))
+}
+
+fn kept_payload(iovec: Term, back: Option<Arc<Releases>>) -> NifResult<PutPayload> {
     let kept = OwnedEnv::new();
     let saved = kept.save(iovec);
     let slices: Vec<(usize, usize)> = kept.run(|env| -> NifResult<Vec<(usize, usize)>> {
@@ -56,7 +112,10 @@ pub fn from_iovec(iovec: Term) -> NifResult<PutPayload> {
             .map(|b| (b.as_slice().as_ptr() as usize, b.len()))
             .collect())
     })?;
-    let keep = Arc::new(KeptTerms { _env: kept });
+    let keep = Arc::new(KeptTerms {
+        env: Some(kept),
+        back,
+    });
     Ok(slices
         .into_iter()
         .map(|(ptr, len)| {

@@ -22,14 +22,14 @@ use object_store::{
 };
 use objectstorex_core::concat::concat;
 use objectstorex_core::hash::Hasher;
-use rustler::{Encoder, Env, LocalPid, Monitor, NifMap, Resource, ResourceArc, Term};
+use rustler::{Atom, Encoder, Env, LocalPid, Monitor, NifMap, Resource, ResourceArc, Term};
 use tokio::task::JoinHandle;
 
 use crate::args::{parse_path, put_options, PutOpts};
 use crate::error::{self, NifError, Reason};
 use crate::local;
 use crate::multipart::Multipart;
-use crate::payload;
+use crate::payload::{self, Releases};
 use crate::read::{changed_or, resumable};
 use crate::runtime::{self, runtime, ByteCounter, CancelSlot, Live, TaskHandle, LIVE_UPLOADS};
 use crate::store::StoreResource;
@@ -318,10 +318,13 @@ pub struct UploadResource {
     state: Arc<tokio::sync::Mutex<UploadState>>,
     /// The write/finish in progress, cancelled when the owner dies.
     current: CancelSlot,
+    /// The written parts' binaries, released by the owner's next call (see `Releases`).
+    releases: Arc<Releases>,
 }
 
 impl UploadResource {
     fn abort_in_background(&self) {
+        self.releases.close();
         self.current.cancel();
         let state = self.state.clone();
         runtime().spawn(async move {
@@ -392,6 +395,7 @@ fn upload_new<'a>(
             let resource = ResourceArc::new(UploadResource {
                 state: Arc::new(tokio::sync::Mutex::new(state)),
                 current: CancelSlot::new(None),
+                releases: Arc::default(),
             });
             env.monitor(&resource, &env.pid());
             (atoms::ok(), resource).encode(env)
@@ -431,7 +435,8 @@ fn upload_write<'a>(
     upload: ResourceArc<UploadResource>,
     iovec: Term<'a>,
 ) -> ResourceArc<TaskHandle> {
-    let payload = payload::from_iovec(iovec)
+    upload.releases.release();
+    let payload = payload::from_iovec_released(iovec, &upload.releases)
         .map_err(|_| NifError::invalid_argument("upload chunks must be binaries or iodata"));
     step(env, reference, &upload, move |state| {
         Box::pin(async move {
@@ -441,12 +446,21 @@ fn upload_write<'a>(
     })
 }
 
+/// Frees the binaries of the parts written so far, on the caller's scheduler: called after
+/// each acknowledged write, before the caller gathers the next part (see `Releases`).
+#[rustler::nif]
+fn upload_release(upload: ResourceArc<UploadResource>) -> Atom {
+    upload.releases.release();
+    atoms::ok()
+}
+
 #[rustler::nif]
 fn upload_finish(
     env: Env,
     reference: Term,
     upload: ResourceArc<UploadResource>,
 ) -> ResourceArc<TaskHandle> {
+    upload.releases.close();
     step(env, reference, &upload, |state| Box::pin(state.finish()))
 }
 
@@ -456,6 +470,7 @@ fn upload_abort(
     reference: Term,
     upload: ResourceArc<UploadResource>,
 ) -> ResourceArc<TaskHandle> {
+    upload.releases.close();
     step(env, reference, &upload, |state| {
         Box::pin(async move {
             state.abort().await?;
