@@ -35,8 +35,9 @@ impl Drop for KeptTerms {
     }
 }
 
-/// Binaries that a streaming upload has finished with, released by its next call on a
-/// scheduler rather than by the Tokio thread that finished them. A binary freed off the
+/// Binaries that a streaming upload has finished with, released by its owner on a scheduler
+/// (`upload_release` after each acknowledged write, and every later write, finish or abort)
+/// rather than by the Tokio thread that finished them. A binary freed off the
 /// schedulers goes back to the allocator of the scheduler that made it only after every
 /// scheduler has made progress, which on busy cores comes late: parts of 64 MiB written to a
 /// contended disk then stayed allocated two or three at a time beyond the upload's bound.
@@ -59,6 +60,7 @@ impl Releases {
 
     /// Frees what is held, on the calling thread (a scheduler, in a NIF call).
     pub fn release(&self) {
+        // Taken under the lock (the guard ends with this statement), freed after it.
         let held = std::mem::take(&mut *self.held.lock().unwrap_or_else(|e| e.into_inner()));
         drop(held);
     }

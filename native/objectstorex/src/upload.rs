@@ -318,7 +318,7 @@ pub struct UploadResource {
     state: Arc<tokio::sync::Mutex<UploadState>>,
     /// The write/finish in progress, cancelled when the owner dies.
     current: CancelSlot,
-    /// The written parts' binaries, released by the owner's next call (see `Releases`).
+    /// The written parts' binaries, released on the owner's scheduler (see `Releases`).
     releases: Arc<Releases>,
 }
 
