@@ -116,7 +116,9 @@ defmodule ObjectStoreX do
       than 1.0 and at most 1000, default 2.0); integers at most 4_294_967_295
     * `:from_env` - read the provider's standard environment variables first (default `true`)
 
-  Unknown options are rejected by name.
+  The options that address the store (`:bucket`, `:container`, `:account`, `:endpoint`, `:url`)
+  are at most 2048 bytes each: every request's URI carries them. Unknown options are rejected
+  by name.
   """
   @spec new(Store.backend(), keyword()) :: {:ok, store()} | error()
   def new(provider, opts \\ []), do: Store.new(provider, opts)
@@ -248,7 +250,7 @@ defmodule ObjectStoreX do
     * `:if_none_match` - fail with `:not_modified` if the ETag matches
     * `:if_modified_since` - a `DateTime`; `:not_modified` if not changed since
     * `:if_unmodified_since` - a `DateTime`; `:precondition_failed` if changed since
-    * `:version` - read this version of the object
+    * `:version` - read this version of the object (an id of at most 1024 bytes)
     * `:head` - `true` to fetch only the metadata (data is `""`)
     * `:timeout` - see "Common options" in the module doc
   """

@@ -75,7 +75,7 @@ defmodule ObjectStoreX.Args do
          {:ok, modified} <- optional_datetime(":if_modified_since", opts[:if_modified_since]),
          {:ok, unmodified} <-
            optional_datetime(":if_unmodified_since", opts[:if_unmodified_since]),
-         {:ok, version} <- optional_string(":version", opts[:version]),
+         {:ok, version} <- optional_version(":version", opts[:version]),
          {:ok, head} <- boolean(":head", Map.get(opts, :head, false)) do
       {:ok,
        %{
@@ -440,6 +440,18 @@ defmodule ObjectStoreX.Args do
   def iovec(name, other),
     do: Error.invalid("#{name} must be a binary or iodata, got: #{brief(other)}")
 
+  # A version goes into the request's URI (S3's versionId, GCS's generation), whose length the
+  # HTTP client caps at 64 KiB; real ones are tens of bytes.
+  @max_version 1024
+
+  @doc "nil, or an object version id: a string of at most #{@max_version} bytes."
+  def optional_version(_name, nil), do: {:ok, nil}
+
+  def optional_version(name, value) when is_binary(value) and byte_size(value) > @max_version,
+    do: Error.invalid("#{name} must be at most #{@max_version} bytes, got #{byte_size(value)}")
+
+  def optional_version(name, value), do: optional_string(name, value)
+
   def optional_string(_name, nil), do: {:ok, nil}
   def optional_string(name, value) when is_binary(value), do: utf8(name, value)
 
@@ -569,10 +581,12 @@ defmodule ObjectStoreX.Args do
       # The ETag is sent as If-Match.
       etag ->
         with {:ok, etag} <- header_value(":mode {:update, etag}", etag),
+             {:ok, version} <- optional_version(":mode {:update, version}", version),
              do: {:ok, {:update, etag, version}}
 
       true ->
-        {:ok, {:update, etag, version}}
+        with {:ok, version} <- optional_version(":mode {:update, version}", version),
+             do: {:ok, {:update, etag, version}}
     end
   end
 

@@ -242,7 +242,8 @@ defmodule ObjectStoreX.Store do
          {:ok, retry} <- retry(opts[:retry]),
          {:ok, from_env} <- Args.boolean(":from_env", Map.get(opts, :from_env, true)),
          {:ok, pairs} <- pairs(provider, opts),
-         :ok <- check_required(provider, opts) do
+         :ok <- check_required(provider, opts),
+         :ok <- address_lengths(opts) do
       {:ok,
        %{
          pairs: pairs,
@@ -252,6 +253,23 @@ defmodule ObjectStoreX.Store do
          url: opts[:url],
          from_env: from_env
        }}
+    end
+  end
+
+  # The options that go into every request's URI, which the HTTP client caps at 64 KiB: past
+  # it a request could not be built at all. Real ones are far shorter (a bucket name 63 bytes).
+  @address_opts [:bucket, :container, :account, :endpoint, :url]
+  @max_address 2048
+
+  defp address_lengths(opts) do
+    case Enum.find(@address_opts, &(is_binary(opts[&1]) and byte_size(opts[&1]) > @max_address)) do
+      nil ->
+        :ok
+
+      key ->
+        Error.invalid(
+          "option #{inspect(key)} must be at most #{@max_address} bytes, got #{byte_size(opts[key])}"
+        )
     end
   end
 

@@ -574,6 +574,58 @@ defmodule ObjectStoreX.GuaranteesTest do
                ObjectStoreX.put(s3, "k", "", content_disposition: "a\tb")
     end
 
+    test "version ids longer than 1024 bytes", %{s3: s3} do
+      # Sent in the URI: past 64 KiB of it the request could not be built at all.
+      long = String.duplicate("é", 20_000)
+
+      assert_invalid(fn -> ObjectStoreX.get(s3, "k", version: long) end, [":version", "1024"])
+
+      assert_invalid(
+        fn -> ObjectStoreX.put(s3, "k", "", mode: {:update, %{etag: "e", version: long}}) end,
+        [":mode", "version", "1024"]
+      )
+
+      assert_invalid(
+        fn -> ObjectStoreX.put(s3, "k", "", mode: {:update, %{etag: nil, version: long}}) end,
+        [":mode", "version"]
+      )
+
+      at_limit = String.duplicate("v", 1024)
+
+      assert {:error, %Error{reason: :network_error}} =
+               ObjectStoreX.get(s3, "k", version: at_limit)
+    end
+
+    test "store addresses longer than 2048 bytes" do
+      long = String.duplicate("b", 70_000)
+
+      s3 = [
+        endpoint: "http://127.0.0.1:1",
+        region: "us-east-1",
+        access_key_id: "a",
+        secret_access_key: "s",
+        allow_http: true,
+        from_env: false,
+        retry: [max_retries: 0]
+      ]
+
+      for {kind, opts, key} <- [
+            {:s3, [bucket: long] ++ s3, ":bucket"},
+            {:s3, [bucket: "b", endpoint: "http://127.0.0.1:1/" <> long], ":endpoint"},
+            {:azure, [account: "a", container: long, use_emulator: true], ":container"},
+            {:azure, [account: long, container: "c", use_emulator: true], ":account"},
+            {:gcs, [bucket: long], ":bucket"},
+            {:http, [url: "http://127.0.0.1:1/" <> long], ":url"}
+          ] do
+        assert_invalid(fn -> ObjectStoreX.Store.new(kind, opts) end, [key, "2048"])
+      end
+
+      assert {:ok, store} =
+               ObjectStoreX.Store.new(:s3, [bucket: String.duplicate("b", 2048)] ++ s3)
+
+      assert {:error, %Error{reason: :network_error}} = ObjectStoreX.get(store, "k")
+    end
+
     test "paths and prefixes longer than 1024 bytes", %{s3: s3, store: store} do
       long = String.duplicate("é", 513)
 
