@@ -116,9 +116,12 @@ defmodule ObjectStoreX do
       than 1.0 and at most 1000, default 2.0); integers at most 4_294_967_295
     * `:from_env` - read the provider's standard environment variables first (default `true`)
 
-  The options that address the store (`:bucket`, `:container`, `:account`, `:endpoint`, `:url`)
-  are at most 2048 bytes each: every request's URI carries them. Unknown options are rejected
-  by name.
+  Every request carries the options that address the store, so they are checked when it is
+  built, whether given here or read from the environment: `:bucket` is 1 to 255 ASCII letters,
+  digits, `.`, `-` or `_` (`:account` the same without `.`); an S3 `:endpoint` is an
+  `http://` or `https://` URL with a host and no query or fragment; `:endpoint`, `:container`
+  and `:url` are at most 2048 bytes; `:region`, `:access_key_id`, `:session_token` and
+  `:bearer_token` are visible ASCII. Unknown options are rejected by name.
   """
   @spec new(Store.backend(), keyword()) :: {:ok, store()} | error()
   def new(provider, opts \\ []), do: Store.new(provider, opts)

@@ -256,9 +256,10 @@ defmodule ObjectStoreX.Store do
     end
   end
 
-  # The options that go into every request's URI, which the HTTP client caps at 64 KiB: past
-  # it a request could not be built at all. Real ones are far shorter (a bucket name 63 bytes).
-  @address_opts [:bucket, :container, :account, :endpoint, :url]
+  # Options that go into every request's URI, which the HTTP client caps at 64 KiB: past it a
+  # request could not be built at all. (Bucket and account names, and what may be in an
+  # endpoint, are checked natively, where the environment's values are known too.)
+  @address_opts [:container, :endpoint, :url]
   @max_address 2048
 
   defp address_lengths(opts) do

@@ -395,6 +395,35 @@ defmodule Mix.Tasks.ObjectstorexTasksTest do
       System.delete_env("OBJECTSTOREX_ALLOW_INSTANCE_METADATA")
     end
 
+    test "an endpoint or bucket from the environment is checked as the options are" do
+      # The native library reads the OS environment, which System.put_env/2 does not change:
+      # each case runs in a VM of its own started with the variable set.
+      new_in = fn env, opts ->
+        paths = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
+        env = [{~c"AWS_ACCESS_KEY_ID", ~c"a"}, {~c"AWS_SECRET_ACCESS_KEY", ~c"s"} | env]
+        {:ok, peer, _node} = :peer.start(%{connection: :standard_io, env: env, args: paths})
+
+        try do
+          :peer.call(peer, ObjectStoreX, :new, [:s3, [region: "us-east-1"] ++ opts], 30_000)
+        after
+          :peer.stop(peer)
+        end
+      end
+
+      assert {:error, %ObjectStoreX.Error{reason: :invalid_argument, message: message}} =
+               new_in.([{~c"AWS_ENDPOINT_URL", ~c"localhost:9000"}], bucket: "b")
+
+      assert message =~ ":endpoint (or its environment variable)"
+
+      assert {:error, %ObjectStoreX.Error{reason: :invalid_argument, message: message}} =
+               new_in.([{~c"AWS_BUCKET_NAME", ~c"a#b"}], [])
+
+      assert message =~ ":bucket (or its environment variable)"
+
+      assert {:ok, %ObjectStoreX.Store{}} =
+               new_in.([{~c"AWS_ENDPOINT_URL", ~c"http://127.0.0.1:1"}], bucket: "b")
+    end
+
     test "secret values and URL passwords are redacted" do
       System.put_env("AWS_SECRET_ACCESS_KEY", "FAKE-SECRET-redact-me-123")
       System.put_env("AWS_ACCESS_KEY_ID", "AKIDVISIBLE123")

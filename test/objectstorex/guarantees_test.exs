@@ -599,7 +599,20 @@ defmodule ObjectStoreX.GuaranteesTest do
     test "store addresses longer than 2048 bytes" do
       long = String.duplicate("b", 70_000)
 
+      for {kind, opts, key} <- [
+            {:s3, [bucket: "b", endpoint: "http://127.0.0.1:1/" <> long], ":endpoint"},
+            {:azure, [account: "a", container: long, use_emulator: true], ":container"},
+            {:http, [url: "http://127.0.0.1:1/" <> long], ":url"}
+          ] do
+        assert_invalid(fn -> ObjectStoreX.Store.new(kind, opts) end, [key, "2048"])
+      end
+    end
+
+    test "store settings that would be sent unescaped in every request" do
+      # A bucket "a#b" would have sent GET /a for every key; "127.0.0.1:9000" (no scheme) made
+      # every request fail with :internal. Now refused when the store is built.
       s3 = [
+        bucket: "b",
         endpoint: "http://127.0.0.1:1",
         region: "us-east-1",
         access_key_id: "a",
@@ -609,21 +622,42 @@ defmodule ObjectStoreX.GuaranteesTest do
         retry: [max_retries: 0]
       ]
 
+      azure = [account: "a", container: "c", access_key: Base.encode64("k"), use_emulator: true]
+
       for {kind, opts, key} <- [
-            {:s3, [bucket: long] ++ s3, ":bucket"},
-            {:s3, [bucket: "b", endpoint: "http://127.0.0.1:1/" <> long], ":endpoint"},
-            {:azure, [account: "a", container: long, use_emulator: true], ":container"},
-            {:azure, [account: long, container: "c", use_emulator: true], ":account"},
-            {:gcs, [bucket: long], ":bucket"},
-            {:http, [url: "http://127.0.0.1:1/" <> long], ":url"}
+            {:s3, [endpoint: "127.0.0.1:9000"], ":endpoint"},
+            {:s3, [endpoint: "http://127.0.0.1:1/ x"], ":endpoint"},
+            {:s3, [endpoint: "http://127.0.0.1:1?x=1"], ":endpoint"},
+            {:s3, [endpoint: "http://127.0.0.1:1#f"], ":endpoint"},
+            {:s3, [endpoint: "ftp://127.0.0.1:1"], ":endpoint"},
+            {:s3, [bucket: "a#b"], ":bucket"},
+            {:s3, [bucket: "a b"], ":bucket"},
+            {:s3, [bucket: "a/b"], ":bucket"},
+            {:s3, [bucket: String.duplicate("b", 256)], ":bucket"},
+            {:s3, [region: "us\r\nX: 1"], ":region"},
+            {:s3, [access_key_id: "a\0b"], ":access_key_id"},
+            {:s3, [session_token: "t\n"], ":session_token"},
+            {:gcs, [bucket: "a?b"], ":bucket"},
+            {:azure, [account: "a\r\nb"], ":account"},
+            {:azure, [bearer_token: "t\0"], ":bearer_token"}
           ] do
-        assert_invalid(fn -> ObjectStoreX.Store.new(kind, opts) end, [key, "2048"])
+        base = if kind == :azure, do: azure, else: s3
+        base = if kind == :gcs, do: [bucket: "b", from_env: false], else: base
+        message = assert_invalid(fn -> ObjectStoreX.Store.new(kind, base ++ opts) end, key)
+        # Never the value: some of these are credentials.
+        for secret <- ["X: 1", "a\0b", "t\n"], do: refute(message =~ secret)
       end
 
-      assert {:ok, store} =
-               ObjectStoreX.Store.new(:s3, [bucket: String.duplicate("b", 2048)] ++ s3)
-
-      assert {:error, %Error{reason: :network_error}} = ObjectStoreX.get(store, "k")
+      # At their limits they build, and a request fails only for want of a server.
+      for opts <- [
+            [bucket: String.duplicate("b", 255)],
+            [bucket: "Legacy_Name.with-dots"],
+            [endpoint: "http://user:pass@127.0.0.1:1"],
+            [endpoint: "http://[::1]:1/base"]
+          ] do
+        store = ObjectStoreX.new!(:s3, Keyword.merge(s3, opts))
+        assert {:error, %Error{reason: :network_error}} = ObjectStoreX.get(store, "k")
+      end
     end
 
     test "paths and prefixes longer than 1024 bytes", %{s3: s3, store: store} do

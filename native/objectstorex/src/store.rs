@@ -232,14 +232,26 @@ async fn build(provider: Atom, cfg: &StoreConfig) -> Result<Built, NifError> {
         Ok((Arc::new(LocalStore::new(fs)), None, None))
     } else if provider == atoms::s3() {
         let b: AmazonS3Builder = configure(cfg, retry.clone())?;
+        check_s3(&b)?;
         let s = Arc::new(b.clone().build()?);
         let multipart = S3Multipart::new(&b, s.clone(), retry)?.map(Arc::new);
         Ok((s.clone(), Some(s), multipart))
     } else if provider == atoms::gcs() {
-        let s = Arc::new(configure::<GoogleCloudStorageBuilder>(cfg, retry)?.build()?);
+        let b: GoogleCloudStorageBuilder = configure(cfg, retry)?;
+        if let Some(bucket) = b.get_config_value(&GoogleConfigKey::Bucket) {
+            check_name("option :bucket", &bucket, "._-")?;
+        }
+        let s = Arc::new(b.build()?);
         Ok((s.clone(), Some(s), None))
     } else if provider == atoms::azure() {
-        let s = Arc::new(configure::<MicrosoftAzureBuilder>(cfg, retry)?.build()?);
+        let b: MicrosoftAzureBuilder = configure(cfg, retry)?;
+        if let Some(account) = b.get_config_value(&AzureConfigKey::AccountName) {
+            check_name("option :account", &account, "-_")?;
+        }
+        if let Some(token) = b.get_config_value(&AzureConfigKey::Token) {
+            check_header("option :bearer_token", &token)?;
+        }
+        let s = Arc::new(b.build()?);
         Ok((s.clone(), Some(s), None))
     } else if provider == atoms::http() {
         let url = cfg
@@ -262,6 +274,77 @@ async fn build(provider: Atom, cfg: &StoreConfig) -> Result<Built, NifError> {
         Err(NifError::invalid_argument(format!(
             "unknown provider {provider:?}"
         )))
+    }
+}
+
+// object_store puts these settings into every request unescaped, and a request it cannot
+// build is a panic in the request, not an error; they are checked once, here, on what the
+// builder holds (the options, or the provider's environment variables). The messages never
+// quote a value: some are credentials, and an endpoint may carry a password.
+
+fn check_s3(b: &AmazonS3Builder) -> Result<(), NifError> {
+    if let Some(endpoint) = b.get_config_value(&AmazonS3ConfigKey::Endpoint) {
+        check_endpoint("option :endpoint", &endpoint)?;
+    }
+    if let Some(bucket) = b.get_config_value(&AmazonS3ConfigKey::Bucket) {
+        check_name("option :bucket", &bucket, "._-")?;
+    }
+    for (what, key) in [
+        ("option :region", AmazonS3ConfigKey::Region),
+        ("option :access_key_id", AmazonS3ConfigKey::AccessKeyId),
+        ("option :session_token", AmazonS3ConfigKey::Token),
+    ] {
+        if let Some(value) = b.get_config_value(&key) {
+            check_header(what, &value)?;
+        }
+    }
+    Ok(())
+}
+
+/// An S3 endpoint comes before the bucket and key in each request's URI: an absolute http(s)
+/// URI with a host, nothing after its path (a query or fragment would swallow the key).
+fn check_endpoint(what: &str, endpoint: &str) -> Result<(), NifError> {
+    let valid = http::Uri::try_from(endpoint).is_ok_and(|uri| {
+        matches!(uri.scheme_str(), Some("http" | "https"))
+            && uri.host().is_some_and(|h| !h.is_empty())
+            && uri.query().is_none()
+    }) && !endpoint.contains(['?', '#']);
+    if valid {
+        Ok(())
+    } else {
+        Err(NifError::invalid_argument(format!(
+            "{what} (or its environment variable) must be an http:// or https:// URL with a \
+             host and no query or fragment"
+        )))
+    }
+}
+
+/// Bucket and account names: ASCII letters, digits and `punctuation`, at most 255 bytes.
+fn check_name(what: &str, name: &str, punctuation: &str) -> Result<(), NifError> {
+    const MAX: usize = 255;
+    let valid = !name.is_empty()
+        && name.len() <= MAX
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || punctuation.contains(c));
+    if valid {
+        Ok(())
+    } else {
+        let allowed: Vec<String> = punctuation.chars().map(|c| format!("'{c}'")).collect();
+        Err(NifError::invalid_argument(format!(
+            "{what} (or its environment variable) must be 1 to {MAX} ASCII letters, digits or {}",
+            allowed.join(", ")
+        )))
+    }
+}
+
+/// Values sent as (part of) a header: visible ASCII, spaces and tabs.
+fn check_header(what: &str, value: &str) -> Result<(), NifError> {
+    match http::HeaderValue::from_str(value) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(NifError::invalid_argument(format!(
+            "{what} (or its environment variable) must be visible ASCII characters"
+        ))),
     }
 }
 
