@@ -179,8 +179,10 @@ defmodule ObjectStoreX do
       `%ObjectStoreX.PutResult{}`, an ETag string, or `%{etag: _, version: _}`), else
       `:precondition_failed`. Backends without conditional writes return `:not_supported`.
     * `:content_type`, `:content_encoding`, `:content_disposition`, `:content_language`,
-      `:cache_control` - stored with the object where the backend supports attributes
-    * `:metadata` - a map of user metadata, string keys and values
+      `:cache_control` - stored with the object where the backend supports attributes (on
+      Azure, ASCII only: it sends them as ASCII headers)
+    * `:metadata` - a map of user metadata, string keys (header-name characters, at most 1024
+      bytes) and values (ASCII only on Azure)
     * `:tags` - a map of object tags, string keys and values (S3, Azure)
     * `:timeout` - see "Common options" in the module doc
   """

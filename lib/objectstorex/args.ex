@@ -615,7 +615,9 @@ defmodule ObjectStoreX.Args do
   end
 
   # Metadata travels as HTTP headers (x-amz-meta-KEY: VALUE): its keys must be header-name
-  # tokens and its values header values. Tags are encoded, so any UTF-8 will do.
+  # tokens (of which the HTTP client takes 64 KiB at most; S3 takes 2 KiB of metadata in all)
+  # and its values header values. Tags are encoded, so any UTF-8 will do.
+  @max_metadata_key 1024
   defp string_entry(:metadata, k, v) do
     cond do
       not String.valid?(k) ->
@@ -624,6 +626,11 @@ defmodule ObjectStoreX.Args do
       not String.match?(k, ~r/\A[!#$%&'*+\-.^_`|~0-9A-Za-z]+\z/) ->
         Error.invalid(
           ":metadata keys must be letters, digits or !#$%&'*+-.^_`|~, got: #{brief(k)}"
+        )
+
+      byte_size(k) > @max_metadata_key ->
+        Error.invalid(
+          ":metadata keys must be at most #{@max_metadata_key} bytes, got #{byte_size(k)}"
         )
 
       true ->

@@ -574,6 +574,49 @@ defmodule ObjectStoreX.GuaranteesTest do
                ObjectStoreX.put(s3, "k", "", content_disposition: "a\tb")
     end
 
+    test "metadata keys longer than 1024 bytes", %{s3: s3} do
+      long = String.duplicate("k", 70_000)
+      assert_invalid(fn -> ObjectStoreX.put(s3, "k", "", metadata: %{long => "v"}) end, "1024")
+
+      assert {:error, %Error{reason: :network_error}} =
+               ObjectStoreX.put(s3, "k", "", metadata: %{String.duplicate("k", 1024) => "v"})
+    end
+
+    test "attributes and metadata beyond ASCII on Azure, which sends them as ASCII", %{s3: s3} do
+      azure =
+        ObjectStoreX.new!(:azure,
+          account: "devstoreaccount1",
+          container: "c",
+          endpoint: "http://127.0.0.1:1",
+          access_key: Base.encode64("k"),
+          allow_http: true,
+          from_env: false,
+          retry: [max_retries: 0]
+        )
+
+      assert_invalid(fn -> ObjectStoreX.put(azure, "k", "", content_type: "café") end, [
+        ":content_type",
+        "ASCII"
+      ])
+
+      assert_invalid(
+        fn -> ObjectStoreX.put(azure, "k", "", metadata: %{"m" => "é"}) end,
+        [":metadata", "ASCII"]
+      )
+
+      assert_invalid(
+        fn -> OSXStream.upload(["x"], azure, "k", content_disposition: "ü") end,
+        ":content_disposition"
+      )
+
+      # S3 sends them as they are; only the closed port stops these.
+      assert {:error, %Error{reason: :network_error}} =
+               ObjectStoreX.put(s3, "k", "", content_type: "café")
+
+      assert {:error, %Error{reason: :network_error}} =
+               ObjectStoreX.put(azure, "k", "", content_type: "text/plain")
+    end
+
     test "version ids longer than 1024 bytes", %{s3: s3} do
       # Sent in the URI: past 64 KiB of it the request could not be built at all.
       long = String.duplicate("é", 20_000)

@@ -53,7 +53,8 @@ pub struct PutOpts {
     tags: Vec<(String, String)>,
 }
 
-pub fn put_options(opts: PutOpts) -> Result<PutOptions, NifError> {
+/// `ascii_headers`: the store sends attributes and metadata only as ASCII (Azure).
+pub fn put_options(opts: PutOpts, ascii_headers: bool) -> Result<PutOptions, NifError> {
     let mode = if opts.mode == atoms::overwrite() {
         PutMode::Overwrite
     } else if opts.mode == atoms::create() {
@@ -68,22 +69,28 @@ pub fn put_options(opts: PutOpts) -> Result<PutOptions, NifError> {
     };
     let mut attributes = Attributes::new();
     for (key, value) in opts.attributes {
-        let attribute = if key == atoms::content_type() {
-            Attribute::ContentType
+        let (attribute, name) = if key == atoms::content_type() {
+            (Attribute::ContentType, ":content_type")
         } else if key == atoms::content_encoding() {
-            Attribute::ContentEncoding
+            (Attribute::ContentEncoding, ":content_encoding")
         } else if key == atoms::content_disposition() {
-            Attribute::ContentDisposition
+            (Attribute::ContentDisposition, ":content_disposition")
         } else if key == atoms::content_language() {
-            Attribute::ContentLanguage
+            (Attribute::ContentLanguage, ":content_language")
         } else if key == atoms::cache_control() {
-            Attribute::CacheControl
+            (Attribute::CacheControl, ":cache_control")
         } else {
             return Err(NifError::invalid_argument("unknown attribute"));
         };
+        if ascii_headers && !value.is_ascii() {
+            return Err(not_ascii(name));
+        }
         attributes.insert(attribute, value.into());
     }
     for (key, value) in opts.metadata {
+        if ascii_headers && !value.is_ascii() {
+            return Err(not_ascii(&format!(":metadata {key:?}")));
+        }
         attributes.insert(Attribute::Metadata(key.into()), value.into());
     }
     let mut tags = TagSet::default();
@@ -96,6 +103,12 @@ pub fn put_options(opts: PutOpts) -> Result<PutOptions, NifError> {
         attributes,
         ..Default::default()
     })
+}
+
+fn not_ascii(what: &str) -> NifError {
+    NifError::invalid_argument(format!(
+        "{what} must be ASCII on this store (Azure sends it as an ASCII header)"
+    ))
 }
 
 #[derive(NifMap)]

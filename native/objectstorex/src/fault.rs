@@ -614,6 +614,7 @@ fn fault_wrap<'a>(
         // the rules and be recorded.
         s3: None,
         bulk_delete: store.bulk_delete,
+        ascii_headers: store.ascii_headers,
     };
     let handles = (
         ResourceArc::new(wrapped),

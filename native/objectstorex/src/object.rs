@@ -42,7 +42,7 @@ fn object_put<'a>(
     let prepared = parse_path("path", &path).and_then(|p| {
         let payload = payload::from_iovec(data)
             .map_err(|_| NifError::invalid_argument("data must be a binary or iodata"))?;
-        Ok((p, payload, put_options(opts)?))
+        Ok((p, payload, put_options(opts, store.ascii_headers)?))
     });
     runtime::spawn(env, reference, async move {
         let (path, payload, opts) = prepared?;

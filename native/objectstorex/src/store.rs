@@ -48,6 +48,9 @@ pub struct StoreResource {
     /// Paths per bulk delete request of this backend (S3: 1,000, Azure: 256); stores without
     /// bulk deletes answer path by path, for which any batch size works.
     pub bulk_delete: usize,
+    /// Azure, whose request signing reads every header as ASCII text: object_store panics on
+    /// a request with a non-ASCII header value, so such attributes are refused up front.
+    pub ascii_headers: bool,
 }
 
 #[rustler::resource_impl]
@@ -404,6 +407,7 @@ async fn open(provider: Atom, cfg: StoreConfig) -> Result<ResourceArc<StoreResou
         secrets,
         in_memory: provider == atoms::memory(),
         local: provider == atoms::local(),
+        ascii_headers: provider == atoms::azure(),
         bulk_delete: if provider == atoms::azure() {
             256
         } else {

@@ -363,12 +363,13 @@ fn new_state(
         ),
         None => None,
     };
+    let options = put_options(opts.put, store.ascii_headers)?;
     Ok(UploadState {
         store,
         path,
         part_size: opts.part_size.max(1),
         max_concurrency: opts.max_concurrency.max(1),
-        options: put_options(opts.put)?,
+        options,
         upload: None,
         in_flight: VecDeque::new(),
         pending: VecDeque::new(),
