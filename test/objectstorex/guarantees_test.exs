@@ -665,7 +665,13 @@ defmodule ObjectStoreX.GuaranteesTest do
         retry: [max_retries: 0]
       ]
 
-      azure = [account: "a", container: "c", access_key: Base.encode64("k"), use_emulator: true]
+      azure = [
+        account: "a",
+        container: "c",
+        access_key: Base.encode64("k"),
+        use_emulator: true,
+        from_env: false
+      ]
 
       for {kind, opts, key} <- [
             {:s3, [endpoint: "127.0.0.1:9000"], ":endpoint"},
@@ -682,11 +688,22 @@ defmodule ObjectStoreX.GuaranteesTest do
             {:s3, [session_token: "t\n"], ":session_token"},
             {:gcs, [bucket: "a?b"], ":bucket"},
             {:azure, [account: "a\r\nb"], ":account"},
-            {:azure, [bearer_token: "t\0"], ":bearer_token"}
+            {:azure, [bearer_token: "t\0"], ":bearer_token"},
+            {:azure, [use_emulator: false, endpoint: "localhost:10000"], ":endpoint"},
+            {:http, [url: "localhost:8080/dav"], ":url"},
+            {:http, [url: "mailto:x"], ":url"}
           ] do
-        base = if kind == :azure, do: azure, else: s3
-        base = if kind == :gcs, do: [bucket: "b", from_env: false], else: base
-        message = assert_invalid(fn -> ObjectStoreX.Store.new(kind, base ++ opts) end, key)
+        base =
+          case kind do
+            :azure -> azure
+            :gcs -> [bucket: "b", from_env: false]
+            :http -> []
+            :s3 -> s3
+          end
+
+        message =
+          assert_invalid(fn -> ObjectStoreX.Store.new(kind, Keyword.merge(base, opts)) end, key)
+
         # Never the value: some of these are credentials.
         for secret <- ["X: 1", "a\0b", "t\n"], do: refute(message =~ secret)
       end

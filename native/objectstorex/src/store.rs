@@ -248,6 +248,9 @@ async fn build(provider: Atom, cfg: &StoreConfig) -> Result<Built, NifError> {
         Ok((s.clone(), Some(s), None))
     } else if provider == atoms::azure() {
         let b: MicrosoftAzureBuilder = configure(cfg, retry)?;
+        if let Some(endpoint) = b.get_config_value(&AzureConfigKey::Endpoint) {
+            check_endpoint("option :endpoint", &endpoint)?;
+        }
         if let Some(account) = b.get_config_value(&AzureConfigKey::AccountName) {
             check_name("option :account", &account, "-_")?;
         }
@@ -261,6 +264,16 @@ async fn build(provider: Atom, cfg: &StoreConfig) -> Result<Built, NifError> {
             .url
             .as_deref()
             .ok_or_else(|| NifError::invalid_argument("option :url is required"))?;
+        // Parsed as object_store does (non-ASCII paths are encoded), but only an http(s) URL
+        // with a host can take the object's path after it: "localhost:8080" parses too.
+        let web = url::Url::parse(url).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty())
+        });
+        if !web {
+            return Err(NifError::invalid_argument(
+                "option :url must be an http:// or https:// URL with a host",
+            ));
+        }
         let mut client = ClientOptions::new();
         for (k, v) in &cfg.pairs {
             client = client.with_config(parse_key::<ClientConfigKey>(k)?, v);
@@ -304,8 +317,9 @@ fn check_s3(b: &AmazonS3Builder) -> Result<(), NifError> {
     Ok(())
 }
 
-/// An S3 endpoint comes before the bucket and key in each request's URI: an absolute http(s)
-/// URI with a host, nothing after its path (a query or fragment would swallow the key).
+/// An endpoint comes before the bucket (or container) and key in each request's URI: an
+/// absolute http(s) URI with a host, nothing after its path (on S3 a query or fragment would
+/// swallow the key).
 fn check_endpoint(what: &str, endpoint: &str) -> Result<(), NifError> {
     let valid = http::Uri::try_from(endpoint).is_ok_and(|uri| {
         matches!(uri.scheme_str(), Some("http" | "https"))
