@@ -574,6 +574,87 @@ defmodule ObjectStoreX.GuaranteesTest do
                ObjectStoreX.put(s3, "k", "", content_disposition: "a\tb")
     end
 
+    test "every string option of a network store at hostile values: refused, or data" do
+      # Each store has an address on this machine and no retries. GCS stores and proxies are
+      # only built: their requests would leave the machine (Google's token service, a DNS
+      # lookup of the proxy).
+      base = %{
+        s3: [
+          bucket: "b",
+          region: "us-east-1",
+          endpoint: "http://127.0.0.1:1",
+          access_key_id: "a",
+          secret_access_key: "s",
+          allow_http: true,
+          from_env: false,
+          retry: [max_retries: 0]
+        ],
+        azure: [
+          account: "devstoreaccount1",
+          container: "c",
+          endpoint: "http://127.0.0.1:1",
+          access_key: Base.encode64("k"),
+          allow_http: true,
+          from_env: false,
+          retry: [max_retries: 0]
+        ],
+        gcs: [bucket: "b", from_env: false, retry: [max_retries: 0]],
+        http: [url: "http://127.0.0.1:1/x", allow_http: true, retry: [max_retries: 0]]
+      }
+
+      values = [
+        String.duplicate("v", 2048),
+        String.duplicate("é", 1024),
+        String.duplicate("v", 70_000),
+        "a\r\nb",
+        "a\0b",
+        "a\tb",
+        " ",
+        "::",
+        "%",
+        "a#b",
+        "\u{FEFF}"
+      ]
+
+      not_strings =
+        [:retry, :from_env, :allow_http, :use_emulator, :skip_signature] ++
+          [:virtual_hosted_style_request, :timeout, :connect_timeout, :read_timeout] ++
+          [:pool_idle_timeout]
+
+      requests = [
+        fn s -> ObjectStoreX.head(s, "k", timeout: 5_000) end,
+        fn s -> ObjectStoreX.put(s, "k", "x", timeout: 5_000, content_type: "t/x") end,
+        fn s -> ObjectStoreX.list(s, timeout: 5_000) end,
+        fn s -> ObjectStoreX.copy(s, "k", "k2", timeout: 5_000) end,
+        fn s -> ObjectStoreX.sign_url(s, :get, "k", 60) end
+      ]
+
+      for {provider, opts} <- base,
+          key <- ObjectStoreX.Store.allowed_options(provider) -- not_strings,
+          value <- values do
+        label = "#{provider} #{key}=#{inspect(value, printable_limit: 12)}"
+
+        case returned(fn -> ObjectStoreX.new(provider, Keyword.put(opts, key, value)) end) do
+          {:error, %Error{reason: reason}} ->
+            assert reason in [:invalid_argument, :invalid_path, :generic], label
+
+          {:ok, store} when provider == :gcs or key == :proxy_url ->
+            assert %ObjectStoreX.Store{} = store
+
+          {:ok, store} ->
+            for request <- requests do
+              case returned(fn -> request.(store) end) do
+                {:error, %Error{reason: reason} = e} ->
+                  refute reason == :internal, "#{label}: #{e.message}"
+
+                ok ->
+                  assert ok == :ok or elem(ok, 0) == :ok, label
+              end
+            end
+        end
+      end
+    end
+
     test "metadata keys longer than 1024 bytes", %{s3: s3} do
       long = String.duplicate("k", 70_000)
       assert_invalid(fn -> ObjectStoreX.put(s3, "k", "", metadata: %{long => "v"}) end, "1024")

@@ -292,7 +292,51 @@ defmodule ObjectStoreX.Fuzz do
     consume(apply(ObjectStoreX.Stream, fun, args), mode)
   end
 
+  # A network store that builds is also asked for one object, when every address it has is on
+  # this machine: settings that object_store sends unescaped once made every request panic.
+  defp execute(%{mod: ObjectStoreX, fun: :new, args: [provider, opts]} = call) do
+    case apply(ObjectStoreX, :new, call.args) do
+      {:ok, store} = built ->
+        if loopback_only?(provider, opts) do
+          case ObjectStoreX.head(store, "fuzz/probe", timeout: 2_000) do
+            {:error, %Error{reason: :internal}} = error -> error
+            _ -> built
+          end
+        else
+          built
+        end
+
+      other ->
+        other
+    end
+  end
+
   defp execute(%{mod: mod, fun: fun, args: args}), do: apply(mod, fun, args)
+
+  @loopback ["127.0.0.1", "localhost", "::1", "[::1]"]
+  # Addresses a user may mistype, all of this machine if they are read as addresses at all.
+  @malformed_loopback [
+    "127.0.0.1:1",
+    "localhost:1/x",
+    "http://127.0.0.1:1/ x",
+    "http://127.0.0.1:1?x=1",
+    "http://127.0.0.1:1#f",
+    "http://",
+    "mailto:x"
+  ]
+
+  defp loopback_only?(provider, opts) when provider in [:s3, :azure, :http] and is_list(opts) do
+    address = if provider == :http, do: opts[:url], else: opts[:endpoint]
+    emulator? = provider == :azure and opts[:use_emulator] == true and address == nil
+
+    (emulator? or loopback?(address)) and (opts[:proxy_url] == nil or loopback?(opts[:proxy_url]))
+  end
+
+  defp loopback_only?(_provider, _opts), do: false
+
+  defp loopback?(url) when url in @malformed_loopback, do: true
+  defp loopback?(url) when is_binary(url), do: URI.parse(url).host in @loopback
+  defp loopback?(_url), do: false
 
   defp consume(_stream, :build), do: :built
   defp consume(stream, :to_list), do: Enum.to_list(stream)
@@ -1043,7 +1087,24 @@ defmodule ObjectStoreX.Fuzz do
         pick([:bogus, "s3", nil, junk(ctx)])
       end)
 
-    [provider, opts(ctx, store_gens(ctx, provider), false)]
+    opts = opts(ctx, store_gens(ctx, provider), false)
+
+    # Half of the network stores get an address on this machine and no retries, when they
+    # have none, so that the store built is probed with a request (see execute/1).
+    opts =
+      if provider in [:s3, :azure, :http] and is_list(opts) and Keyword.keyword?(opts) and
+           chance(0.5) do
+        key = if provider == :http, do: :url, else: :endpoint
+
+        opts
+        |> Keyword.put_new(key, "http://127.0.0.1:1")
+        |> Keyword.put_new(:allow_http, true)
+        |> Keyword.put_new(:retry, max_retries: 0)
+      else
+        opts
+      end
+
+    [provider, opts]
   end
 
   defp args(ctx, :from_url) do
@@ -1259,7 +1320,13 @@ defmodule ObjectStoreX.Fuzz do
       end
     ]
 
-    url = fn -> str(ctx, ["http://127.0.0.1:1", "http://localhost:1/x", "https://[::1]:1"]) end
+    url = fn ->
+      mostly(
+        fn -> pick(["http://127.0.0.1:1", "http://localhost:1/x", "https://[::1]:1"]) end,
+        fn -> pick(@malformed_loopback ++ [hostile_string(ctx), junk(ctx)]) end
+      )
+    end
+
     duration = fn -> size(ctx, [1, 100, 5_000]) end
 
     network = [
