@@ -1,7 +1,8 @@
 //! Serves `ObjectStoreX.Store`: builds a store from its provider and configuration pairs.
 //!
-//! The Elixir side validates option names and maps them onto `object_store` configuration keys,
-//! so this module only has to hand the pairs to the right builder.
+//! The Elixir side validates option names and maps them onto `object_store` configuration keys;
+//! this module hands the pairs to the right builder and checks the settings that every request
+//! carries unescaped, once the builder has merged in the provider's environment variables.
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
