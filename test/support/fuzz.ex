@@ -590,6 +590,18 @@ defmodule ObjectStoreX.Fuzz do
 
     {:ok, http} = ObjectStoreX.new(:http, [url: "http://127.0.0.1:1/base"] ++ network)
 
+    # Azure signs its requests differently from S3 (every header as ASCII text).
+    {:ok, azure} =
+      ObjectStoreX.new(
+        :azure,
+        [
+          account: "fuzz",
+          container: "fuzz",
+          endpoint: "http://127.0.0.1:1",
+          access_key: Base.encode64("fuzz-key")
+        ] ++ network
+      )
+
     # A resource of the wrong kind: an upload handle where a store is expected.
     {:ok, upload_resource, _, _, native} = ObjectStoreX.Upload.validate(mem, "wrong-kind", [])
     {:ok, upload} = ObjectStoreX.Upload.start(upload_resource, "wrong-kind", native)
@@ -620,6 +632,7 @@ defmodule ObjectStoreX.Fuzz do
           {local, "LOCAL"},
           {local_prefixed, "LOCAL_PREFIXED"},
           {s3, "S3_CLOSED_PORT"},
+          {azure, "AZURE_CLOSED_PORT"},
           {http, "HTTP_CLOSED_PORT"}
         ] ++ fakes
       )
@@ -629,7 +642,7 @@ defmodule ObjectStoreX.Fuzz do
       dir: dir,
       mem: mem,
       local: local,
-      stores: [mem, mem, mem_prefixed, local, local, local_prefixed, s3, http],
+      stores: [mem, mem, mem_prefixed, local, local, local_prefixed, s3, azure, http],
       fixture_stores: [mem, mem_prefixed, local, local_prefixed],
       fake_stores:
         Enum.map(fakes, &elem(&1, 0)) ++
