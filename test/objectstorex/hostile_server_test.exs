@@ -166,4 +166,53 @@ defmodule ObjectStoreX.HostileServerTest do
                ])
     end
   end
+
+  describe "an S3 server whose bulk delete answers for a key it was not asked about" do
+    test "delete_many reports each path of the batch failed, as data" do
+      # object_store panics reading such an answer; before, the whole call was :internal.
+      {port, server} =
+        TestHTTP.serve(fn sock ->
+          {:ok, request, rest} = TestHTTP.read_head(sock)
+          length = String.to_integer(TestHTTP.header(request, "content-length") || "0")
+
+          {:ok, _body} =
+            if length > byte_size(rest),
+              do: :gen_tcp.recv(sock, length - byte_size(rest)),
+              else: {:ok, rest}
+
+          body =
+            ~s(<?xml version="1.0" encoding="UTF-8"?><DeleteResult) <>
+              ~s( xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Error><Key>not-asked</Key>) <>
+              "<Code>AccessDenied</Code><Message>no</Message></Error></DeleteResult>"
+
+          :gen_tcp.send(
+            sock,
+            "HTTP/1.1 200 OK\r\ncontent-type: application/xml\r\ncontent-length: " <>
+              "#{byte_size(body)}\r\nconnection: close\r\n\r\n" <> body
+          )
+        end)
+
+      on_exit(fn -> Process.exit(server, :kill) end)
+
+      store =
+        ObjectStoreX.new!(:s3,
+          bucket: "b",
+          region: "us-east-1",
+          endpoint: "http://127.0.0.1:#{port}",
+          access_key_id: "a",
+          secret_access_key: "s",
+          allow_http: true,
+          from_env: false,
+          retry: [max_retries: 0]
+        )
+
+      assert {:ok, 0, failed} = ObjectStoreX.delete_many(store, ["a", "b/c"])
+      assert Enum.map(failed, &elem(&1, 0)) == ["a", "b/c"]
+
+      for {_path, error} <- failed do
+        assert %Error{reason: :generic, message: message} = error
+        assert message =~ "not asked"
+      end
+    end
+  end
 end

@@ -1,10 +1,11 @@
 //! Serves `ObjectStoreX`: the one-shot object operations. Each NIF validates what it cheaply
 //! can, then runs the request on Tokio and replies `{ref, {:ok, value} | {:error, error}}`.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::signer::Method;
 use object_store::{
@@ -253,7 +254,20 @@ async fn delete_batch(
 ) -> (usize, Vec<(String, NifError)>) {
     let locations =
         futures::stream::iter(batch.iter().map(|(_, p)| Ok(p.clone())).collect::<Vec<_>>());
-    let results: Vec<_> = store.store.delete_stream(locations.boxed()).collect().await;
+    let deleting = store
+        .store
+        .delete_stream(locations.boxed())
+        .collect::<Vec<_>>();
+    // object_store panics on an S3 answer that names a key the request did not (a faulty or
+    // hostile server): then nothing of the batch is confirmed, and the other batches go on.
+    let Ok(results) = AssertUnwindSafe(deleting).catch_unwind().await else {
+        let cause = NifError::new(
+            Reason::Generic,
+            "the server's answer to the bulk delete named a path it was not asked to delete",
+        );
+        let failed = batch.into_iter().map(|(raw, _)| (raw, cause.clone()));
+        return (0, failed.collect());
+    };
     if results.len() == batch.len() {
         // delete_stream answers in input order, one result per location.
         let mut deleted = 0;
