@@ -211,7 +211,7 @@ defmodule ObjectStoreX.HostileServerTest do
 
       for {_path, error} <- failed do
         assert %Error{reason: :generic, message: message} = error
-        assert message =~ "not asked"
+        assert message =~ "bulk delete was malformed"
       end
     end
   end

@@ -258,12 +258,14 @@ async fn delete_batch(
         .store
         .delete_stream(locations.boxed())
         .collect::<Vec<_>>();
-    // object_store panics on an S3 answer that names a key the request did not (a faulty or
-    // hostile server): then nothing of the batch is confirmed, and the other batches go on.
+    // object_store panics on some malformed answers of a faulty or hostile server (S3's naming
+    // a key the request did not, an Azure batch part with an invalid header): then nothing of
+    // the batch is confirmed, and the other batches go on.
     let Ok(results) = AssertUnwindSafe(deleting).catch_unwind().await else {
         let cause = NifError::new(
             Reason::Generic,
-            "the server's answer to the bulk delete named a path it was not asked to delete",
+            "the server's answer to the bulk delete was malformed (it named a path not asked \
+             about, or a part could not be read)",
         );
         let failed = batch.into_iter().map(|(raw, _)| (raw, cause.clone()));
         return (0, failed.collect());
