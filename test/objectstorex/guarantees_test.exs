@@ -579,27 +579,10 @@ defmodule ObjectStoreX.GuaranteesTest do
       # only built: their requests would leave the machine (Google's token service, a DNS
       # lookup of the proxy).
       base = %{
-        s3: [
-          bucket: "b",
-          region: "us-east-1",
-          endpoint: "http://127.0.0.1:1",
-          access_key_id: "a",
-          secret_access_key: "s",
-          allow_http: true,
-          from_env: false,
-          retry: [max_retries: 0]
-        ],
-        azure: [
-          account: "devstoreaccount1",
-          container: "c",
-          endpoint: "http://127.0.0.1:1",
-          access_key: Base.encode64("k"),
-          allow_http: true,
-          from_env: false,
-          retry: [max_retries: 0]
-        ],
+        s3: closed_port_opts(:s3),
+        azure: closed_port_opts(:azure),
         gcs: [bucket: "b", from_env: false, retry: [max_retries: 0]],
-        http: [url: "http://127.0.0.1:1/x", allow_http: true, retry: [max_retries: 0]]
+        http: closed_port_opts(:http)
       }
 
       values = [
@@ -664,16 +647,7 @@ defmodule ObjectStoreX.GuaranteesTest do
     end
 
     test "attributes and metadata beyond ASCII on Azure, which sends them as ASCII", %{s3: s3} do
-      azure =
-        ObjectStoreX.new!(:azure,
-          account: "devstoreaccount1",
-          container: "c",
-          endpoint: "http://127.0.0.1:1",
-          access_key: Base.encode64("k"),
-          allow_http: true,
-          from_env: false,
-          retry: [max_retries: 0]
-        )
+      azure = ObjectStoreX.new!(:azure, closed_port_opts(:azure))
 
       assert_invalid(fn -> ObjectStoreX.put(azure, "k", "", content_type: "café") end, [
         ":content_type",
@@ -735,16 +709,7 @@ defmodule ObjectStoreX.GuaranteesTest do
     test "store settings that would be sent unescaped in every request" do
       # A bucket "a#b" would have sent GET /a for every key; "127.0.0.1:9000" (no scheme) made
       # every request fail with :internal. Now refused when the store is built.
-      s3 = [
-        bucket: "b",
-        endpoint: "http://127.0.0.1:1",
-        region: "us-east-1",
-        access_key_id: "a",
-        secret_access_key: "s",
-        allow_http: true,
-        from_env: false,
-        retry: [max_retries: 0]
-      ]
+      s3 = closed_port_opts(:s3)
 
       azure = [
         account: "a",

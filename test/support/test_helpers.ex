@@ -181,12 +181,12 @@ defmodule ObjectStoreX.TestHelpers do
   end
 
   @doc """
-  An S3 store whose endpoint is a closed port of 127.0.0.1, without retries or environment:
-  every request fails at once with `:network_error`, so an error of another reason proves
-  that nothing was sent.
+  Options for a store of `provider` (`:s3`, `:azure` or `:http`) at a closed port of
+  127.0.0.1, without retries or environment: every request fails at once with
+  `:network_error`, so an error of another reason proves that nothing was sent.
   """
-  def closed_port_s3_store! do
-    ObjectStoreX.new!(:s3,
+  def closed_port_opts(:s3) do
+    [
       bucket: "b",
       region: "us-east-1",
       endpoint: "http://127.0.0.1:1",
@@ -195,8 +195,26 @@ defmodule ObjectStoreX.TestHelpers do
       allow_http: true,
       from_env: false,
       retry: [max_retries: 0]
-    )
+    ]
   end
+
+  def closed_port_opts(:azure) do
+    [
+      account: "devstoreaccount1",
+      container: "c",
+      endpoint: "http://127.0.0.1:1",
+      access_key: Base.encode64("not-a-real-key"),
+      allow_http: true,
+      from_env: false,
+      retry: [max_retries: 0]
+    ]
+  end
+
+  def closed_port_opts(:http),
+    do: [url: "http://127.0.0.1:1/x", allow_http: true, retry: [max_retries: 0]]
+
+  @doc "An S3 store of `closed_port_opts(:s3)`."
+  def closed_port_s3_store!, do: ObjectStoreX.new!(:s3, closed_port_opts(:s3))
 
   @doc """
   How many multipart uploads are in progress on the S3 test server under `store`'s prefix, as
