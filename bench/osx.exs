@@ -18,6 +18,7 @@
 # every thread, during the timed part) and `RESULT units micros`. With `memory`, reads first
 # write their own data, untimed; elsewhere the driver prepares them.
 Code.require_file("store_spec.exs", __DIR__)
+Code.require_file("proc.exs", __DIR__)
 
 defmodule Bench.OSX do
   @mib 1_048_576
@@ -154,23 +155,10 @@ defmodule Bench.OSX do
 
   defp timed(fun, bound) do
     :erlang.garbage_collect()
-    IO.puts("BASE_RSS #{rss_kib()}")
-    cpu = cpu_micros()
+    IO.puts("BASE_RSS #{Bench.Proc.rss_kib()}")
+    cpu = Bench.Proc.cpu_micros()
     {micros, units} = :timer.tc(fun)
-    {units, micros, bound, cpu_micros() - cpu}
-  end
-
-  # User + system time of the whole OS process (every scheduler, dirty and native thread), from
-  # /proc/self/stat as the other contenders read it; clock ticks of 10 ms.
-  defp cpu_micros do
-    [_, after_comm] = :binary.split(File.read!("/proc/self/stat"), ") ")
-    [utime, stime] = after_comm |> String.split(" ") |> Enum.slice(11, 2)
-    div((String.to_integer(utime) + String.to_integer(stime)) * 1_000_000, 100)
-  end
-
-  defp rss_kib do
-    [_, kib] = Regex.run(~r/VmRSS:\s+(\d+) kB/, File.read!("/proc/self/status"))
-    kib
+    {units, micros, bound, Bench.Proc.cpu_micros() - cpu}
   end
 
   # Generated once: producing data is not what is measured.

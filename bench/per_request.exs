@@ -10,11 +10,9 @@
 # Run it under different emulator flags (ELIXIR_ERL_OPTIONS) to see what they change; the
 # figures are not part of `make bench`.
 Code.require_file("store_spec.exs", __DIR__)
+Code.require_file("proc.exs", __DIR__)
 
 defmodule Bench.PerRequest do
-  # /proc/<pid>/task/<tid>/stat counts in clock ticks of 10 ms.
-  @tick_us 10_000
-
   def main([op, spec, count, size, concurrency]) do
     store = Bench.StoreSpec.open!(spec)
     [count, size, concurrency] = Enum.map([count, size, concurrency], &String.to_integer/1)
@@ -30,11 +28,11 @@ defmodule Bench.PerRequest do
         "get" -> &({:ok, _, _} = ObjectStoreX.get(store, &1))
       end
 
-    before = threads()
+    before = Bench.Proc.threads()
     started = System.monotonic_time(:microsecond)
     run(paths, concurrency, request)
     micros = System.monotonic_time(:microsecond) - started
-    used = since(threads(), before)
+    used = since(Bench.Proc.threads(), before)
 
     total = used |> Map.values() |> Enum.map(fn {u, s} -> u + s end) |> Enum.sum()
     IO.puts("PER_REQUEST #{round(count * 1.0e6 / micros)} #{per(total, count)}")
@@ -50,20 +48,7 @@ defmodule Bench.PerRequest do
     |> Stream.run()
   end
 
-  defp per(ticks, count), do: Float.round(ticks * @tick_us / count, 1)
-
-  # {user, system} ticks by thread id, with the thread's kind: its name without the number
-  # the VM puts in front ("1_scheduler", "3_dirty_io_sche": Linux keeps 15 characters).
-  defp threads do
-    for tid <- File.ls!("/proc/self/task"), into: %{} do
-      stat = File.read!("/proc/self/task/#{tid}/stat")
-      # The name is in brackets and may hold spaces; the fields after it are space-separated.
-      [_, name, rest] = Regex.run(~r/^\d+ \((.*)\) (.*)$/s, stat)
-      [utime, stime] = rest |> String.split(" ") |> Enum.slice(11, 2)
-      kind = String.replace(name, ~r/^\d+_/, "")
-      {tid, {kind, String.to_integer(utime), String.to_integer(stime)}}
-    end
-  end
+  defp per(ticks, count), do: Float.round(ticks * Bench.Proc.tick_us() / count, 1)
 
   defp since(now, before) do
     Enum.reduce(now, %{}, fn {tid, {kind, u, s}}, acc ->

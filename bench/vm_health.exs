@@ -26,6 +26,7 @@
 # documented memory bound of the downloads: (prefetch + 1) * chunk_size per stream, plus the
 # process-wide pool of local read buffers on the local store (see ObjectStoreX.Stream).
 Code.require_file("store_spec.exs", __DIR__)
+Code.require_file("proc.exs", __DIR__)
 
 defmodule Bench.Echo do
   use GenServer
@@ -85,7 +86,7 @@ defmodule Bench.VMHealth do
 
     if "downloads" in phases do
       :erlang.garbage_collect()
-      IO.puts("BASE_RSS #{rss_kib()}")
+      IO.puts("BASE_RSS #{Bench.Proc.rss_kib()}")
 
       {micros, busy, moved, long} =
         under_load(probes, monitor, streams, samples, fn counter, parent ->
@@ -231,11 +232,6 @@ defmodule Bench.VMHealth do
     end)
     |> List.flatten()
     |> Enum.group_by(&elem(&1, 0), &elem(&1, 1))
-  end
-
-  defp rss_kib do
-    [_, kib] = Regex.run(~r/VmRSS:\s+(\d+) kB/, File.read!("/proc/self/status"))
-    kib
   end
 
   defp percentiles(values) do
