@@ -212,18 +212,27 @@ fn generic(source: Box<dyn std::error::Error + Send + Sync>) -> object_store::Er
 }
 
 /// The staging file of `LocalFileSystem`'s own puts, `<target>#<n>`, created exclusively (its
-/// listings skip such names, so one left by a crash never shows as an object); the target's
-/// missing directories are created on the way.
+/// listings skip such names, so one left by a crash never shows as an object).
 fn create_staged(target: &std::path::Path) -> std::io::Result<(std::fs::File, std::path::PathBuf)> {
+    claim_staged(target, |staged| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(staged)
+    })
+}
+
+/// Claims the first free staging name of `target` with `claim`, which fails with
+/// `AlreadyExists` on a name in use; the target's missing directories are created on the way.
+fn claim_staged<T>(
+    target: &std::path::Path,
+    mut claim: impl FnMut(&std::path::Path) -> std::io::Result<T>,
+) -> std::io::Result<(T, std::path::PathBuf)> {
     let (mut n, mut made_dirs) = (1u32, false);
     loop {
         let staged = staged_name(target, n);
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&staged)
-        {
-            Ok(file) => return Ok((file, staged)),
+        match claim(&staged) {
+            Ok(claimed) => return Ok((claimed, staged)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
             // Created once: a second NotFound means something removes them meanwhile.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !made_dirs => {
@@ -359,15 +368,7 @@ mod unnamed {
     /// Links the file under `<target>#<n>` (the staging names listings skip) and renames that
     /// over `target`.
     fn replace(fd: &CString, target: &Path) -> std::io::Result<()> {
-        let mut n = 1u32;
-        let staged = loop {
-            let staged = super::staged_name(target, n);
-            match link(fd, &staged) {
-                Ok(()) => break staged,
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
-                Err(e) => return Err(e),
-            }
-        };
+        let ((), staged) = super::claim_staged(target, |staged| link(fd, staged))?;
         std::fs::rename(&staged, target).inspect_err(|_| {
             let _ = std::fs::remove_file(&staged);
         })
