@@ -242,8 +242,7 @@ defmodule ObjectStoreX.Store do
          {:ok, retry} <- retry(opts[:retry]),
          {:ok, from_env} <- Args.boolean(":from_env", Map.get(opts, :from_env, true)),
          {:ok, pairs} <- pairs(provider, opts),
-         :ok <- check_required(provider, opts),
-         :ok <- address_lengths(opts) do
+         :ok <- check_required(provider, opts) do
       {:ok,
        %{
          pairs: pairs,
@@ -253,24 +252,6 @@ defmodule ObjectStoreX.Store do
          url: opts[:url],
          from_env: from_env
        }}
-    end
-  end
-
-  # Options that go into every request's URI, which the HTTP client caps at 64 KiB: past it a
-  # request could not be built at all. (Bucket and account names, and what may be in an
-  # endpoint, are checked natively, where the environment's values are known too.)
-  @address_opts [:container, :endpoint, :url]
-  @max_address 2048
-
-  defp address_lengths(opts) do
-    case Enum.find(@address_opts, &(is_binary(opts[&1]) and byte_size(opts[&1]) > @max_address)) do
-      nil ->
-        :ok
-
-      key ->
-        Error.invalid(
-          "option #{inspect(key)} must be at most #{@max_address} bytes, got #{byte_size(opts[key])}"
-        )
     end
   end
 

@@ -255,6 +255,12 @@ async fn build(provider: Atom, cfg: &StoreConfig) -> Result<Built, NifError> {
         if let Some(account) = b.get_config_value(&AzureConfigKey::AccountName) {
             check_name("option :account", &account, "-_")?;
         }
+        if let Some(container) = b.get_config_value(&AzureConfigKey::ContainerName) {
+            check_length(
+                "option :container (or its environment variable)",
+                &container,
+            )?;
+        }
         if let Some(token) = b.get_config_value(&AzureConfigKey::Token) {
             check_header("option :bearer_token", &token)?;
         }
@@ -265,6 +271,7 @@ async fn build(provider: Atom, cfg: &StoreConfig) -> Result<Built, NifError> {
             .url
             .as_deref()
             .ok_or_else(|| NifError::invalid_argument("option :url is required"))?;
+        check_length("option :url", url)?;
         // Parsed as object_store does (non-ASCII paths are encoded), but only an http(s) URL
         // with a host can take the object's path after it: "localhost:8080" parses too.
         let web = url::Url::parse(url).is_ok_and(|u| {
@@ -322,6 +329,7 @@ fn check_s3(b: &AmazonS3Builder) -> Result<(), NifError> {
 /// absolute http(s) URI with a host, nothing after its path (on S3 a query or fragment would
 /// swallow the key).
 fn check_endpoint(what: &str, endpoint: &str) -> Result<(), NifError> {
+    check_length(&format!("{what} (or its environment variable)"), endpoint)?;
     let valid = http::Uri::try_from(endpoint).is_ok_and(|uri| {
         matches!(uri.scheme_str(), Some("http" | "https"))
             && uri.host().is_some_and(|h| !h.is_empty())
@@ -333,6 +341,20 @@ fn check_endpoint(what: &str, endpoint: &str) -> Result<(), NifError> {
         Err(NifError::invalid_argument(format!(
             "{what} (or its environment variable) must be an http:// or https:// URL with a \
              host and no query or fragment"
+        )))
+    }
+}
+
+/// Addresses longer than real ones are (a URI of the HTTP client holds 64 KiB at most, and a
+/// request's URI carries the address, the path and perhaps a version).
+fn check_length(what: &str, address: &str) -> Result<(), NifError> {
+    const MAX: usize = 2048;
+    if address.len() <= MAX {
+        Ok(())
+    } else {
+        Err(NifError::invalid_argument(format!(
+            "{what} must be at most {MAX} bytes, got {}",
+            address.len()
         )))
     }
 }
