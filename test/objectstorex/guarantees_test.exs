@@ -758,6 +758,7 @@ defmodule ObjectStoreX.GuaranteesTest do
       for opts <- [
             [bucket: String.duplicate("b", 255)],
             [bucket: "Legacy_Name.with-dots"],
+            [bucket: "tenant:bucket"],
             [endpoint: "http://user:pass@127.0.0.1:1"],
             [endpoint: "http://[::1]:1/base"]
           ] do

@@ -311,7 +311,8 @@ fn check_s3(b: &AmazonS3Builder) -> Result<(), NifError> {
         check_endpoint("option :endpoint", &endpoint)?;
     }
     if let Some(bucket) = b.get_config_value(&AmazonS3ConfigKey::Bucket) {
-        check_name("option :bucket", &bucket, "._-")?;
+        // ':' for Ceph's "tenant:bucket".
+        check_name("option :bucket", &bucket, "._-:")?;
     }
     for (what, key) in [
         ("option :region", AmazonS3ConfigKey::Region),
