@@ -118,10 +118,11 @@ defmodule ObjectStoreX do
 
   Every request carries the options that address the store, so they are checked when it is
   built, whether given here or read from the environment: `:bucket` is 1 to 255 ASCII letters,
-  digits, `.`, `-` or `_` (on S3 also `:`, for Ceph's `tenant:bucket`; `:account` without
-  `.`); an `:endpoint` is an `http://`
-  or `https://` URL with a host and no query or fragment, and `:url` one with a host; `:endpoint`, `:container` and `:url` are at most 2048 bytes; `:region`, `:access_key_id`, `:session_token` and
-  `:bearer_token` are visible ASCII. Unknown options are rejected by name.
+  digits, `.`, `-` or `_` (on S3 also `:`, for Ceph's `tenant:bucket`; `:account` the same
+  without `.`); an `:endpoint` is an `http://` or `https://` URL with a host and no query or
+  fragment, and `:url` one with a host; `:endpoint`, `:container` and `:url` are at most 2048
+  bytes; `:region`, `:access_key_id`, `:session_token` and `:bearer_token` are visible ASCII.
+  Unknown options are rejected by name.
   """
   @spec new(Store.backend(), keyword()) :: {:ok, store()} | error()
   def new(provider, opts \\ []), do: Store.new(provider, opts)
