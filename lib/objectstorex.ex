@@ -114,7 +114,9 @@ defmodule ObjectStoreX do
       180_000), `:init_backoff` (ms, positive, default 100), `:max_backoff` (ms, at least
       `:init_backoff`, default 15_000), `:base` (the backoff's growth factor, a number greater
       than 1.0 and at most 1000, default 2.0); integers at most 4_294_967_295
-    * `:from_env` - read the provider's standard environment variables first (default `true`)
+    * `:from_env` - read the provider's standard environment variables first (default `true`),
+      as this VM sees them: `System.put_env/2` counts (`AZURITE_BLOB_STORAGE_URL`, read by
+      the emulator setting, is the exception: it is read from the OS process's environment)
 
   Every request carries the options that address the store, so they are checked when it is
   built, whether given here or read from the environment: `:bucket` is 1 to 255 ASCII letters,

@@ -250,10 +250,31 @@ defmodule ObjectStoreX.Store do
          prefix: normalize_prefix(prefix),
          root: opts[:root] && Path.expand(opts[:root]),
          url: opts[:url],
-         from_env: from_env
+         from_env: from_env,
+         env: if(from_env, do: provider_env(provider), else: [])
        }}
     end
   end
+
+  # The provider's environment variables as this VM sees them, System.put_env/2 included: the
+  # native side takes these rather than reading the OS process's environment, which the VM
+  # does not update. The names its builders read (object_store's `from_env`).
+  @env_names %{
+    s3: {"AWS_", []},
+    azure: {"AZURE_", ["IDENTITY_ENDPOINT"]},
+    gcs: {"GOOGLE_", ["SERVICE_ACCOUNT"]}
+  }
+
+  defp provider_env(provider) when is_map_key(@env_names, provider) do
+    {prefix, names} = @env_names[provider]
+
+    for {name, value} <- System.get_env(),
+        String.starts_with?(name, prefix) or name in names,
+        String.valid?(name) and String.valid?(value),
+        do: {name, value}
+  end
+
+  defp provider_env(_provider), do: []
 
   defp check_required(:local, opts), do: require_string(opts, :root)
   defp check_required(:http, opts), do: require_string(opts, :url)

@@ -395,6 +395,33 @@ defmodule Mix.Tasks.ObjectstorexTasksTest do
       System.delete_env("OBJECTSTOREX_ALLOW_INSTANCE_METADATA")
     end
 
+    test "stores read the environment as this VM sees it, System.put_env/2 included" do
+      System.put_env("AWS_ENDPOINT_URL", "localhost:9000")
+
+      assert {:error, %ObjectStoreX.Error{reason: :invalid_argument, message: message}} =
+               ObjectStoreX.new(:s3, bucket: "b", region: "us-east-1")
+
+      assert message =~ ":endpoint"
+      # Not read at all without from_env.
+      assert {:ok, _} = ObjectStoreX.new(:s3, bucket: "b", region: "us-east-1", from_env: false)
+
+      System.put_env(%{
+        "AWS_ENDPOINT_URL" => "http://127.0.0.1:1",
+        "AWS_ALLOW_HTTP" => "true",
+        "AWS_ACCESS_KEY_ID" => "AKIDFAKE",
+        "AWS_SECRET_ACCESS_KEY" => "FAKE-SECRET-from-put-env"
+      })
+
+      store = ObjectStoreX.new!(:s3, bucket: "b", region: "us-east-1", retry: [max_retries: 0])
+      # The request went to the endpoint the environment named, signed with its credentials.
+      assert {:error, %ObjectStoreX.Error{reason: :network_error, message: message}} =
+               ObjectStoreX.get(store, "k")
+
+      assert message =~ "127.0.0.1:1"
+      refute message =~ "FAKE-SECRET"
+      refute inspect(store) =~ "FAKE-SECRET"
+    end
+
     test "an endpoint or bucket from the environment is checked as the options are" do
       # The native library reads the OS environment, which System.put_env/2 does not change:
       # each case runs in a VM of its own started with the variable set.

@@ -118,6 +118,10 @@ pub struct StoreConfig {
     url: Option<String>,
     /// Read the provider's standard environment variables first.
     from_env: bool,
+    /// Those variables as the VM sees them (`System.put_env/2` included; the OS process's
+    /// own environment is not updated by it): `AWS_*`, `AZURE_*` and `IDENTITY_ENDPOINT`,
+    /// `GOOGLE_*` and `SERVICE_ACCOUNT`.
+    env: Vec<(String, String)>,
 }
 
 fn parse_key<K: FromStr>(key: &str) -> Result<K, NifError> {
@@ -166,22 +170,23 @@ impl HttpConnector for SharedClients {
 /// retry settings.
 trait Cloud: Sized {
     type Key: FromStr;
-    fn fresh(from_env: bool) -> Self;
+    fn fresh() -> Self;
+    /// A variable of the environment that is not named after a configuration key.
+    fn other_variable(self, name: &str, value: &str) -> Self;
     fn set(self, key: Self::Key, value: &str) -> Self;
     fn retry(self, retry: RetryConfig) -> Self;
 }
 
 macro_rules! cloud {
-    ($builder:ty, $key:ty) => {
+    ($builder:ty, $key:ty, |$b:ident, $name:ident, $value:ident| $other:expr) => {
         impl Cloud for $builder {
             type Key = $key;
-            fn fresh(from_env: bool) -> Self {
-                let builder = if from_env {
-                    Self::from_env()
-                } else {
-                    Self::new()
-                };
-                builder.with_http_connector(SharedClients)
+            fn fresh() -> Self {
+                Self::new().with_http_connector(SharedClients)
+            }
+            fn other_variable(self, $name: &str, $value: &str) -> Self {
+                let $b = self;
+                $other
             }
             fn set(self, key: $key, value: &str) -> Self {
                 self.with_config(key, value)
@@ -193,12 +198,51 @@ macro_rules! cloud {
     };
 }
 
-cloud!(AmazonS3Builder, AmazonS3ConfigKey);
-cloud!(GoogleCloudStorageBuilder, GoogleConfigKey);
-cloud!(MicrosoftAzureBuilder, AzureConfigKey);
+cloud!(AmazonS3Builder, AmazonS3ConfigKey, |b, _name, _value| b);
+cloud!(
+    GoogleCloudStorageBuilder,
+    GoogleConfigKey,
+    |b, name, value| {
+        if name == "SERVICE_ACCOUNT" {
+            b.with_service_account_path(value)
+        } else {
+            b
+        }
+    }
+);
+cloud!(MicrosoftAzureBuilder, AzureConfigKey, |b, name, value| {
+    if name == "IDENTITY_ENDPOINT" {
+        b.with_msi_endpoint(value)
+    } else {
+        b
+    }
+});
+
+/// Applies the environment as each builder's `from_env` does, from the variables the VM
+/// passed: those named after a configuration key (case aside) set it, and the builder's
+/// other variable is applied where its `from_env` applies it (GCS's `SERVICE_ACCOUNT` first,
+/// Azure's `IDENTITY_ENDPOINT` last).
+fn from_env<B: Cloud>(mut builder: B, env: &[(String, String)]) -> B {
+    let gcs_first = |name: &str| name == "SERVICE_ACCOUNT";
+    for (name, value) in env.iter().filter(|(n, _)| gcs_first(n)) {
+        builder = builder.other_variable(name, value);
+    }
+    for (name, value) in env {
+        if let Ok(key) = name.to_ascii_lowercase().parse::<B::Key>() {
+            builder = builder.set(key, value);
+        }
+    }
+    for (name, value) in env.iter().filter(|(n, _)| !gcs_first(n)) {
+        builder = builder.other_variable(name, value);
+    }
+    builder
+}
 
 fn configure<B: Cloud>(cfg: &StoreConfig, retry: Option<RetryConfig>) -> Result<B, NifError> {
-    let mut builder = B::fresh(cfg.from_env);
+    let mut builder = B::fresh();
+    if cfg.from_env {
+        builder = from_env(builder, &cfg.env);
+    }
     for (k, v) in &cfg.pairs {
         builder = builder.set(parse_key::<B::Key>(k)?, v);
     }
@@ -392,7 +436,7 @@ fn check_header(what: &str, value: &str) -> Result<(), NifError> {
 /// Every value that must not appear in a message: configured credentials, the password of a
 /// URL's userinfo, and, when the builder reads the environment, the provider's credential
 /// variables.
-fn secrets_of(provider: Atom, cfg: &StoreConfig) -> Vec<String> {
+fn secrets_of(cfg: &StoreConfig) -> Vec<String> {
     let mut secrets: Vec<String> = cfg
         .pairs
         .iter()
@@ -403,26 +447,18 @@ fn secrets_of(provider: Atom, cfg: &StoreConfig) -> Vec<String> {
         secrets.extend(url.password().map(str::to_string));
     }
     if cfg.from_env {
-        let prefix = if provider == atoms::s3() {
-            "AWS_"
-        } else if provider == atoms::azure() {
-            "AZURE_"
-        } else if provider == atoms::gcs() {
-            "GOOGLE_"
-        } else {
-            return secrets;
-        };
         secrets.extend(
-            std::env::vars()
-                .filter(|(k, _)| k.starts_with(prefix) && is_secret_key(&k.to_lowercase()))
-                .map(|(_, v)| v),
+            cfg.env
+                .iter()
+                .filter(|(k, _)| is_secret_key(&k.to_lowercase()))
+                .map(|(_, v)| v.clone()),
         );
     }
     secrets
 }
 
 async fn open(provider: Atom, cfg: StoreConfig) -> Result<ResourceArc<StoreResource>, NifError> {
-    let secrets = secrets_of(provider, &cfg);
+    let secrets = secrets_of(&cfg);
     let (store, signer, s3) = build(provider, &cfg)
         .await
         .map_err(|e| e.redact(&secrets))?;
