@@ -219,20 +219,25 @@ cloud!(MicrosoftAzureBuilder, AzureConfigKey, |b, name, value| {
 });
 
 /// Applies the environment as each builder's `from_env` does, from the variables the VM
-/// passed: those named after a configuration key (case aside) set it, and the builder's
-/// other variable is applied where its `from_env` applies it (GCS's `SERVICE_ACCOUNT` first,
-/// Azure's `IDENTITY_ENDPOINT` last).
+/// passed: a prefixed name (`AWS_`, `AZURE_`, `GOOGLE_`) sets the configuration key it names
+/// (case aside), and the unprefixed one is applied where `from_env` applies it: GCS's
+/// `SERVICE_ACCOUNT` first (`GOOGLE_SERVICE_ACCOUNT` overrides it), Azure's
+/// `IDENTITY_ENDPOINT` last.
 fn from_env<B: Cloud>(mut builder: B, env: &[(String, String)]) -> B {
-    let gcs_first = |name: &str| name == "SERVICE_ACCOUNT";
-    for (name, value) in env.iter().filter(|(n, _)| gcs_first(n)) {
+    const UNPREFIXED: [&str; 2] = ["SERVICE_ACCOUNT", "IDENTITY_ENDPOINT"];
+    let named = |wanted: &'static str| env.iter().filter(move |(n, _)| n == wanted);
+    for (name, value) in named("SERVICE_ACCOUNT") {
         builder = builder.other_variable(name, value);
     }
-    for (name, value) in env {
+    for (name, value) in env
+        .iter()
+        .filter(|(n, _)| !UNPREFIXED.contains(&n.as_str()))
+    {
         if let Ok(key) = name.to_ascii_lowercase().parse::<B::Key>() {
             builder = builder.set(key, value);
         }
     }
-    for (name, value) in env.iter().filter(|(n, _)| !gcs_first(n)) {
+    for (name, value) in named("IDENTITY_ENDPOINT") {
         builder = builder.other_variable(name, value);
     }
     builder
