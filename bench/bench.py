@@ -1104,8 +1104,8 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "is s3s-fs on 127.0.0.1, writing to a directory on the same disk, sharing the cores "
         "with the client, and served with `TCP_NODELAY` as S3 services are (`bench/s3s-server`; "
         "the plain `s3s-fs` binary holds a small body back until the client acknowledges the "
-        "headers, up to 40 ms per GET, which the small-object rows then measure). For local and S3, reads are prepared beforehand by the raw program's "
-        "write workload, untimed.",
+        "headers, up to 40 ms per GET, which the small-object rows then measure). For local "
+        "and S3, reads are prepared beforehand by the raw program's write workload, untimed.",
         "- Same knobs everywhere, ObjectStoreX's per-backend defaults: uploads in 64 MiB parts, "
         "2 in flight, on memory and local; 8 MiB parts, 8 in flight, on S3; downloads in "
         "8 MiB chunks on local, 2 MiB elsewhere. The data is one random 1 MiB block, made "

@@ -5,8 +5,9 @@
 # (bench/s3s.sh) on 127.0.0.1, runs bench/bench.py, and stops the server on exit, failure
 # included. Writes bench/README.md, bench/bench.png and the cost curves (bench/curves-*.png,
 # see bench/curves.py) on a full run; see bench/bench.py for the BENCH_* settings (a smoke
-# run: BENCH_MIB=16 BENCH_SCALE=0.01 make bench, written to bench/results/smoke/). The sync benchmark, the rows, the VM-health runs and
-# the curves share 25 minutes on 2 cores (see BENCH_BUDGET in bench/bench.py).
+# run: BENCH_MIB=16 BENCH_SCALE=0.01 make bench, written to bench/results/smoke/). The sync
+# benchmark, the rows, the VM-health runs and the curves share 25 minutes on 2 cores (see
+# BENCH_BUDGET in bench/bench.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -82,6 +83,7 @@ trap 'exit 130' INT TERM
 start_s3s "$S3_PORT" "$S3_DATA" "$S3_BUCKET" "$RESULTS/s3s-fs.log" BENCH_S3_PORT
 
 export BENCH_S3="s3:http://127.0.0.1:$S3_PORT:$S3_BUCKET"
-export BENCH_S3_SERVER="s3s-fs $S3S_FS_VERSION with TCP_NODELAY (bench/s3s-server), data on the local disk"
+export BENCH_S3_SERVER="s3s-fs $S3S_FS_VERSION with TCP_NODELAY (bench/s3s-server), data on \
+the local disk"
 export BENCH_RAW_BIN="$RESULTS/bin/objectstorex_bench_raw"
 "$VENV_DIR/bin/python" bench/bench.py

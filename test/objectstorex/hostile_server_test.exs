@@ -195,15 +195,9 @@ defmodule ObjectStoreX.HostileServerTest do
       on_exit(fn -> Process.exit(server, :kill) end)
 
       store =
-        ObjectStoreX.new!(:s3,
-          bucket: "b",
-          region: "us-east-1",
-          endpoint: "http://127.0.0.1:#{port}",
-          access_key_id: "a",
-          secret_access_key: "s",
-          allow_http: true,
-          from_env: false,
-          retry: [max_retries: 0]
+        ObjectStoreX.new!(
+          :s3,
+          Keyword.put(closed_port_opts(:s3), :endpoint, "http://127.0.0.1:#{port}")
         )
 
       assert {:ok, 0, failed} = ObjectStoreX.delete_many(store, ["a", "b/c"])

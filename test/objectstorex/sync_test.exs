@@ -5,7 +5,7 @@ defmodule ObjectStoreX.SyncTest do
   use ExUnit.Case, async: true
 
   import ObjectStoreX.SyncHelpers
-  import ObjectStoreX.TestHelpers, only: [drain_mailbox: 1]
+  import ObjectStoreX.TestHelpers, only: [closed_port_opts: 1, drain_mailbox: 1]
 
   alias ObjectStoreX.{Error, TestBackends}
   alias ObjectStoreX.Sync
@@ -345,16 +345,7 @@ defmodule ObjectStoreX.SyncTest do
       secret = "s3cr3t-#{System.unique_integer([:positive])}-value"
 
       store =
-        ObjectStoreX.new!(:s3,
-          bucket: "b",
-          region: "us-east-1",
-          endpoint: "http://127.0.0.1:1",
-          access_key_id: "AKIAEXAMPLE",
-          secret_access_key: secret,
-          allow_http: true,
-          from_env: false,
-          retry: [max_retries: 0]
-        )
+        ObjectStoreX.new!(:s3, Keyword.put(closed_port_opts(:s3), :secret_access_key, secret))
 
       populate!(c.source, nil, tree(3))
       id = "sync-secret-#{System.unique_integer()}"

@@ -251,10 +251,10 @@ fn staged_name(target: &std::path::Path, n: u32) -> std::path::PathBuf {
     name.into()
 }
 
-/// Blocking: see [`LocalStore::put_whole`]. On Linux the data goes into an unnamed file
-/// (see `unnamed`), elsewhere into a staging file renamed into place. The ETag is the one `LocalFileSystem` gives the
-/// same file (inode, modification time in microseconds and size, in hex), so a later HEAD
-/// agrees with it.
+/// Blocking: see [`LocalStore::put_whole`]. On Linux the data goes into an unnamed file (see
+/// `unnamed`), elsewhere into a staging file renamed into place. The ETag is the one
+/// `LocalFileSystem` gives the same file (inode, modification time in microseconds and size,
+/// in hex), so a later HEAD agrees with it.
 fn write_staged(target: &std::path::Path, payload: &PutPayload) -> std::io::Result<PutResult> {
     #[cfg(target_os = "linux")]
     if let Some(meta) = unnamed::write(target, payload)? {
@@ -282,7 +282,7 @@ fn write_all(file: &mut std::fs::File, payload: &PutPayload) -> std::io::Result<
     let expected = payload.content_length() as u64;
     if meta.len() != expected {
         return Err(std::io::Error::other(format!(
-            "the staging file holds {} bytes, expected {expected}",
+            "the file written holds {} bytes, expected {expected}",
             meta.len()
         )));
     }
