@@ -22,7 +22,11 @@ defmodule ObjectStoreX.Stream do
       (prefetch + concurrency + 1) * chunk_size   # with concurrency > 1
 
   plus a small constant; on the memory store, whose chunks are slices of the object it holds,
-  nothing beyond that object. Chunk binaries are handed over without copying. Local reads use
+  nothing beyond that object. Chunk binaries are handed over without copying. A chunk of 1 MiB
+  or more that the consumer is done with is freed before the next one is awaited, by a garbage
+  collection of the consumer (skipped when its heap is larger than the chunk): left to the VM,
+  which collects a process once the binaries it let go of outgrow a binary heap that grows with
+  the binaries it keeps, up to 13 dead chunks were seen to outlive their use. Local reads use
   buffers from a process-wide pool of at most 64 MiB, reused once the BEAM frees a chunk.
   A chunk that malloc mapped on its own (from 4 MiB, see `OBJECTSTOREX_MALLOC_MMAP_THRESHOLD`
   in the README) is freed, once the BEAM's garbage collector lets it go, by a thread of its
@@ -57,6 +61,7 @@ defmodule ObjectStoreX.Stream do
     Args,
     Call,
     Error,
+    Garbage,
     Native,
     ProgressThrottle,
     Summary,
@@ -126,10 +131,10 @@ defmodule ObjectStoreX.Stream do
 
     meta = %{path: path, backend: store.backend}
 
+    # The memory store's chunks are slices of the object it keeps: collecting frees nothing.
     consume(
       fn ref -> Native.stream_download(ref, resource, path, native) end,
-      opts.prefetch,
-      opts.timeout,
+      {opts.prefetch, opts.timeout, store.backend != :memory},
       %{
         opts: opts,
         meta: meta,
@@ -347,8 +352,7 @@ defmodule ObjectStoreX.Stream do
           fn ref ->
             Native.stream_list(ref, resource, prefix, offset, opts.page_size, opts.prefetch)
           end,
-          opts.prefetch,
-          timeout,
+          {opts.prefetch, timeout, false},
           nil,
           &list_event/2
         )
@@ -461,7 +465,9 @@ defmodule ObjectStoreX.Stream do
 
   # Credits go back in batches of half the prefetch: the producer then waits, and is woken,
   # once per batch rather than once per item, and never has more than `prefetch` out.
-  defp consume(start, prefetch, timeout, initial, handle) do
+  # `collect?` says whether chunks of `@collect_from` bytes or more may hold memory of their own
+  # (see `collect/1`).
+  defp consume(start, {prefetch, timeout, collect?}, initial, handle) do
     Elixir.Stream.resource(
       fn ->
         %{
@@ -470,7 +476,9 @@ defmodule ObjectStoreX.Stream do
           start: start,
           state: initial,
           unacked: 0,
-          batch: div(prefetch, 2)
+          batch: div(prefetch, 2),
+          collect?: collect?,
+          collect: nil
         }
       end,
       fn
@@ -482,7 +490,7 @@ defmodule ObjectStoreX.Stream do
 
         s ->
           case handle.(:next, s.state) do
-            nil -> receive_event(s, timeout, handle)
+            nil -> s |> collect() |> receive_event(timeout, handle)
             {items, state} -> {items, %{s | state: state}}
           end
       end,
@@ -498,9 +506,10 @@ defmodule ObjectStoreX.Stream do
 
   defp receive_event(%{ref: ref, stream: stream} = s, timeout, handle) do
     receive do
-      {^ref, {:data, _} = event} ->
+      {^ref, {:data, data} = event} ->
         {items, state} = handle.(event, s.state)
-        {items, %{s | state: state, unacked: ack(stream, s.unacked + 1, s.batch)}}
+        unacked = ack(stream, s.unacked + 1, s.batch)
+        {items, %{s | state: state, unacked: unacked, collect: s.collect? && large(data)}}
 
       {^ref, {:start, _, _} = event} ->
         {items, state} = handle.(event, s.state)
@@ -521,6 +530,20 @@ defmodule ObjectStoreX.Stream do
         handle.({:error, %Error{reason: :timeout, message: message, retryable: true}}, s.state)
     end
   end
+
+  # A chunk the consumer is done with is freed by a collection before the next is awaited:
+  # `collect` holds the size of the last chunk when it was large enough to be worth one.
+  @collect_from 1_048_576
+
+  defp collect(%{collect: nil} = s), do: s
+
+  defp collect(%{collect: bytes} = s) do
+    Garbage.collect(bytes)
+    %{s | collect: nil}
+  end
+
+  defp large(data) when is_binary(data) and byte_size(data) >= @collect_from, do: byte_size(data)
+  defp large(_data), do: nil
 
   defp ack(stream, unacked, batch) when unacked >= batch do
     Native.stream_ack(stream, unacked)

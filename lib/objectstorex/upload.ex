@@ -6,7 +6,7 @@ defmodule ObjectStoreX.Upload do
   # parts, uploads them concurrently and aborts the multipart upload on every failure path; for
   # the memory store it joins the chunks into one PUT.
 
-  alias ObjectStoreX.{Args, Call, Error, Native, ProgressThrottle, Summary, Telemetry}
+  alias ObjectStoreX.{Args, Call, Error, Garbage, Native, ProgressThrottle, Summary, Telemetry}
 
   @mib 1_048_576
   @min_part Args.min_part_size()
@@ -293,24 +293,15 @@ defmodule ObjectStoreX.Upload do
         need = opts.part_size - rem(bytes - g.need, opts.part_size)
 
         with :ok <- send_gathered(upload, iovecs, opts.timeout) do
-          collect(opts.part_size)
+          # The chunks just handed over are garbage here: a collection lets the native side
+          # free each one as soon as its part is stored.
+          Garbage.collect(opts.part_size)
           {:ok, %{iovecs: [], bytes: 0, need: need}, size}
         end
       else
         {:ok, %{g | iovecs: iovecs, bytes: bytes}, size}
       end
     end
-  end
-
-  # The chunks just handed over are garbage in this process, but their memory stays until its
-  # next collection, which, with large binaries, can come several parts later and take the
-  # upload past its bound. A collection now lets the native side free each chunk as soon as its
-  # part is stored. It is skipped when the heap is larger than a part, so that it never costs
-  # more than moving the part does.
-  defp collect(part_size) do
-    {:total_heap_size, words} = :erlang.process_info(self(), :total_heap_size)
-    if words * :erlang.system_info(:wordsize) <= part_size, do: :erlang.garbage_collect()
-    :ok
   end
 
   defp flush(_upload, %{iovecs: []}, _timeout), do: :ok
