@@ -22,7 +22,7 @@ Settings (environment):
   BENCH_ROUNDS   at most this many runs per contender and row, the median counting (5)
   BENCH_BUDGET   minutes of measuring: a further round starts only if one more as long as the
                  first still ends within them (by default what is left of 25 minutes after
-                 bench/run.sh's installs, builds and sync benchmark, the VM-health runs (3),
+                 bench/run.sh's installs, builds and sync benchmark, the VM-health runs (4),
                  the cost curves' least (3) and one spare minute; at least 3)
   BENCH_CURVE_BUDGET, BENCH_CURVE_ROUNDS   the cost curves' minutes (by default what is left
                  of the 25 when they start, but the spare minute, at least 3; 0 leaves them
@@ -114,14 +114,14 @@ def env_int(name: str, default: int) -> int:
 
 
 # Of the 25 minutes `make bench` may take on 2 cores, what bench/run.sh spent before this
-# program (installs, builds, the sync benchmark) is gone, the VM-health runs take about 3 (2.4
-# in the run of 2026-12-02), the cost curves at least CURVE_MIN, and a minute is kept spare;
+# program (installs, builds, the sync benchmark) is gone, the VM-health runs take about 4 (2.4
+# for four of the six in the run of 2026-12-02), the cost curves at least CURVE_MIN, and a minute is kept spare;
 # the rows get the rest (BENCH_BUDGET's default), at least 3. The rows come first because
 # their medians need three rounds to mean anything; the curves then get what is left (see
 # curve_minutes), which is more when the rows ran fewer rounds.
 CURVE_MIN = 3.0
 CURVE_BUDGET = float(os.environ["BENCH_CURVE_BUDGET"]) if "BENCH_CURVE_BUDGET" in os.environ else None
-WHOLE, HEALTH, SPARE = 25.0, 3.0, 1.0
+WHOLE, HEALTH, SPARE = 25.0, 4.0, 1.0
 STARTED = float(os.environ.get("BENCH_STARTED", time.time() - 60))
 SPENT = (time.time() - STARTED) / 60
 BUDGET = max(3.0, WHOLE - SPENT - HEALTH - (CURVE_MIN if CURVE_BUDGET is None else CURVE_BUDGET) - SPARE)
@@ -682,12 +682,23 @@ class Health:
     long_busy: int | None
     long_base: int | None
     nice: int = 10  # the I/O threads' niceness (OBJECTSTOREX_IO_NICE) during the run
+    busy_wait: bool = True  # False: the VM's schedulers did not spin before sleeping (BUSY_WAIT_OFF)
     # Where the downloads' long schedules were: (count, scheduled in at, scheduled out at)
     long_at_busy: list[tuple[int, str, str]] = field(default_factory=list)
 
     @property
     def label(self) -> str:
-        return self.store if self.nice == 10 else f"{self.store}, nice 0"
+        return variant_label(self.store, self.nice, self.busy_wait)
+
+
+def variant_label(store: str, nice: int, busy_wait: bool) -> str:
+    return (store + ("" if nice == 10 else f", nice {nice}")
+            + ("" if busy_wait else ", busy wait off"))
+
+
+# The VM flags of the runs without busy waiting: a scheduler with no work sleeps at once
+# instead of spinning first (normal, dirty CPU and dirty I/O schedulers).
+BUSY_WAIT_OFF = "+sbwt none +sbwtdcpu none +sbwtdio none"
 
 
 @dataclass
@@ -739,18 +750,22 @@ def vm_health(tools: Tools, s: Settings, stores: dict[str, str]) -> tuple[list, 
     rows, failures = [], {}
     if OSX not in s.only:
         return rows, failures
-    # Each store twice: with the I/O threads at their default nice 10, and at nice 0, the
-    # figures that decide the default (see "VM health" in the README).
-    for kind, nice in [("local", 10), ("local", 0), ("s3", 10), ("s3", 0)]:
+    # Each store three times: with the I/O threads at their default nice 10, and at nice 0,
+    # the figures that decide the default; and with the VM's schedulers not busy waiting, the
+    # figures that say where the remaining long schedules come from (see "VM health" in the
+    # README).
+    variants = [(kind, nice, busy_wait) for kind in ("local", "s3")
+                for nice, busy_wait in ((10, True), (0, True), (10, False))]
+    for kind, nice, busy_wait in variants:
         if kind not in stores:
             continue
-        label = kind if nice == 10 else f"{kind}, nice 0"
+        label = variant_label(kind, nice, busy_wait)
+        env = {"MIX_ENV": "prod", "OBJECTSTOREX_IO_NICE": str(nice)}
+        if not busy_wait:
+            env["ERL_FLAGS"] = (os.environ.get("ERL_FLAGS", "") + " " + BUSY_WAIT_OFF).strip()
         try:
             os.sync()
-            stdout, _, _, _ = run_process(
-                health_argv(stores[kind]), timeout=s.timeout,
-                env={"MIX_ENV": "prod", "OBJECTSTOREX_IO_NICE": str(nice)},
-            )
+            stdout, _, _, _ = run_process(health_argv(stores[kind]), timeout=s.timeout, env=env)
             h = parse_health(stdout)
             for (phase, probe), (ip50, ip99, _) in sorted(h.probes.items()):
                 if phase != "idle":
@@ -763,7 +778,7 @@ def vm_health(tools: Tools, s: Settings, stores: dict[str, str]) -> tuple[list, 
                     Health(kind, probe, ip50, ip99, bp50, bp99, base_p50, base_p99, base_n,
                            h.rate("downloads"), h.rate("baseline"),
                            h.long.get("idle"), h.long.get("downloads"), h.long.get("baseline"),
-                           nice, h.long_at.get("downloads", []))
+                           nice, busy_wait, h.long_at.get("downloads", []))
                 )
             print(f"[{label} · VM health] {stdout.strip()}", flush=True)
         except Failed as e:
@@ -1001,7 +1016,8 @@ def nice_lines(health: list) -> list[str]:
     pairs = []
     for kind in dict.fromkeys(h.store for h in health):
         for probe in dict.fromkeys(h.probe for h in health if h.store == kind):
-            by = {h.nice: h for h in health if h.store == kind and h.probe == probe}
+            by = {h.nice: h for h in health
+                  if h.store == kind and h.probe == probe and h.busy_wait}
             if 10 in by and 0 in by:
                 pairs.append((kind, probe, by[10], by[0]))
     if not pairs:
@@ -1029,6 +1045,54 @@ def nice_lines(health: list) -> list[str]:
            if better * 2 >= len(pairs) else
            ": on this run nice 0 served the probes better; one run decides nothing alone, so "
            "the default changes only if further runs agree."),
+    ]
+    return lines + [""]
+
+
+def busy_wait_lines(health: list) -> list[str]:
+    """Where the long schedules that remain come from: each store's busy p99, long schedules
+    and rates by default against the same run with the VM's schedulers not busy waiting."""
+    pairs = []
+    for kind in dict.fromkeys(h.store for h in health):
+        for probe in dict.fromkeys(h.probe for h in health if h.store == kind):
+            by = {h.busy_wait: h for h in health
+                  if h.store == kind and h.probe == probe and h.nice == 10}
+            if True in by and False in by:
+                pairs.append((kind, probe, by[True], by[False]))
+    if not pairs:
+        return []
+
+    def count(n: int | None) -> str:
+        return "-" if n is None else str(n)
+
+    lines = [
+        "Where the long schedules that remain come from: the same runs with the VM's schedulers "
+        f"not busy waiting (`ERL_FLAGS=\"{BUSY_WAIT_OFF}\"`).",
+        "",
+        "| store | probe | busy p99 by default | busy wait off | long schedules, downloads: "
+        "default / off | pure-BEAM load: default / off | downloads MB/s: default / off |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for kind, probe, on, off in pairs:
+        lines.append(
+            f"| {kind} | {probe} | {fmt(on.busy_p99)} | {fmt(off.busy_p99)} "
+            f"| {count(on.long_busy)} / {count(off.long_busy)} "
+            f"| {count(on.long_base)} / {count(off.long_base)} "
+            f"| {fmt(on.streamed)} / {fmt(off.streamed)} |"
+        )
+    lines += [
+        "",
+        "An idle scheduler spins for a while before it sleeps, and the kernel counts the spin as "
+        "CPU the thread has had; when work comes back while other threads are runnable (the I/O "
+        "threads, the dirty schedulers, another program), the kernel may let them run first, "
+        "for milliseconds, and a process on that scheduler is counted as one long schedule. "
+        "Seen with `perf sched record -p <beam pid> -- sleep 3` and `perf sched latency --sort "
+        "max` during `mix run bench/vm_health.exs local:DIR 4 downloads`: a scheduler thread "
+        "runnable but waiting 11.6 ms for a core (2026-12-02; in a like run, 12.6 ms, while two "
+        "of the local store's threads ran 8.5 and 9.8 ms on the two cores). The pure-BEAM load "
+        "has long schedules of its own. The "
+        "setting is the VM's, not ObjectStoreX's: a VM that moves data on few cores can pass "
+        "these flags (`ERL_FLAGS`, or `vm.args` in a release).",
     ]
     return lines + [""]
 
@@ -1265,7 +1329,7 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
             f"| {fmt(h.streamed)} | {fmt(h.base_streamed)} |"
         )
     lines += long_at_lines(health)
-    lines += [""] + nice_lines(health) + curve_lines + sync_lines()
+    lines += [""] + nice_lines(health) + busy_wait_lines(health) + curve_lines + sync_lines()
     lines += model.section(rows, OSX, SYNC_RESULTS / "runs.jsonl", sync_objects())
     lines += ["## Versions", ""]
     lines += [f"- {name}: {value}" for name, value in versions(tools)]
