@@ -23,9 +23,10 @@ Settings (environment):
   BENCH_BUDGET   minutes of measuring: a further round starts only if one more as long as the
                  first still ends within them (by default what is left of 25 minutes after
                  bench/run.sh's installs, builds and sync benchmark, the VM-health runs (4),
-                 the cost curves' least (3) and one spare minute; at least 3)
+                 the cost curves' least (3) and one spare minute; at least 3; up to the
+                 third round, which the medians need, one minute more, taken from the curves)
   BENCH_CURVE_BUDGET, BENCH_CURVE_ROUNDS   the cost curves' minutes (by default what is left
-                 of the 25 when they start, but the spare minute, at least 3; 0 leaves them
+                 of the 25 when they start, but the spare minute, at least 2; 0 leaves them
                  out) and runs per point (3): see bench/curves.py
   BENCH_SYNC     0 leaves out the sync benchmark that bench/run.sh runs first (1)
   BENCH_SETTLE   seconds to wait, after the sync, before each run of a large-object row (3; 0
@@ -114,12 +115,14 @@ def env_int(name: str, default: int) -> int:
 
 
 # Of the 25 minutes `make bench` may take on 2 cores, what bench/run.sh spent before this
-# program (installs, builds, the sync benchmark) is gone, the VM-health runs take about 4 (2.4
-# for four of the six in the run of 2026-12-02), the cost curves at least CURVE_MIN, and a minute is kept spare;
-# the rows get the rest (BENCH_BUDGET's default), at least 3. The rows come first because
-# their medians need three rounds to mean anything; the curves then get what is left (see
-# curve_minutes), which is more when the rows ran fewer rounds.
-CURVE_MIN = 3.0
+# program (installs, builds, the sync benchmark) is gone, the VM-health runs take about 4 (3.5
+# for the six in a run of 2026-12-02), the cost curves at least CURVE_MIN, and a minute is kept
+# spare; the rows get the rest (BENCH_BUDGET's default), at least 3. The rows come first because
+# their medians need MIN_ROUNDS rounds to mean anything: up to that many, a round may also take
+# the minute between CURVE_MIN and CURVE_FLOOR, and the curves then get what is left (see
+# curve_minutes), which is more when the rows ran fewer rounds. (On a slower machine of
+# 2026-12-02 a third round would have ended 0.3 minutes past the budget: medians of two.)
+CURVE_MIN, CURVE_FLOOR, MIN_ROUNDS = 3.0, 2.0, 3
 CURVE_BUDGET = float(os.environ["BENCH_CURVE_BUDGET"]) if "BENCH_CURVE_BUDGET" in os.environ else None
 WHOLE, HEALTH, SPARE = 25.0, 4.0, 1.0
 STARTED = float(os.environ.get("BENCH_STARTED", time.time() - 60))
@@ -129,10 +132,10 @@ BUDGET = max(3.0, WHOLE - SPENT - HEALTH - (CURVE_MIN if CURVE_BUDGET is None el
 
 def curve_minutes() -> float:
     """The curves' budget when they start: BENCH_CURVE_BUDGET, or what is left of the whole
-    run but the spare minute, at least CURVE_MIN."""
+    run but the spare minute, at least CURVE_FLOOR."""
     if CURVE_BUDGET is not None:
         return CURVE_BUDGET
-    return round(max(CURVE_MIN, WHOLE - (time.time() - STARTED) / 60 - SPARE), 1)
+    return round(max(CURVE_FLOOR, WHOLE - (time.time() - STARTED) / 60 - SPARE), 1)
 
 
 @dataclass
@@ -626,6 +629,15 @@ def run_round(row: Row, tools: Tools, s: Settings, spec: str, r: int) -> None:
         )
 
 
+def round_budget(s: Settings, round_no: int) -> float:
+    """Minutes by which round `round_no` must end: the budget, and up to MIN_ROUNDS also the
+    minute the curves can give up, unless the budget or the curves' minutes were set."""
+    lent = CURVE_MIN - CURVE_FLOOR
+    if round_no <= MIN_ROUNDS and "BENCH_BUDGET" not in os.environ and CURVE_BUDGET is None:
+        return s.budget + lent
+    return s.budget
+
+
 def run_rounds(rows: list[Row], tools: Tools, s: Settings, stores: dict[str, str]) -> int:
     """Round after round of every row, as many as fit in the budget (at most BENCH_ROUNDS).
 
@@ -645,9 +657,10 @@ def run_rounds(rows: list[Row], tools: Tools, s: Settings, stores: dict[str, str
     done = 1
     while done < s.rounds:
         elapsed = time.monotonic() - started
-        if elapsed + one_round > s.budget * 60:
+        budget = round_budget(s, done + 1)
+        if elapsed + one_round > budget * 60:
             print(
-                f"round {done + 1} would end after the {s.budget:.1f}-minute budget "
+                f"round {done + 1} would end after the {budget:.1f}-minute budget "
                 f"({elapsed / 60:.1f} minutes so far, {one_round / 60:.1f} per round): "
                 f"median of {done}",
                 flush=True,
@@ -1134,7 +1147,8 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "machine are often bimodal, and the best run says nothing of the usual one). Every "
         "ratio compares medians. The run goes round after round "
         f"through every row, at most {s.rounds} rounds, starting another only if it can end "
-        f"within {s.budget:.1f} minutes of measuring (the whole command is kept under 25 minutes "
+        f"within {s.budget:.1f} minutes of measuring ({round_budget(s, MIN_ROUNDS):.1f} for the "
+        f"first {MIN_ROUNDS}, which the medians need; the whole command is kept under 25 minutes "
         "on 2 cores"
         + (f"; the cost curves below then had {s.curve_budget:g} minutes"
            if s.curve_budget > 0 else "")

@@ -17,7 +17,7 @@ turns, the min-max drawn as error bars. A smoke run (BENCH_MIB below 1024) stops
 BENCH_MIB, at 10 x the list row's count and at 16 streams.
 
 BENCH_CURVE_BUDGET minutes (by default what the rows and the VM-health runs left of the 25,
-but a spare minute, at least 3; 0 leaves the curves out): the points go cheapest first, each
+but a spare minute, at least 2; 0 leaves the curves out): the points go cheapest first, each
 estimated from the points of its curve measured before it (a line through the last two, as
 every cost here grows linearly with the size or the count, or not at all). A point starts only
 if its estimate fits in what is left; the README names those that did not, with the estimate.
