@@ -1093,17 +1093,28 @@ def busy_wait_lines(health: list) -> list[str]:
             f"| {count(on.long_base)} / {count(off.long_base)} "
             f"| {fmt(on.streamed)} / {fmt(off.streamed)} |"
         )
+    during = {}
+    for kind, _probe, on, off in pairs:
+        during.setdefault(kind, (on.long_busy, off.long_busy))
+    fewer = sum(1 for a, b in during.values() if a is not None and b is not None and b < a)
+    counts = "; ".join(f"{kind} {count(a)} → {count(b)}" for kind, (a, b) in during.items())
     lines += [
         "",
-        "An idle scheduler spins for a while before it sleeps, and the kernel counts the spin as "
+        f"Long schedules during the downloads, by default → busy wait off, in this run: {counts} "
+        f"(fewer on {fewer} of {len(during)} stores).",
+        "",
+        "One source of them: an idle scheduler spins for a while before it sleeps, and the kernel "
+        "counts the spin as "
         "CPU the thread has had; when work comes back while other threads are runnable (the I/O "
         "threads, the dirty schedulers, another program), the kernel may let them run first, "
         "for milliseconds, and a process on that scheduler is counted as one long schedule. "
         "Seen with `perf sched record -p <beam pid> -- sleep 3` and `perf sched latency --sort "
         "max` during `mix run bench/vm_health.exs local:DIR 4 downloads`: a scheduler thread "
         "runnable but waiting 11.6 ms for a core (2026-12-02; in a like run, 12.6 ms, while two "
-        "of the local store's threads ran 8.5 and 9.8 ms on the two cores). The pure-BEAM load "
-        "has long schedules of its own. The "
+        "of the local store's threads ran 8.5 and 9.8 ms on the two cores). Without the spin "
+        "that case goes, but not the kernel running the I/O threads ahead of a scheduler for "
+        "other reasons, so the count moves from run to run (on 2026-12-02: local 9 → 0, s3 "
+        "2 → 0). The pure-BEAM load has long schedules of its own. The "
         "setting is the VM's, not ObjectStoreX's: a VM that moves data on few cores can pass "
         "these flags (`ERL_FLAGS`, or `vm.args` in a release).",
     ]
