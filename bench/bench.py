@@ -115,8 +115,8 @@ def env_int(name: str, default: int) -> int:
 
 
 # Of the 25 minutes `make bench` may take on 2 cores, what bench/run.sh spent before this
-# program (installs, builds, the sync benchmark) is gone, the VM-health runs take about 4 (3.5
-# for the six in a run of 2026-12-02), the cost curves at least CURVE_MIN, and a minute is kept
+# program (installs, builds, the sync benchmark) is gone, the VM-health runs take about 4 (about
+# 3.5 for the six in a run of 2026-12-02, from its totals), the cost curves at least CURVE_MIN, and a minute is kept
 # spare; the rows get the rest (BENCH_BUDGET's default), at least 3. The rows come first because
 # their medians need MIN_ROUNDS rounds to mean anything: up to that many, a round may also take
 # the minute between CURVE_MIN and CURVE_FLOOR, and the curves then get what is left (see
@@ -1158,9 +1158,10 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "machine are often bimodal, and the best run says nothing of the usual one). Every "
         "ratio compares medians. The run goes round after round "
         f"through every row, at most {s.rounds} rounds, starting another only if it can end "
-        f"within {s.budget:.1f} minutes of measuring ({round_budget(s, MIN_ROUNDS):.1f} for the "
-        f"first {MIN_ROUNDS}, which the medians need; the whole command is kept under 25 minutes "
-        "on 2 cores"
+        f"within {s.budget:.1f} minutes of measuring ("
+        + (f"{round_budget(s, MIN_ROUNDS):.1f} for the first {MIN_ROUNDS}, which the medians "
+           "need; " if round_budget(s, MIN_ROUNDS) != s.budget else "")
+        + "the whole command is kept under 25 minutes on 2 cores"
         + (f"; the cost curves below then had {s.curve_budget:g} minutes"
            if s.curve_budget > 0 else "")
         + "). In each row the contenders take turns, each "
