@@ -9,7 +9,8 @@
 #   download      SIZE_MIB CHUNK_MIB              Stream.download of bench/big.bin
 #   slow_download SIZE_MIB CHUNK_MIB SLEEP_MS     the same, the consumer sleeping per chunk
 #   put_many      COUNT SIZE_BYTES CONCURRENCY    put/3 under Task.async_stream
-#   get_many      COUNT SIZE_BYTES CONCURRENCY    get/3 under Task.async_stream
+#   get_many      COUNT SIZE_BYTES CONCURRENCY    Stream.get_many/3, unordered
+#   get_each      COUNT SIZE_BYTES CONCURRENCY    get/3 under Task.async_stream
 #   list          COUNT                           Stream.list_stream of bench/list/
 #
 # STORE is `memory`, `local:DIR` or `s3:ENDPOINT:BUCKET` (credentials from AWS_ACCESS_KEY_ID
@@ -55,6 +56,23 @@ defmodule Bench.OSX do
   end
 
   defp run("get_many", store, [count, size, inflight]) do
+    if store.backend == :memory, do: put_many(store, count, size, block(), inflight)
+
+    timed(
+      fn ->
+        paths = Stream.map(0..(count - 1), &many_path(size, &1))
+
+        ObjectStoreX.Stream.get_many(store, paths, max_concurrency: inflight, ordered: false)
+        |> Enum.reduce(0, fn {_path, {:ok, body, _meta}}, n ->
+          ^size = byte_size(body)
+          n + 1
+        end)
+      end,
+      nil
+    )
+  end
+
+  defp run("get_each", store, [count, size, inflight]) do
     if store.backend == :memory, do: put_many(store, count, size, block(), inflight)
 
     timed(

@@ -56,6 +56,30 @@ defmodule ObjectStoreX.Args do
          do: {:ok, [resource, path, native], %{timeout: timeout}}
   end
 
+  @get_many_defaults [max_concurrency: 16, ordered: true]
+  @get_many_opts [:range, :if_modified_since, :if_unmodified_since, :head, :timeout] ++
+                   Keyword.keys(@get_many_defaults)
+
+  @doc """
+  `ObjectStoreX.Stream.get_many/3`'s: the store, the native get options shared by every object,
+  the timeout of each object (nil: none), and how many at once and whether in order.
+  """
+  @spec get_many(term(), term()) ::
+          {:ok, reference(), map(), non_neg_integer() | nil, pos_integer(), boolean()}
+          | {:error, Error.t()}
+  def get_many(store, opts) do
+    with {:ok, resource} <- store(store),
+         {:ok, opts} <- opts(opts, @get_many_opts, @get_many_defaults),
+         :ok <- positive_integers(opts, [:max_concurrency]),
+         {:ok, ordered} <- boolean(":ordered", opts.ordered),
+         {:ok, timeout} <- timeout(opts),
+         {:ok, native} <-
+           opts |> Map.drop([:timeout | Keyword.keys(@get_many_defaults)]) |> get_options() do
+      {:ok, resource, native, if(timeout != :infinity, do: timeout), opts.max_concurrency,
+       ordered}
+    end
+  end
+
   # No options, the common case, skips the checks: the answer is always the same.
   @no_get_options %{
     range: nil,

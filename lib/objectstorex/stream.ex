@@ -71,6 +71,8 @@ defmodule ObjectStoreX.Stream do
   }
 
   @mib 1_048_576
+  # The size from which a chunk or object that the consumer is done with is worth a collection.
+  @collect_from @mib
   @download_defaults [
     chunk_size: 2 * @mib,
     prefetch: 2,
@@ -317,6 +319,189 @@ defmodule ObjectStoreX.Stream do
   @spec upload_sink(ObjectStoreX.Store.t(), String.t(), keyword()) :: UploadSink.t()
   def upload_sink(store, path, opts \\ []), do: %UploadSink{store: store, path: path, opts: opts}
 
+  @doc """
+  Fetches many objects, `:max_concurrency` at a time, and streams `{path, result}` for each
+  path of `paths` (any enumerable, read lazily), where `result` is what `ObjectStoreX.get/3`
+  answers: `{:ok, data, meta}` or `{:error, %ObjectStoreX.Error{}}`. One object failing never
+  stops the others.
+
+      iex> store = ObjectStoreX.new!(:memory)
+      iex> :ok = ObjectStoreX.put(store, "a", "1")
+      iex> ObjectStoreX.Stream.get_many(store, ["a", "b"])
+      ...> |> Enum.map(fn {path, result} -> {path, elem(result, 0)} end)
+      [{"a", :ok}, {"b", :error}]
+
+  It does what `Task.async_stream/3` of `ObjectStoreX.get/3` does, at a fraction of the cost
+  per object: the requests run natively, side by side, and the results reach the consumer in
+  batches, without a process or a reply per object. Use it to read many small objects.
+
+  At most `:max_concurrency` objects are requested or held for the consumer at once, so memory
+  is bounded by `:max_concurrency` times the size of the largest object (objects are not
+  chunked; stream large ones with `download/3`). Halting early, an exception in the consumer or
+  its exit cancels the requests still running, and removes their messages from the mailbox.
+
+  ## Options
+
+    * `:max_concurrency` - objects requested at once, default 16, at most 1_000
+    * `:ordered` - results in the order of `paths` (default `true`); `false` streams each as
+      soon as it arrives, so that one slow object does not hold back the others
+    * `:timeout` - ms each object may take (at most 4_294_967_295, or `:infinity`, the
+      default); an object that takes longer gets `{:error, %ObjectStoreX.Error{reason:
+      :timeout}}`
+    * `:range`, `:if_modified_since`, `:if_unmodified_since`, `:head` - as for
+      `ObjectStoreX.get/3`, applied to every object
+
+  A path that is not a valid path gets its own `{:error, %ObjectStoreX.Error{reason:
+  :invalid_argument}}`. Bad options raise `ObjectStoreX.Error` when `get_many/3` is called.
+  """
+  @spec get_many(ObjectStoreX.Store.t(), Enumerable.t(), keyword()) :: Enumerable.t()
+  def get_many(store, paths, opts \\ []) do
+    with :ok <- enumerable(paths),
+         {:ok, resource, native, timeout, max, ordered} <- Args.get_many(store, opts) do
+      Elixir.Stream.resource(
+        fn ->
+          ref = make_ref()
+
+          %{
+            ref: ref,
+            stream: start!(&Native.stream_get_many(&1, resource, native, timeout), ref),
+            source: &Enumerable.reduce(paths, &1, fn path, _ -> {:suspend, path} end),
+            index: 0,
+            pending: %{},
+            ready: %{},
+            next: 0,
+            max: max,
+            ordered: ordered,
+            collect: 0
+          }
+        end,
+        &next_many/1,
+        &close_many/1
+      )
+    else
+      {:error, error} -> raise error
+    end
+  end
+
+  # Takes paths from the source until `max` are pending (pushed to the producer, or arrived
+  # and not yet emitted), pushes them in one call, then emits what is ready, or waits for more.
+  defp next_many(s) do
+    {batch, s} = take_paths(s, [])
+    if batch != [], do: Native.stream_get_many_push(s.stream, Enum.reverse(batch))
+
+    case emit_ready(s) do
+      {[], %{pending: pending, source: :done} = s} when pending == %{} ->
+        finish_many(s)
+
+      {[], s} ->
+        s |> collect_many() |> receive_many()
+
+      {items, s} ->
+        {items, %{s | collect: s.collect + large_data(items)}}
+    end
+  end
+
+  # As for downloads: objects of 1 MiB or more that the consumer is done with are freed before
+  # more are awaited.
+  defp collect_many(%{collect: 0} = s), do: s
+
+  defp collect_many(s) do
+    Garbage.collect(s.collect)
+    %{s | collect: 0}
+  end
+
+  defp large_data(items) do
+    Enum.reduce(items, 0, fn
+      {_path, {:ok, data, _meta}}, sum when byte_size(data) >= @collect_from ->
+        sum + byte_size(data)
+
+      _item, sum ->
+        sum
+    end)
+  end
+
+  defp take_paths(%{source: :done} = s, batch), do: {batch, s}
+
+  defp take_paths(s, batch) when map_size(s.pending) >= s.max, do: {batch, s}
+
+  defp take_paths(s, batch) do
+    case s.source.({:cont, nil}) do
+      {:suspended, path, source} ->
+        s = %{s | source: source, index: s.index + 1, pending: Map.put(s.pending, s.index, path)}
+
+        case Args.path("path", path) do
+          {:ok, path} -> take_paths(s, [{s.index - 1, path} | batch])
+          {:error, error} -> take_paths(%{s | ready: Map.put(s.ready, s.index - 1, error)}, batch)
+        end
+
+      _done_or_halted ->
+        {batch, %{s | source: :done}}
+    end
+  end
+
+  defp receive_many(%{ref: ref} = s) do
+    receive do
+      {^ref, {:got, got}} ->
+        ready =
+          Enum.reduce(got, s.ready, fn
+            {index, {:ok, {data, meta}}}, ready -> Map.put(ready, index, {:ok, data, meta})
+            {index, {:error, native}}, ready -> Map.put(ready, index, Call.error(native))
+          end)
+
+        next_many(%{s | ready: ready})
+
+      {^ref, {:error, native}} ->
+        finished(ref)
+        raise Call.error(native)
+    end
+  end
+
+  # In order: the run of results from the next index on. Otherwise: all that arrived.
+  defp emit_ready(%{ordered: true} = s), do: emit_in_order(s, [])
+
+  defp emit_ready(s) do
+    items =
+      Enum.map(s.ready, fn {index, result} -> {Map.fetch!(s.pending, index), result(result)} end)
+
+    {items, %{s | pending: Map.drop(s.pending, Map.keys(s.ready)), ready: %{}}}
+  end
+
+  defp emit_in_order(%{next: next} = s, items) do
+    case Map.pop(s.ready, next) do
+      {nil, _} ->
+        {Enum.reverse(items), s}
+
+      {result, ready} ->
+        {path, pending} = Map.pop!(s.pending, next)
+
+        emit_in_order(%{s | ready: ready, pending: pending, next: next + 1}, [
+          {path, result(result)} | items
+        ])
+    end
+  end
+
+  defp result(%Error{} = error), do: {:error, error}
+  defp result(ok), do: ok
+
+  defp finish_many(%{ref: ref} = s) do
+    Native.stream_get_many_close(s.stream)
+
+    receive do
+      {^ref, {:done, _fetched}} ->
+        finished(ref)
+        {:halt, s}
+
+      {^ref, {:error, native}} ->
+        finished(ref)
+        raise Call.error(native)
+    end
+  end
+
+  defp close_many(%{source: source} = s) do
+    if is_function(source), do: source.({:halt, nil})
+    close(s)
+  end
+
   @list_defaults [prefix: nil, offset: nil, page_size: 1000, prefetch: 2, timeout: 30_000]
 
   @doc """
@@ -533,7 +718,6 @@ defmodule ObjectStoreX.Stream do
 
   # A chunk the consumer is done with is freed by a collection before the next is awaited:
   # `collect` holds the size of the last chunk when it was large enough to be worth one.
-  @collect_from 1_048_576
 
   defp collect(%{collect: nil} = s), do: s
 
@@ -574,6 +758,7 @@ defmodule ObjectStoreX.Stream do
     receive do
       {^ref, {:data, _}} -> drain(ref, wait)
       {^ref, {:start, _, _}} -> drain(ref, wait)
+      {^ref, {:got, _}} -> drain(ref, wait)
       {^ref, _terminal} -> :ok
     after
       wait -> :ok

@@ -47,6 +47,29 @@ defmodule ObjectStoreX.CancellationTest do
       end
     end
 
+    test "stops its get_many, whose requests are still waiting, within a second" do
+      store = TestBackends.store!(:memory)
+      for i <- 1..20, do: :ok = ObjectStoreX.put(store, "gm/#{i}", "x")
+
+      {:ok, slow} =
+        ObjectStoreX.Fault.wrap(store, latency: [ms: 60_000, path: "gm/*", nth: 3, times: :always])
+
+      baseline = live()
+      parent = self()
+
+      consumer =
+        spawn(fn ->
+          OSXStream.get_many(slow, Enum.map(1..20, &"gm/#{&1}"), ordered: false)
+          |> Enum.each(fn item -> send(parent, {:item, item}) end)
+        end)
+
+      assert_receive {:item, {_, {:ok, "x", _}}}, 2000
+      {_, streams, _} = live()
+      assert streams > elem(baseline, 1)
+      Process.exit(consumer, :kill)
+      assert settles_to(baseline) == baseline
+    end
+
     test "stops its listing within a second" do
       store = TestBackends.store!(:memory)
       for i <- 1..50, do: :ok = ObjectStoreX.put(store, "l/#{i}", "x")
@@ -107,6 +130,69 @@ defmodule ObjectStoreX.CancellationTest do
 
       assert ObjectStoreX.TestHelpers.drain_mailbox(200) == []
       assert settles_to(baseline) == baseline
+    end
+  end
+
+  describe "get_many" do
+    test "halting early cancels the requests still running and leaves no message" do
+      store = TestBackends.store!(:memory)
+      for i <- 1..10, do: :ok = ObjectStoreX.put(store, "gh/#{i}", "x")
+
+      {:ok, slow} =
+        ObjectStoreX.Fault.wrap(store, latency: [ms: 60_000, path: "gh/*", nth: 2, times: :always])
+
+      baseline = live()
+      started = System.monotonic_time(:millisecond)
+
+      assert [{"gh/" <> _, {:ok, "x", _}}] =
+               OSXStream.get_many(slow, Enum.map(1..10, &"gh/#{&1}"), ordered: false)
+               |> Enum.take(1)
+
+      assert System.monotonic_time(:millisecond) - started < 5000
+      assert TestHelpers.drain_mailbox(200) == []
+      assert settles_to(baseline) == baseline
+    end
+
+    test "an object slower than :timeout gets :timeout, the others their data" do
+      store = TestBackends.store!(:memory)
+      for i <- 1..6, do: :ok = ObjectStoreX.put(store, "gt/#{i}", "#{i}")
+      {:ok, slow} = ObjectStoreX.Fault.wrap(store, latency: [ms: 60_000, path: "gt/4"])
+      baseline = live()
+
+      got = OSXStream.get_many(slow, Enum.map(1..6, &"gt/#{&1}"), timeout: 300) |> Enum.to_list()
+
+      assert [
+               {"gt/1", {:ok, "1", _}},
+               {"gt/2", {:ok, "2", _}},
+               {"gt/3", {:ok, "3", _}},
+               {"gt/4", {:error, %ObjectStoreX.Error{reason: :timeout} = error}},
+               {"gt/5", {:ok, "5", _}},
+               {"gt/6", {:ok, "6", _}}
+             ] = got
+
+      assert ObjectStoreX.Error.retryable?(error)
+      assert TestHelpers.drain_mailbox(200) == []
+      assert settles_to(baseline) == baseline
+    end
+
+    test "bad options raise when it is called, naming the option" do
+      store = TestBackends.store!(:memory)
+
+      for {opts, named} <- [
+            {[max_concurrency: 0], ":max_concurrency"},
+            {[max_concurrency: 1_001], ":max_concurrency"},
+            {[ordered: :yes], ":ordered"},
+            {[timeout: -1], ":timeout"},
+            {[range: :all], ":range"},
+            {[version: "v1"], "version"}
+          ] do
+        error = assert_raise ObjectStoreX.Error, fn -> OSXStream.get_many(store, ["a"], opts) end
+        assert error.reason == :invalid_argument
+        assert error.message =~ named
+      end
+
+      error = assert_raise ObjectStoreX.Error, fn -> OSXStream.get_many(store, :not_paths) end
+      assert error.message =~ "Enumerable"
     end
   end
 

@@ -3,4 +3,5 @@ defmodule ObjectStoreX.DoctestTest do
   use ExUnit.Case, async: true
 
   doctest ObjectStoreX
+  doctest ObjectStoreX.Stream
 end

@@ -783,6 +783,80 @@ defmodule ObjectStoreX.BehaviourSuite do
           end
         end
       end
+
+      describe "Stream.get_many/3" do
+        test "answers each path as get/3 does, in order, a failure never stopping the others",
+             %{store: store} do
+          for i <- 1..12, do: :ok = ObjectStoreX.put(store, "many/#{i}", random_bytes(i * 100))
+          paths = Enum.map(1..12, &"many/#{&1}") ++ ["many/missing", "many//bad", 7]
+
+          got = ObjectStoreX.Stream.get_many(store, paths, max_concurrency: 4) |> Enum.to_list()
+
+          assert Enum.map(got, &elem(&1, 0)) == paths
+
+          for {path, result} <- Enum.take(got, 12) do
+            assert {:ok, data, %Meta{} = meta} = result
+            assert {:ok, ^data, single} = ObjectStoreX.get(store, path)
+            assert {meta.size, meta.etag} == {single.size, single.etag}
+          end
+
+          assert [
+                   {_, {:error, %Error{reason: :not_found}}},
+                   {_, {:error, %Error{reason: :invalid_path}}},
+                   {7, {:error, %Error{reason: :invalid_argument}}}
+                 ] = Enum.drop(got, 12)
+
+          assert drain_mailbox(100) == []
+        end
+
+        test "unordered, every path once; with head: true, metadata only", %{store: store} do
+          for i <- 1..20, do: :ok = ObjectStoreX.put(store, "many-u/#{i}", "#{i}")
+          paths = Enum.map(1..20, &"many-u/#{&1}")
+
+          got = ObjectStoreX.Stream.get_many(store, paths, ordered: false, max_concurrency: 3)
+          got = Enum.to_list(got)
+          assert Enum.sort(Enum.map(got, &elem(&1, 0))) == Enum.sort(paths)
+          assert Enum.all?(got, fn {"many-u/" <> i, {:ok, data, _}} -> data == i end)
+
+          heads = ObjectStoreX.Stream.get_many(store, Enum.take(paths, 5), head: true)
+          heads = Enum.to_list(heads)
+          assert length(heads) == 5
+
+          for {"many-u/" <> i, result} <- heads do
+            assert {:ok, "", meta} = result
+            assert meta.size == byte_size(i)
+          end
+        end
+
+        test "pulls at most :max_concurrency paths ahead of the consumer, and halting early leaves no message",
+             %{store: store} do
+          for i <- 1..30, do: :ok = ObjectStoreX.put(store, "many-h/#{i}", "x")
+          parent = self()
+
+          paths =
+            Stream.map(1..30, fn i ->
+              send(parent, {:pulled, i})
+              "many-h/#{i}"
+            end)
+
+          assert [{"many-h/1", {:ok, "x", _}}] =
+                   ObjectStoreX.Stream.get_many(store, paths, max_concurrency: 5) |> Enum.take(1)
+
+          pulled = for {:pulled, i} <- drain_mailbox(200), do: i
+          assert pulled == Enum.to_list(1..5)
+        end
+
+        test "a raise in the consumer leaves no message", %{store: store} do
+          for i <- 1..10, do: :ok = ObjectStoreX.put(store, "many-r/#{i}", "x")
+
+          assert_raise RuntimeError, "consumer failed", fn ->
+            ObjectStoreX.Stream.get_many(store, Enum.map(1..10, &"many-r/#{&1}"))
+            |> Enum.each(fn _ -> raise "consumer failed" end)
+          end
+
+          assert drain_mailbox(200) == []
+        end
+      end
     end
   end
 end

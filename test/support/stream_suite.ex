@@ -21,6 +21,36 @@ defmodule ObjectStoreX.StreamSuite do
         if unquote(backend) == :memory, do: 1, else: max(1, div(size + @part - 1, @part))
       end
 
+      # The memory store's objects are slices of what it keeps: nothing to collect.
+      if unquote(backend) != :memory do
+        describe "Stream.get_many/3" do
+          test "collects the objects of 1 MiB the consumer has let go of",
+               %{store: store} do
+            for i <- 1..4,
+                do: :ok = ObjectStoreX.put(store, "gm/#{i}", :crypto.strong_rand_bytes(@mib))
+
+            before = MapSet.new(Process.info(self(), :binary) |> elem(1), &elem(&1, 0))
+
+            # Every object this process references that it did not before: the one at hand,
+            # the others fetched (at most :max_concurrency, in the mailbox or the stream's
+            # state), and those not collected yet.
+            held = fn ->
+              {:binary, bins} = Process.info(self(), :binary)
+              Enum.count(bins, &(not MapSet.member?(before, elem(&1, 0))))
+            end
+
+            most =
+              Stream.cycle(1..4)
+              |> Stream.take(24)
+              |> Stream.map(&"gm/#{&1}")
+              |> then(&OSXStream.get_many(store, &1, max_concurrency: 2))
+              |> Enum.reduce(0, fn {_, {:ok, _, _}}, most -> max(most, held.()) end)
+
+            assert most <= 3
+          end
+        end
+      end
+
       describe "Stream.download/3" do
         test "delivers the object in exact chunks with a matching digest", %{store: store} do
           data = :crypto.strong_rand_bytes(3 * @mib + 12_345)

@@ -67,21 +67,31 @@ fn object_get(
     let prepared = parse_path("path", &path).and_then(|p| Ok((p, get_options(opts)?)));
     runtime::spawn(env, reference, async move {
         let (path, opts) = prepared?;
-        let head = opts.head;
-        let result = store
-            .store
-            .get_opts(&path, opts)
-            .await
-            .map_err(|e| store.error(e))?;
-        let meta = Meta(result.meta.clone());
-        // Some backends (InMemory) ignore `head`; never read a body the caller did not ask for.
-        let bytes = if head {
-            bytes::Bytes::new()
-        } else {
-            read::body(result).await.map_err(|e| store.error(e))?
-        };
-        Ok((Blob(bytes), meta))
+        fetch(&store, &path, opts).await
     })
+}
+
+/// One object's data and metadata, as `get/3` answers them; `ObjectStoreX.Stream.get_many/3`
+/// fetches each of its objects with this too.
+pub async fn fetch(
+    store: &StoreResource,
+    path: &Path,
+    opts: GetOptions,
+) -> Result<(Blob, Meta), NifError> {
+    let head = opts.head;
+    let result = store
+        .store
+        .get_opts(path, opts)
+        .await
+        .map_err(|e| store.error(e))?;
+    let meta = Meta(result.meta.clone());
+    // Some backends (InMemory) ignore `head`; never read a body the caller did not ask for.
+    let bytes = if head {
+        bytes::Bytes::new()
+    } else {
+        read::body(result).await.map_err(|e| store.error(e))?
+    };
+    Ok((Blob(bytes), meta))
 }
 
 #[rustler::nif]

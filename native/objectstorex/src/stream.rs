@@ -1,6 +1,8 @@
-//! Serves `ObjectStoreX.Stream`: demand-driven producers for downloads and listings.
+//! Serves `ObjectStoreX.Stream`: demand-driven producers for downloads, listings and
+//! `get_many`.
 //!
-//! Flow control is by credit. A producer sends `{ref, {:data, item}}` only while it holds a
+//! Flow control is by credit, except for `get_many`, whose consumer bounds the work itself by
+//! pushing no more paths than it may hold results for. A producer sends `{ref, {:data, item}}` only while it holds a
 //! credit; the consumer returns one credit (`stream_ack/2`) for each item it takes from its
 //! mailbox. The producer takes a credit *before* it reads the next item, so the items in the
 //! consumer's mailbox plus the one being read never exceed the initial credit (`:prefetch`).
@@ -12,10 +14,11 @@ use std::future::Future;
 use std::os::unix::fs::FileExt;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use object_store::path::Path;
 use object_store::{GetOptions, GetResultPayload, ObjectMeta};
@@ -24,10 +27,10 @@ use objectstorex_core::hash::Hasher;
 use objectstorex_core::pool;
 use objectstorex_core::rechunk::Rechunker;
 use rustler::{Atom, Env, LocalPid, Monitor, NifMap, Resource, ResourceArc, Term};
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::args::{get_range, parse_path};
+use crate::args::{get_options, get_range, parse_path, GetOpts};
 use crate::error::{NifError, Reason};
 use crate::local;
 use crate::meta::Meta;
@@ -37,14 +40,18 @@ use crate::runtime::{runtime, CancelSlot, Emitter, Live, LIVE_STREAMS};
 use crate::store::StoreResource;
 
 mod atoms {
-    rustler::atoms! { ok, data, start, done, running }
+    rustler::atoms! { ok, error, data, start, done, running, got }
 }
 
-/// A running producer: its credit and the means to stop it.
+/// A running producer: its credit, the means to stop it, and for `get_many` where the paths
+/// it is to fetch go (dropped to say that no more will come).
 pub struct StreamResource {
     credit: Arc<Semaphore>,
     producer: CancelSlot,
+    paths: Mutex<Option<PathSender>>,
 }
+
+type PathSender = mpsc::UnboundedSender<Vec<(u64, String)>>;
 
 #[rustler::resource_impl]
 impl Resource for StreamResource {
@@ -99,6 +106,7 @@ fn spawn_stream<F, T>(
     env: Env,
     reference: Term,
     credit: usize,
+    paths: Option<PathSender>,
     produce: F,
 ) -> ResourceArc<StreamResource>
 where
@@ -123,6 +131,7 @@ where
     let resource = ResourceArc::new(StreamResource {
         credit,
         producer: CancelSlot::new(Some(join.abort_handle())),
+        paths: Mutex::new(paths),
     });
     env.monitor(&resource, &env.pid());
     resource
@@ -464,9 +473,128 @@ fn stream_download(
 ) -> ResourceArc<StreamResource> {
     let path = parse_path("path", &path);
     let credit = opts.prefetch;
-    spawn_stream(env, reference, credit, move |p| {
+    spawn_stream(env, reference, credit, None, move |p| {
         Box::pin(async move { download(p, &store, &path?, opts).await })
     })
+}
+
+// ------------------------------------------------------------------------------------------
+// Many objects
+
+/// The most results one `{:got, results}` message carries: those that completed while the
+/// previous message was being sent, so that a burst of small objects costs the consumer one
+/// wake-up, not one each.
+const MAX_GOT: usize = 64;
+
+/// Fetches every object whose path the consumer pushes (`stream_get_many_push/2`), all at
+/// once: the consumer bounds how many it has pushed and not yet taken. Sends
+/// `{:got, [{index, {:ok, {data, meta}} | {:error, error}}]}` as objects complete; once the
+/// consumer has closed its side (`stream_get_many_close/1`) and the last object is sent,
+/// replies with the number of objects fetched.
+#[rustler::nif]
+fn stream_get_many(
+    env: Env,
+    reference: Term,
+    store: ResourceArc<StoreResource>,
+    opts: GetOpts,
+    timeout_ms: Option<u64>,
+) -> ResourceArc<StreamResource> {
+    let (paths, incoming) = mpsc::unbounded_channel();
+    let options = get_options(opts);
+    spawn_stream(env, reference, 1, Some(paths), move |p| {
+        Box::pin(async move {
+            let timeout = timeout_ms.map(Duration::from_millis);
+            get_many(p, &store, options?, timeout, incoming).await
+        })
+    })
+}
+
+/// Hands `[{index, path}]` to a `get_many` producer; `:done` if it has stopped or was closed.
+#[rustler::nif]
+fn stream_get_many_push(stream: ResourceArc<StreamResource>, paths: Vec<(u64, String)>) -> Atom {
+    let sender = stream.paths.lock().unwrap_or_else(|e| e.into_inner());
+    match sender.as_ref().map(|tx| tx.send(paths)) {
+        Some(Ok(())) => atoms::ok(),
+        _ => atoms::done(),
+    }
+}
+
+/// Tells a `get_many` producer that no more paths will come.
+#[rustler::nif]
+fn stream_get_many_close(stream: ResourceArc<StreamResource>) -> Atom {
+    stream
+        .paths
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    atoms::ok()
+}
+
+/// One object's outcome, `{:ok, {data, meta}}` or `{:error, error}`.
+struct Got(Result<(Blob, Meta), NifError>);
+
+impl rustler::Encoder for Got {
+    fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
+        match &self.0 {
+            Ok(value) => (atoms::ok(), value).encode(env),
+            Err(err) => (atoms::error(), crate::error::term(err)).encode(env),
+        }
+    }
+}
+
+async fn get_many(
+    p: &mut Producer,
+    store: &StoreResource,
+    options: GetOptions,
+    timeout: Option<Duration>,
+    mut incoming: mpsc::UnboundedReceiver<Vec<(u64, String)>>,
+) -> Result<u64, NifError> {
+    let fetch_one = |index: u64, path: String| {
+        let options = options.clone();
+        async move {
+            let fetched = async {
+                let path = parse_path("path", &path)?;
+                crate::object::fetch(store, &path, options).await
+            };
+            let got = match timeout {
+                None => fetched.await,
+                Some(limit) => tokio::time::timeout(limit, fetched)
+                    .await
+                    .unwrap_or_else(|_| Err(timed_out(limit))),
+            };
+            (index, Got(got))
+        }
+    };
+    let mut running = FuturesUnordered::new();
+    let mut open = true;
+    let mut fetched = 0u64;
+    while open || !running.is_empty() {
+        tokio::select! {
+            batch = incoming.recv(), if open => match batch {
+                Some(batch) => running.extend(batch.into_iter().map(|(i, path)| fetch_one(i, path))),
+                None => open = false,
+            },
+            Some(first) = running.next(), if !running.is_empty() => {
+                let mut got = vec![first];
+                while got.len() < MAX_GOT {
+                    match running.next().now_or_never() {
+                        Some(Some(more)) => got.push(more),
+                        _ => break,
+                    }
+                }
+                fetched += got.len() as u64;
+                p.send((atoms::got(), got));
+            }
+        }
+    }
+    Ok(fetched)
+}
+
+fn timed_out(limit: Duration) -> NifError {
+    NifError::new(
+        Reason::Timeout,
+        format!("the object did not arrive within {} ms", limit.as_millis()),
+    )
 }
 
 // ------------------------------------------------------------------------------------------
@@ -486,7 +614,7 @@ fn stream_list(
         .filter(|p| !p.is_empty())
         .map(|p| parse_path("prefix", &p))
         .transpose();
-    spawn_stream(env, reference, prefetch, move |p| {
+    spawn_stream(env, reference, prefetch, None, move |p| {
         Box::pin(async move { list(p, &store, prefix, offset, page_size.clamp(1, MAX_PAGE)).await })
     })
 }
@@ -556,7 +684,7 @@ async fn list(
 /// so that the suite can prove a panic reaches the consumer as `:internal` with its message.
 #[rustler::nif]
 fn stream_test_panic(env: Env, reference: Term, message: String) -> ResourceArc<StreamResource> {
-    spawn_stream(env, reference, 1, move |p| {
+    spawn_stream(env, reference, 1, None, move |p| {
         Box::pin(async move {
             p.reserve().await;
             if !message.is_empty() {
