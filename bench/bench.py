@@ -473,7 +473,7 @@ class Row:
 
     @property
     def ops(self) -> bool:
-        return self.workload in ("put_many", "get_many", "get_each", "list")
+        return self.workload in ("put_many", "get_many", "put_each", "get_each", "list")
 
     @property
     def unit(self) -> str:
@@ -581,8 +581,14 @@ def build_rows(s: Settings, stores: dict[str, str]) -> list[Row]:
                         f"get {count:,} x {what} ({conc} in flight)", api,
                         ("put_many", [count, size, conc]))
                 )
-            # The same reads done as before `Stream.get_many/3`: what it saves a user.
+            # The same work done as before `Stream.put_many/3` and `get_many/3`: what they
+            # save a user.
             count, size, conc = s.count(5000), 1024, 64
+            rows.append(
+                Row(kind, "put_each", [count, size, conc],
+                    f"put {count:,} x 1 KiB, a `put/4` each under `Task.async_stream` "
+                    f"({conc} in flight)", [OSX])
+            )
             rows.append(
                 Row(kind, "get_each", [count, size, conc],
                     f"get {count:,} x 1 KiB, a `get/3` each under `Task.async_stream` "
@@ -1208,8 +1214,7 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "8 MiB chunks on local, 2 MiB elsewhere. The data is one random 1 MiB block, made "
         "before timing and repeated.",
         "- ObjectStoreX: `Stream.upload/4` and `Stream.download/3`; the many-object rows "
-        "read with `Stream.get_many/3` (N in flight, unordered) and write with `put/3` under "
-        "`Task.async_stream` (N in flight), as a user would.",
+        "with `Stream.put_many/3` and `Stream.get_many/3` (N in flight, unordered).",
         "- raw object_store: `WriteMultipart` with that part size, waiting for capacity at that "
         "many parts in flight; one streaming `get`, cut in chunk-size pieces (zero-copy "
         "slices) that go one by one through a channel of two to a consumer thread, as a "
@@ -1245,9 +1250,10 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "local": "The two ObjectStoreX-only rows are the memory-bound checks below: a consumer "
         "that sleeps 10 ms per chunk, and an upload of freshly generated data (the other "
         "uploads repeat one 1 MiB block, which the VM shares rather than holds many times).",
-        "s3": "The ObjectStoreX-only row reads the 1 KiB objects again the way a user had to "
-        "before `Stream.get_many/3`: one `get/3` per object under `Task.async_stream`, which "
-        "costs a process, a monitored native task and a reply message per object.",
+        "s3": "The two ObjectStoreX-only rows write and read the 1 KiB objects the way a user "
+        "had to before `Stream.put_many/3` and `Stream.get_many/3`: one `put/4` or `get/3` per "
+        "object under `Task.async_stream`, which costs a process, a monitored native task and "
+        "a reply message per object.",
     }
     for kind in dict.fromkeys(r.store for r in rows):
         store_rows = [r for r in rows if r.store == kind]

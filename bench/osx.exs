@@ -8,7 +8,8 @@
 #                                                 that parts really occupy memory (RSS check)
 #   download      SIZE_MIB CHUNK_MIB              Stream.download of bench/big.bin
 #   slow_download SIZE_MIB CHUNK_MIB SLEEP_MS     the same, the consumer sleeping per chunk
-#   put_many      COUNT SIZE_BYTES CONCURRENCY    put/3 under Task.async_stream
+#   put_many      COUNT SIZE_BYTES CONCURRENCY    Stream.put_many/3, unordered
+#   put_each      COUNT SIZE_BYTES CONCURRENCY    put/3 under Task.async_stream
 #   get_many      COUNT SIZE_BYTES CONCURRENCY    Stream.get_many/3, unordered
 #   get_each      COUNT SIZE_BYTES CONCURRENCY    get/3 under Task.async_stream
 #   list          COUNT                           Stream.list_stream of bench/list/
@@ -51,6 +52,21 @@ defmodule Bench.OSX do
     do: download(store, size, chunk, fn _ -> Process.sleep(sleep) end)
 
   defp run("put_many", store, [count, size, inflight]) do
+    body = binary_part(block(), 0, size)
+
+    timed(
+      fn ->
+        Stream.map(0..(count - 1), &{many_path(size, &1), body})
+        |> then(
+          &ObjectStoreX.Stream.put_many(store, &1, max_concurrency: inflight, ordered: false)
+        )
+        |> Enum.reduce(0, fn {_path, {:ok, _result}}, n -> n + 1 end)
+      end,
+      nil
+    )
+  end
+
+  defp run("put_each", store, [count, size, inflight]) do
     body = binary_part(block(), 0, size)
     timed(fn -> put_many(store, count, size, body, inflight) end, nil)
   end

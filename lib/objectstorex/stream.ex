@@ -48,10 +48,11 @@ defmodule ObjectStoreX.Stream do
 
   ## Errors
 
-  Bad arguments and options raise `ObjectStoreX.Error` at once, when `download/3`, `lines/3`
-  or `list_stream/2` is called, before anything is requested; the upload sink checks its
-  options when collection starts. Failures of the store raise `ObjectStoreX.Error` during
-  enumeration. A download is never assembled from two
+  Bad arguments and options raise `ObjectStoreX.Error` at once, when `download/3`, `lines/3`,
+  `list_stream/2`, `get_many/3` or `put_many/3` is called, before anything is requested; the
+  upload sink checks its options when collection starts. Failures of the store raise
+  `ObjectStoreX.Error` during enumeration, except in `get_many/3` and `put_many/3`, which
+  stream each object's failure as that object's result. A download is never assembled from two
   versions of an object: a resumed request must match the ETag of the first, and parallel
   ranged requests are pinned to it, so a change mid-download raises
   `%ObjectStoreX.Error{reason: :precondition_failed}`.
@@ -64,6 +65,7 @@ defmodule ObjectStoreX.Stream do
     Garbage,
     Native,
     ProgressThrottle,
+    PutResult,
     Summary,
     Telemetry,
     Upload,
@@ -302,11 +304,28 @@ defmodule ObjectStoreX.Stream do
          do: :ok
   end
 
-  defp enumerable(enumerable) do
+  defp enumerable(name \\ "the source", enumerable)
+
+  # An improper list has an Enumerable implementation, which fails on its tail.
+  defp enumerable(name, list) when is_list(list) do
+    if proper_list?(list),
+      do: :ok,
+      else: Error.invalid("#{name} must be an Enumerable, got an improper list")
+  end
+
+  # Enumerable takes every function; only those of arity 2 (a stream's own form) enumerate.
+  defp enumerable(name, fun) when is_function(fun) and not is_function(fun, 2),
+    do: Error.invalid("#{name} must be an Enumerable, got: #{Args.brief(fun)}")
+
+  defp enumerable(name, enumerable) do
     if Enumerable.impl_for(enumerable),
       do: :ok,
-      else: Error.invalid("the source must be an Enumerable, got: #{Args.brief(enumerable)}")
+      else: Error.invalid("#{name} must be an Enumerable, got: #{Args.brief(enumerable)}")
   end
+
+  defp proper_list?([]), do: true
+  defp proper_list?([_ | tail]), do: proper_list?(tail)
+  defp proper_list?(_tail), do: false
 
   @doc """
   A `Collectable` that uploads what is collected into it, for `Enum.into/2` and
@@ -356,38 +375,99 @@ defmodule ObjectStoreX.Stream do
   """
   @spec get_many(ObjectStoreX.Store.t(), Enumerable.t(), keyword()) :: Enumerable.t()
   def get_many(store, paths, opts \\ []) do
-    with :ok <- enumerable(paths),
+    with :ok <- enumerable("paths", paths),
          {:ok, resource, native, timeout, max, ordered} <- Args.get_many(store, opts) do
-      Elixir.Stream.resource(
-        fn ->
-          ref = make_ref()
-
-          %{
-            ref: ref,
-            stream: start!(&Native.stream_get_many(&1, resource, native, timeout), ref),
-            source: &Enumerable.reduce(paths, &1, fn path, _ -> {:suspend, path} end),
-            index: 0,
-            pending: %{},
-            ready: %{},
-            next: 0,
-            max: max,
-            ordered: ordered,
-            collect: 0
-          }
-        end,
-        &next_many/1,
-        &close_many/1
-      )
+      many(paths, &Native.stream_get_many(&1, resource, native, timeout), :get, max, ordered)
     else
       {:error, error} -> raise error
     end
   end
 
-  # Takes paths from the source until `max` are pending (pushed to the producer, or arrived
-  # and not yet emitted), pushes them in one call, then emits what is ready, or waits for more.
+  @doc """
+  Writes many objects, `:max_concurrency` at a time, and streams `{path, result}` for each
+  `{path, data}` of `entries` (any enumerable, read lazily; `data` a binary or iodata), where
+  `result` is what `ObjectStoreX.put_with_result/4` answers: `{:ok, %ObjectStoreX.PutResult{}}`
+  or `{:error, %ObjectStoreX.Error{}}`. One object failing never stops the others. Nothing is
+  written until the stream is enumerated.
+
+      iex> store = ObjectStoreX.new!(:memory)
+      iex> ObjectStoreX.Stream.put_many(store, [{"a", "1"}, {"b", ["2", "3"]}])
+      ...> |> Enum.map(fn {path, {:ok, %ObjectStoreX.PutResult{}}} -> path end)
+      ["a", "b"]
+      iex> ObjectStoreX.get!(store, "b")
+      "23"
+
+  It does what `Task.async_stream/3` of `ObjectStoreX.put/4` does, at a fraction of the cost
+  per object, as `get_many/3` does for reads. Each object is written whole, in one request;
+  upload large ones with `upload/4`.
+
+  At most `:max_concurrency` entries are taken from `entries` and not yet answered, so the data
+  held is at most `:max_concurrency` objects' (the caller's binaries, not copied unless they
+  are small). Halting early, an exception in the consumer or its exit cancels the writes still
+  running: each of them is then either complete or not written at all, as with `put/4`.
+
+  ## Options
+
+    * `:max_concurrency` - objects written at once, default 16, at most 1_000
+    * `:ordered` - results in the order of `entries` (default `true`), or as they complete
+    * `:timeout` - ms each object may take (at most 4_294_967_295, or `:infinity`, the
+      default); past it the object gets `{:error, %ObjectStoreX.Error{reason: :timeout}}`, and
+      whether it was written is unknown, as for `put/4`
+    * `:mode`, `:content_type`, `:content_encoding`, `:content_disposition`,
+      `:content_language`, `:cache_control`, `:metadata`, `:tags` - as for
+      `ObjectStoreX.put/4`, applied to every object (`mode: :create` makes each write fail
+      with `:already_exists` where its object exists)
+
+  An entry that is not `{path, data}` with a valid path and a binary or iodata gets its own
+  `{:error, %ObjectStoreX.Error{reason: :invalid_argument}}` (the entry itself standing for the
+  path when it is not a pair). Bad options raise `ObjectStoreX.Error` when `put_many/3` is
+  called.
+  """
+  @spec put_many(ObjectStoreX.Store.t(), Enumerable.t(), keyword()) :: Enumerable.t()
+  def put_many(store, entries, opts \\ []) do
+    with :ok <- enumerable("entries", entries),
+         {:ok, resource, native, timeout, max, ordered} <- Args.put_many(store, opts) do
+      many(entries, &Native.stream_put_many(&1, resource, native, timeout), :put, max, ordered)
+    else
+      {:error, error} -> raise error
+    end
+  end
+
+  # ---------------------------------------------------------------------------------------------
+  # The consumer side of get_many and put_many. Items are numbered as they are taken from the
+  # source; `pending` holds the key (path) of every item taken and not yet emitted, `ready`
+  # the results that arrived and wait for their turn (all of them when unordered).
+
+  defp many(source, start, kind, max, ordered) do
+    Elixir.Stream.resource(
+      fn ->
+        ref = make_ref()
+
+        %{
+          ref: ref,
+          stream: start!(start, ref),
+          kind: kind,
+          source: &Enumerable.reduce(source, &1, fn item, _ -> {:suspend, item} end),
+          started: false,
+          index: 0,
+          pending: %{},
+          ready: %{},
+          next: 0,
+          max: max,
+          ordered: ordered,
+          collect: 0
+        }
+      end,
+      &next_many/1,
+      &close_many/1
+    )
+  end
+
+  # Takes items from the source until `max` are pending, pushes them in one call, then emits
+  # what is ready, or waits for more.
   defp next_many(s) do
-    {batch, s} = take_paths(s, [])
-    if batch != [], do: Native.stream_get_many_push(s.stream, Enum.reverse(batch))
+    {jobs, s} = take_items(s, [])
+    if jobs != [], do: Native.stream_many_push(s.stream, Enum.reverse(jobs))
 
     case emit_ready(s) do
       {[], %{pending: pending, source: :done} = s} when pending == %{} ->
@@ -420,34 +500,53 @@ defmodule ObjectStoreX.Stream do
     end)
   end
 
-  defp take_paths(%{source: :done} = s, batch), do: {batch, s}
+  defp take_items(%{source: :done} = s, jobs), do: {jobs, s}
 
-  defp take_paths(s, batch) when map_size(s.pending) >= s.max, do: {batch, s}
+  defp take_items(s, jobs) when map_size(s.pending) >= s.max, do: {jobs, s}
 
-  defp take_paths(s, batch) do
+  defp take_items(%{index: index} = s, jobs) do
     case s.source.({:cont, nil}) do
-      {:suspended, path, source} ->
-        s = %{s | source: source, index: s.index + 1, pending: Map.put(s.pending, s.index, path)}
+      {:suspended, item, source} ->
+        {key, job} = job(s.kind, index, item)
+        pending = Map.put(s.pending, index, key)
+        s = %{s | source: source, started: true, index: index + 1, pending: pending}
 
-        case Args.path("path", path) do
-          {:ok, path} -> take_paths(s, [{s.index - 1, path} | batch])
-          {:error, error} -> take_paths(%{s | ready: Map.put(s.ready, s.index - 1, error)}, batch)
+        case job do
+          {:ok, job} -> take_items(s, [job | jobs])
+          {:error, error} -> take_items(%{s | ready: Map.put(s.ready, index, error)}, jobs)
         end
 
       _done_or_halted ->
-        {batch, %{s | source: :done}}
+        {jobs, %{s | source: :done}}
     end
+  end
+
+  # `{key, {:ok, job} | {:error, error}}`: what the item is known by, and what the producer
+  # is handed for it.
+  defp job(:get, index, path) do
+    case Args.path("path", path) do
+      {:ok, path} -> {path, {:ok, {index, path}}}
+      error -> {path, error}
+    end
+  end
+
+  defp job(:put, index, {path, data}) do
+    result =
+      with {:ok, path} <- Args.path("path", path),
+           {:ok, iovec} <- Args.iovec("data", data),
+           do: {:ok, {index, path, iovec}}
+
+    {path, result}
+  end
+
+  defp job(:put, _index, other) do
+    {other, Error.invalid("each entry must be {path, data}, got: #{Args.brief(other)}")}
   end
 
   defp receive_many(%{ref: ref} = s) do
     receive do
       {^ref, {:got, got}} ->
-        ready =
-          Enum.reduce(got, s.ready, fn
-            {index, {:ok, {data, meta}}}, ready -> Map.put(ready, index, {:ok, data, meta})
-            {index, {:error, native}}, ready -> Map.put(ready, index, Call.error(native))
-          end)
-
+        ready = Enum.reduce(got, s.ready, &ready(s.kind, &1, &2))
         next_many(%{s | ready: ready})
 
       {^ref, {:error, native}} ->
@@ -455,6 +554,15 @@ defmodule ObjectStoreX.Stream do
         raise Call.error(native)
     end
   end
+
+  defp ready(:get, {index, {:ok, {data, meta}}}, ready),
+    do: Map.put(ready, index, {:ok, data, meta})
+
+  defp ready(:put, {index, {:ok, {etag, version}}}, ready),
+    do: Map.put(ready, index, {:ok, %PutResult{etag: etag, version: version}})
+
+  defp ready(_kind, {index, {:error, native}}, ready),
+    do: Map.put(ready, index, Call.error(native))
 
   # In order: the run of results from the next index on. Otherwise: all that arrived.
   defp emit_ready(%{ordered: true} = s), do: emit_in_order(s, [])
@@ -472,11 +580,9 @@ defmodule ObjectStoreX.Stream do
         {Enum.reverse(items), s}
 
       {result, ready} ->
-        {path, pending} = Map.pop!(s.pending, next)
-
-        emit_in_order(%{s | ready: ready, pending: pending, next: next + 1}, [
-          {path, result(result)} | items
-        ])
+        {key, pending} = Map.pop!(s.pending, next)
+        s = %{s | ready: ready, pending: pending, next: next + 1}
+        emit_in_order(s, [{key, result(result)} | items])
     end
   end
 
@@ -484,10 +590,10 @@ defmodule ObjectStoreX.Stream do
   defp result(ok), do: ok
 
   defp finish_many(%{ref: ref} = s) do
-    Native.stream_get_many_close(s.stream)
+    Native.stream_many_close(s.stream)
 
     receive do
-      {^ref, {:done, _fetched}} ->
+      {^ref, {:done, _count}} ->
         finished(ref)
         {:halt, s}
 
@@ -497,9 +603,12 @@ defmodule ObjectStoreX.Stream do
     end
   end
 
-  defp close_many(%{source: source} = s) do
-    if is_function(source), do: source.({:halt, nil})
+  # The native side first: a source that raises on halt must not leave the producer running.
+  # Only a suspended source is halted (one that has not started has nothing to close, and one
+  # that raised may raise again).
+  defp close_many(s) do
     close(s)
+    if s.started and is_function(s.source), do: s.source.({:halt, nil})
   end
 
   @list_defaults [prefix: nil, offset: nil, page_size: 1000, prefetch: 2, timeout: 30_000]

@@ -133,7 +133,7 @@ defmodule ObjectStoreX.CancellationTest do
     end
   end
 
-  describe "get_many" do
+  describe "get_many and put_many" do
     test "halting early cancels the requests still running and leaves no message" do
       store = TestBackends.store!(:memory)
       for i <- 1..10, do: :ok = ObjectStoreX.put(store, "gh/#{i}", "x")
@@ -175,6 +175,48 @@ defmodule ObjectStoreX.CancellationTest do
       assert settles_to(baseline) == baseline
     end
 
+    test "put_many: halting early cancels the writes still running and leaves no message" do
+      store = TestBackends.store!(:memory)
+
+      {:ok, slow} =
+        ObjectStoreX.Fault.wrap(store,
+          latency: [ms: 60_000, op: :put, path: "pm/*", nth: 2, times: :always]
+        )
+
+      baseline = live()
+      started = System.monotonic_time(:millisecond)
+      entries = Enum.map(1..10, &{"pm/#{&1}", "x"})
+
+      assert [{"pm/" <> _, {:ok, %ObjectStoreX.PutResult{}}}] =
+               OSXStream.put_many(slow, entries, ordered: false) |> Enum.take(1)
+
+      assert System.monotonic_time(:millisecond) - started < 5000
+      assert TestHelpers.drain_mailbox(200) == []
+      assert settles_to(baseline) == baseline
+      # The cancelled writes never reached the store.
+      assert {:ok, [_written]} = ObjectStoreX.list(store, prefix: "pm")
+    end
+
+    test "put_many: a write slower than :timeout gets :timeout, the others are written" do
+      store = TestBackends.store!(:memory)
+      {:ok, slow} = ObjectStoreX.Fault.wrap(store, latency: [ms: 60_000, op: :put, path: "pt/2"])
+      baseline = live()
+
+      got =
+        OSXStream.put_many(slow, Enum.map(1..3, &{"pt/#{&1}", "#{&1}"}), timeout: 300)
+        |> Enum.to_list()
+
+      assert [
+               {"pt/1", {:ok, _}},
+               {"pt/2", {:error, %ObjectStoreX.Error{reason: :timeout}}},
+               {"pt/3", {:ok, _}}
+             ] = got
+
+      assert {:ok, "3", _} = ObjectStoreX.get(store, "pt/3")
+      assert TestHelpers.drain_mailbox(200) == []
+      assert settles_to(baseline) == baseline
+    end
+
     test "bad options raise when it is called, naming the option" do
       store = TestBackends.store!(:memory)
 
@@ -193,6 +235,52 @@ defmodule ObjectStoreX.CancellationTest do
 
       error = assert_raise ObjectStoreX.Error, fn -> OSXStream.get_many(store, :not_paths) end
       assert error.message =~ "Enumerable"
+
+      for {opts, named} <- [
+            {[max_concurrency: 0], ":max_concurrency"},
+            {[ordered: 1], ":ordered"},
+            {[mode: :sometimes], "mode"},
+            {[content_type: "a\nb"], ":content_type"},
+            {[range: {0, 1}], "range"}
+          ] do
+        error = assert_raise ObjectStoreX.Error, fn -> OSXStream.put_many(store, [], opts) end
+        assert error.reason == :invalid_argument
+        assert error.message =~ named
+      end
+
+      error = assert_raise ObjectStoreX.Error, fn -> OSXStream.put_many(store, 42) end
+      assert error.message =~ "Enumerable"
+
+      for bad <- [[~c"a" | "b"], fn -> :ok end] do
+        error = assert_raise ObjectStoreX.Error, fn -> OSXStream.get_many(store, bad) end
+        assert error.message =~ "paths must be an Enumerable"
+        error = assert_raise ObjectStoreX.Error, fn -> OSXStream.put_many(store, bad) end
+        assert error.message =~ "entries must be an Enumerable"
+      end
+    end
+
+    test "a source that raises re-raises its own exception, cancels the rest and leaves no message" do
+      store = TestBackends.store!(:memory)
+      for i <- 1..10, do: :ok = ObjectStoreX.put(store, "gs/#{i}", "x")
+      {:ok, slow} = ObjectStoreX.Fault.wrap(store, latency: [ms: 60_000, path: "gs/1"])
+      baseline = live()
+      started = System.monotonic_time(:millisecond)
+
+      paths =
+        Stream.map(1..10, fn
+          4 -> raise "bad source"
+          i -> "gs/#{i}"
+        end)
+
+      # gs/1 is still being read when the source raises, after gs/2 and gs/3 arrived.
+      assert_raise RuntimeError, "bad source", fn ->
+        OSXStream.get_many(slow, paths, max_concurrency: 3, ordered: false) |> Stream.run()
+      end
+
+      assert System.monotonic_time(:millisecond) - started < 5000
+
+      assert TestHelpers.drain_mailbox(200) == []
+      assert settles_to(baseline) == baseline
     end
   end
 

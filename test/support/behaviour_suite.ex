@@ -857,6 +857,82 @@ defmodule ObjectStoreX.BehaviourSuite do
           assert drain_mailbox(200) == []
         end
       end
+
+      describe "Stream.put_many/3" do
+        test "writes each entry as put_with_result/4 does, in order, a failure never stopping the others",
+             %{store: store, caps: caps} do
+          # see :concurrent_new_dirs in ObjectStoreX.TestBackends
+          unless caps.concurrent_new_dirs, do: :ok = ObjectStoreX.put(store, "put-many/0", "")
+
+          entries =
+            Enum.map(1..12, &{"put-many/#{&1}", random_bytes(&1 * 100)}) ++
+              [
+                {"put-many/io", ["a", ["b", "c"]]},
+                {"put-many//bad", "x"},
+                {"put-many/n", 5},
+                :junk
+              ]
+
+          got = ObjectStoreX.Stream.put_many(store, entries, max_concurrency: 4) |> Enum.to_list()
+
+          assert Enum.map(got, &elem(&1, 0)) ==
+                   Enum.map(entries, fn
+                     {path, _} -> path
+                     other -> other
+                   end)
+
+          for {{path, data}, {path, result}} <- Enum.zip(Enum.take(entries, 13), got) do
+            assert {:ok, %PutResult{}} = result
+            assert {:ok, got_data, meta} = ObjectStoreX.get(store, path)
+            assert got_data == IO.iodata_to_binary(data)
+            if caps.etag, do: assert(meta.etag == elem(result, 1).etag)
+          end
+
+          assert [
+                   {_, {:error, %Error{reason: :invalid_path}}},
+                   {_, {:error, %Error{reason: :invalid_argument}}},
+                   {:junk, {:error, %Error{reason: :invalid_argument}}}
+                 ] = Enum.drop(got, 13)
+
+          assert drain_mailbox(100) == []
+        end
+
+        test "unordered, every entry once; mode: :create refuses what exists",
+             %{store: store, caps: caps} do
+          entries = Enum.map(1..20, &{"put-many-u/#{&1}", "#{&1}"})
+          unless caps.concurrent_new_dirs, do: :ok = ObjectStoreX.put(store, "put-many-u/0", "")
+
+          got =
+            ObjectStoreX.Stream.put_many(store, entries, ordered: false, max_concurrency: 3)
+            |> Enum.to_list()
+
+          assert Enum.sort(Enum.map(got, &elem(&1, 0))) ==
+                   Enum.sort(Enum.map(entries, &elem(&1, 0)))
+
+          assert Enum.all?(got, &match?({_, {:ok, %PutResult{}}}, &1))
+
+          for {path, data} <- entries, do: assert({:ok, ^data, _} = ObjectStoreX.get(store, path))
+
+          created =
+            ObjectStoreX.Stream.put_many(
+              store,
+              [{"put-many-u/1", "new"}, {"put-many-u/new", "n"}],
+              mode: :create
+            )
+            |> Enum.to_list()
+
+          if caps.put_create do
+            assert [
+                     {"put-many-u/1", {:error, %Error{reason: :already_exists}}},
+                     {"put-many-u/new", {:ok, %PutResult{}}}
+                   ] = created
+
+            assert {:ok, "1", _} = ObjectStoreX.get(store, "put-many-u/1")
+          else
+            assert [{_, {:error, %Error{reason: :not_supported}}}, _] = created
+          end
+        end
+      end
     end
   end
 end

@@ -1055,7 +1055,7 @@ defmodule ObjectStoreX.Fuzz do
     :transfer,
     :sign_url
   ]
-  @streams [:download, :lines, :list_stream]
+  @streams [:download, :lines, :list_stream, :get_many, :put_many]
 
   defp gen_call(ctx) do
     roll = :rand.uniform()
@@ -1162,29 +1162,34 @@ defmodule ObjectStoreX.Fuzz do
     [url, opts(ctx, store_gens(ctx, provider), false)]
   end
 
-  defp args(ctx, fun) when fun in [:put, :put_with_result] do
-    data =
-      mostly(fn -> pick(["data", "", ["a", ["b" | "c"]], ctx.block]) end, fn ->
-        pick([[256], [:a], <<1::3>>, [-1], [[[["x"]]]], junk(ctx)])
+  defp args(ctx, fun) when fun in [:put, :put_with_result],
+    do: [store(ctx), object_path(ctx), data(ctx), opts(ctx, put_gens(ctx))]
+
+  defp args(ctx, :get_many) do
+    gens =
+      get_gens(ctx)
+      |> Keyword.drop([:if_match, :if_none_match, :version])
+      |> Keyword.merge(many_gens(ctx))
+
+    paths =
+      mostly(fn -> Enum.map(1..:rand.uniform(40), fn _ -> object_path(ctx) end) end, fn ->
+        pick([[], Stream.map(1..5, fn _ -> object_path(ctx) end), source_junk(ctx)])
       end)
 
-    [store(ctx), object_path(ctx), data, opts(ctx, put_gens(ctx))]
+    [store(ctx), paths, opts(ctx, gens)]
   end
 
-  defp args(ctx, :get) do
-    gens = [
-      range: fn -> range(ctx) end,
-      if_match: fn -> str(ctx, ["\"0\"", "*", "x"]) end,
-      if_none_match: fn -> str(ctx, ["\"0\"", "*"]) end,
-      if_modified_since: fn -> datetime(ctx) end,
-      if_unmodified_since: fn -> datetime(ctx) end,
-      version: fn -> str(ctx, ["v1"]) end,
-      head: fn -> mostly(fn -> pick([true, false]) end, fn -> junk(ctx) end) end,
-      timeout: fn -> timeout(ctx) end
-    ]
+  defp args(ctx, :put_many) do
+    entries =
+      mostly(
+        fn -> Enum.map(1..:rand.uniform(40), fn _ -> {object_path(ctx), data(ctx)} end) end,
+        fn -> pick([[], [junk(ctx)], [{object_path(ctx)}], source_junk(ctx)]) end
+      )
 
-    [store(ctx), object_path(ctx), opts(ctx, gens)]
+    [store(ctx), entries, opts(ctx, put_gens(ctx) ++ many_gens(ctx))]
   end
+
+  defp args(ctx, :get), do: [store(ctx), object_path(ctx), opts(ctx, get_gens(ctx))]
 
   defp args(ctx, fun) when fun in [:head, :delete],
     do: [store(ctx), object_path(ctx), opts(ctx, timeout: fn -> timeout(ctx) end)]
@@ -1296,6 +1301,42 @@ defmodule ObjectStoreX.Fuzz do
     do: [chunks(ctx), store(ctx), object_path(ctx), opts(ctx, upload_gens(ctx))]
 
   defp args(ctx, :upload_sink), do: [store(ctx), object_path(ctx), opts(ctx, upload_gens(ctx))]
+
+  defp data(ctx) do
+    mostly(fn -> pick(["data", "", ["a", ["b" | "c"]], ctx.block]) end, fn ->
+      pick([[256], [:a], <<1::3>>, [-1], [[[["x"]]]], junk(ctx)])
+    end)
+  end
+
+  # Junk as a source of items. A function of arity 2 is a stream by Enumerable's definition:
+  # what `&Kernel.+/2` raises when enumerated is the caller's own exception, re-raised as
+  # `Enum` would, so it is left out.
+  defp source_junk(ctx) do
+    case junk(ctx) do
+      fun when is_function(fun, 2) -> fn -> :ok end
+      other -> other
+    end
+  end
+
+  defp many_gens(ctx) do
+    [
+      max_concurrency: fn -> size(ctx, [1, 2, 16, 1_000]) end,
+      ordered: fn -> mostly(fn -> pick([true, false]) end, fn -> junk(ctx) end) end
+    ]
+  end
+
+  defp get_gens(ctx) do
+    [
+      range: fn -> range(ctx) end,
+      if_match: fn -> str(ctx, ["\"0\"", "*", "x"]) end,
+      if_none_match: fn -> str(ctx, ["\"0\"", "*"]) end,
+      if_modified_since: fn -> datetime(ctx) end,
+      if_unmodified_since: fn -> datetime(ctx) end,
+      version: fn -> str(ctx, ["v1"]) end,
+      head: fn -> mostly(fn -> pick([true, false]) end, fn -> junk(ctx) end) end,
+      timeout: fn -> timeout(ctx) end
+    ]
+  end
 
   defp datetime(ctx) do
     mostly(

@@ -9,8 +9,8 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::signer::Method;
 use object_store::{
-    CopyMode, CopyOptions, GetOptions, GetRange, ObjectMeta, ObjectStoreExt, RenameOptions,
-    RenameTargetMode,
+    CopyMode, CopyOptions, GetOptions, GetRange, ObjectMeta, ObjectStoreExt, PutOptions,
+    PutPayload, RenameOptions, RenameTargetMode,
 };
 use rustler::{Atom, Env, ResourceArc, Term};
 
@@ -47,13 +47,24 @@ fn object_put<'a>(
     });
     runtime::spawn(env, reference, async move {
         let (path, payload, opts) = prepared?;
-        let result = store
-            .store
-            .put_opts(&path, payload, opts)
-            .await
-            .map_err(|e| store.error(e))?;
-        Ok((result.e_tag, result.version))
+        write(&store, &path, payload, opts).await
     })
+}
+
+/// Writes one object as `put_with_result/4` does, answering its ETag and version;
+/// `ObjectStoreX.Stream.put_many/3` writes each of its objects with this too.
+pub async fn write(
+    store: &StoreResource,
+    path: &Path,
+    payload: PutPayload,
+    opts: PutOptions,
+) -> Result<(Option<String>, Option<String>), NifError> {
+    let result = store
+        .store
+        .put_opts(path, payload, opts)
+        .await
+        .map_err(|e| store.error(e))?;
+    Ok((result.e_tag, result.version))
 }
 
 #[rustler::nif]

@@ -95,6 +95,15 @@ impl AsRef<[u8]> for BorrowedSlice {
 
 /// Builds a payload from a list of binaries (what `:erlang.iolist_to_iovec/1` returns).
 pub fn from_iovec(iovec: Term) -> NifResult<PutPayload> {
+    // A small payload is copied: cheaper than an environment that keeps its binaries alive.
+    let list: Vec<Binary> = iovec.decode()?;
+    let total: usize = list.iter().map(|b| b.len()).sum();
+    if total <= COPY_THRESHOLD {
+        let mut copy = Vec::with_capacity(total);
+        list.iter()
+            .for_each(|b| copy.extend_from_slice(b.as_slice()));
+        return Ok(PutPayload::from(Bytes::from(copy)));
+    }
     kept_payload(iovec, None)
 }
 

@@ -1,8 +1,8 @@
-//! Serves `ObjectStoreX.Stream`: demand-driven producers for downloads, listings and
-//! `get_many`.
+//! Serves `ObjectStoreX.Stream`: demand-driven producers for downloads, listings, `get_many`
+//! and `put_many`.
 //!
-//! Flow control is by credit, except for `get_many`, whose consumer bounds the work itself by
-//! pushing no more paths than it may hold results for. A producer sends `{ref, {:data, item}}` only while it holds a
+//! Flow control is by credit, except for `get_many` and `put_many`, whose consumer bounds the
+//! work itself by pushing no more objects than it may hold results for. A producer sends `{ref, {:data, item}}` only while it holds a
 //! credit; the consumer returns one credit (`stream_ack/2`) for each item it takes from its
 //! mailbox. The producer takes a credit *before* it reads the next item, so the items in the
 //! consumer's mailbox plus the one being read never exceed the initial credit (`:prefetch`).
@@ -21,20 +21,20 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use object_store::path::Path;
-use object_store::{GetOptions, GetResultPayload, ObjectMeta};
+use object_store::{GetOptions, GetResultPayload, ObjectMeta, PutOptions, PutPayload};
 use objectstorex_core::gunzip::{Gunzip, GzipError};
 use objectstorex_core::hash::Hasher;
 use objectstorex_core::pool;
 use objectstorex_core::rechunk::Rechunker;
-use rustler::{Atom, Env, LocalPid, Monitor, NifMap, Resource, ResourceArc, Term};
+use rustler::{Atom, Env, LocalPid, Monitor, NifMap, NifResult, Resource, ResourceArc, Term};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::args::{get_options, get_range, parse_path, GetOpts};
+use crate::args::{get_options, get_range, parse_path, put_options, GetOpts, PutOpts};
 use crate::error::{NifError, Reason};
 use crate::local;
 use crate::meta::Meta;
-use crate::payload::Blob;
+use crate::payload::{self, Blob};
 use crate::read::{changed_or, pinned_range, resumable, Pin};
 use crate::runtime::{runtime, CancelSlot, Emitter, Live, LIVE_STREAMS};
 use crate::store::StoreResource;
@@ -43,15 +43,13 @@ mod atoms {
     rustler::atoms! { ok, error, data, start, done, running, got }
 }
 
-/// A running producer: its credit, the means to stop it, and for `get_many` where the paths
-/// it is to fetch go (dropped to say that no more will come).
+/// A running producer: its credit, the means to stop it, and for `get_many` and `put_many`
+/// where the objects it is to handle go (dropped to say that no more will come).
 pub struct StreamResource {
     credit: Arc<Semaphore>,
     producer: CancelSlot,
-    paths: Mutex<Option<PathSender>>,
+    jobs: Mutex<Option<JobSender>>,
 }
-
-type PathSender = mpsc::UnboundedSender<Vec<(u64, String)>>;
 
 #[rustler::resource_impl]
 impl Resource for StreamResource {
@@ -106,7 +104,7 @@ fn spawn_stream<F, T>(
     env: Env,
     reference: Term,
     credit: usize,
-    paths: Option<PathSender>,
+    jobs: Option<JobSender>,
     produce: F,
 ) -> ResourceArc<StreamResource>
 where
@@ -131,7 +129,7 @@ where
     let resource = ResourceArc::new(StreamResource {
         credit,
         producer: CancelSlot::new(Some(join.abort_handle())),
-        paths: Mutex::new(paths),
+        jobs: Mutex::new(jobs),
     });
     env.monitor(&resource, &env.pid());
     resource
@@ -486,11 +484,45 @@ fn stream_download(
 /// wake-up, not one each.
 const MAX_GOT: usize = 64;
 
-/// Fetches every object whose path the consumer pushes (`stream_get_many_push/2`), all at
-/// once: the consumer bounds how many it has pushed and not yet taken. Sends
-/// `{:got, [{index, {:ok, {data, meta}} | {:error, error}}]}` as objects complete; once the
-/// consumer has closed its side (`stream_get_many_close/1`) and the last object is sent,
-/// replies with the number of objects fetched.
+/// One object for a `get_many` or `put_many` producer: its index in the consumer's order, its
+/// path and, to write, its payload (or why the payload was refused).
+pub enum Job {
+    Get(u64, String),
+    Put(u64, String, Result<PutPayload, NifError>),
+}
+
+type JobSender = mpsc::UnboundedSender<Vec<Job>>;
+
+/// What every object of one `get_many` or `put_many` is asked with.
+enum Work {
+    Get(GetOptions),
+    Put(PutOptions),
+}
+
+/// One object's outcome: `{:ok, {data, meta}}` read, `{:ok, {etag, version}}` written, or
+/// `{:error, error}`.
+enum Outcome {
+    Got(Result<(Blob, Meta), NifError>),
+    Put(Result<(Option<String>, Option<String>), NifError>),
+}
+
+impl rustler::Encoder for Outcome {
+    fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
+        let ok = atoms::ok();
+        match self {
+            Outcome::Got(Ok(value)) => (ok, value).encode(env),
+            Outcome::Put(Ok(value)) => (ok, value).encode(env),
+            Outcome::Got(Err(err)) | Outcome::Put(Err(err)) => {
+                (atoms::error(), crate::error::term(err)).encode(env)
+            }
+        }
+    }
+}
+
+/// Fetches every object whose path the consumer pushes (`stream_many_push/2`), all at once:
+/// the consumer bounds how many it has pushed and not yet taken. Sends
+/// `{:got, [{index, outcome}]}` as objects complete; once the consumer has closed its side
+/// (`stream_many_close/1`) and the last object is sent, replies with the number of objects.
 #[rustler::nif]
 fn stream_get_many(
     env: Env,
@@ -499,79 +531,92 @@ fn stream_get_many(
     opts: GetOpts,
     timeout_ms: Option<u64>,
 ) -> ResourceArc<StreamResource> {
-    let (paths, incoming) = mpsc::unbounded_channel();
-    let options = get_options(opts);
-    spawn_stream(env, reference, 1, Some(paths), move |p| {
+    spawn_many(
+        env,
+        reference,
+        store,
+        get_options(opts).map(Work::Get),
+        timeout_ms,
+    )
+}
+
+/// As `stream_get_many/5`, writing the payloads pushed with their paths.
+#[rustler::nif]
+fn stream_put_many(
+    env: Env,
+    reference: Term,
+    store: ResourceArc<StoreResource>,
+    opts: PutOpts,
+    timeout_ms: Option<u64>,
+) -> ResourceArc<StreamResource> {
+    let work = put_options(opts, store.ascii_headers).map(Work::Put);
+    spawn_many(env, reference, store, work, timeout_ms)
+}
+
+fn spawn_many(
+    env: Env,
+    reference: Term,
+    store: ResourceArc<StoreResource>,
+    work: Result<Work, NifError>,
+    timeout_ms: Option<u64>,
+) -> ResourceArc<StreamResource> {
+    let (jobs, incoming) = mpsc::unbounded_channel();
+    spawn_stream(env, reference, 1, Some(jobs), move |p| {
         Box::pin(async move {
             let timeout = timeout_ms.map(Duration::from_millis);
-            get_many(p, &store, options?, timeout, incoming).await
+            many(p, &store, &work?, timeout, incoming).await
         })
     })
 }
 
-/// Hands `[{index, path}]` to a `get_many` producer; `:done` if it has stopped or was closed.
+/// Hands `[{index, path}]` (reads) or `[{index, path, iovec}]` (writes) to a `get_many` or
+/// `put_many` producer; `:done` if it has stopped or was closed.
 #[rustler::nif]
-fn stream_get_many_push(stream: ResourceArc<StreamResource>, paths: Vec<(u64, String)>) -> Atom {
-    let sender = stream.paths.lock().unwrap_or_else(|e| e.into_inner());
-    match sender.as_ref().map(|tx| tx.send(paths)) {
+fn stream_many_push<'a>(
+    stream: ResourceArc<StreamResource>,
+    jobs: Vec<Term<'a>>,
+) -> NifResult<Atom> {
+    let jobs = jobs.into_iter().map(job).collect::<NifResult<Vec<_>>>()?;
+    let sender = stream.jobs.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(match sender.as_ref().map(|tx| tx.send(jobs)) {
         Some(Ok(())) => atoms::ok(),
         _ => atoms::done(),
-    }
+    })
 }
 
-/// Tells a `get_many` producer that no more paths will come.
+/// A job from `{index, path}` or `{index, path, iovec}`. The consumer validates paths and
+/// data first; a payload refused here still gets its own outcome.
+fn job(term: Term) -> NifResult<Job> {
+    if let Ok((index, path, iovec)) = term.decode::<(u64, String, Term)>() {
+        let payload = payload::from_iovec(iovec)
+            .map_err(|_| NifError::invalid_argument("data must be a binary or iodata"));
+        return Ok(Job::Put(index, path, payload));
+    }
+    let (index, path) = term.decode::<(u64, String)>()?;
+    Ok(Job::Get(index, path))
+}
+
+/// Tells a `get_many` or `put_many` producer that no more objects will come.
 #[rustler::nif]
-fn stream_get_many_close(stream: ResourceArc<StreamResource>) -> Atom {
-    stream
-        .paths
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take();
+fn stream_many_close(stream: ResourceArc<StreamResource>) -> Atom {
+    stream.jobs.lock().unwrap_or_else(|e| e.into_inner()).take();
     atoms::ok()
 }
 
-/// One object's outcome, `{:ok, {data, meta}}` or `{:error, error}`.
-struct Got(Result<(Blob, Meta), NifError>);
-
-impl rustler::Encoder for Got {
-    fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
-        match &self.0 {
-            Ok(value) => (atoms::ok(), value).encode(env),
-            Err(err) => (atoms::error(), crate::error::term(err)).encode(env),
-        }
-    }
-}
-
-async fn get_many(
+async fn many(
     p: &mut Producer,
     store: &StoreResource,
-    options: GetOptions,
+    work: &Work,
     timeout: Option<Duration>,
-    mut incoming: mpsc::UnboundedReceiver<Vec<(u64, String)>>,
+    mut incoming: mpsc::UnboundedReceiver<Vec<Job>>,
 ) -> Result<u64, NifError> {
-    let fetch_one = |index: u64, path: String| {
-        let options = options.clone();
-        async move {
-            let fetched = async {
-                let path = parse_path("path", &path)?;
-                crate::object::fetch(store, &path, options).await
-            };
-            let got = match timeout {
-                None => fetched.await,
-                Some(limit) => tokio::time::timeout(limit, fetched)
-                    .await
-                    .unwrap_or_else(|_| Err(timed_out(limit))),
-            };
-            (index, Got(got))
-        }
-    };
     let mut running = FuturesUnordered::new();
     let mut open = true;
-    let mut fetched = 0u64;
+    let mut done = 0u64;
     while open || !running.is_empty() {
         tokio::select! {
             batch = incoming.recv(), if open => match batch {
-                Some(batch) => running.extend(batch.into_iter().map(|(i, path)| fetch_one(i, path))),
+                Some(batch) => running.extend(batch.into_iter().map(|j| run_job(store, work, j, timeout))),
                 None => open = false,
             },
             Some(first) = running.next(), if !running.is_empty() => {
@@ -582,19 +627,57 @@ async fn get_many(
                         _ => break,
                     }
                 }
-                fetched += got.len() as u64;
+                done += got.len() as u64;
                 p.send((atoms::got(), got));
             }
         }
     }
-    Ok(fetched)
+    Ok(done)
 }
 
-fn timed_out(limit: Duration) -> NifError {
-    NifError::new(
-        Reason::Timeout,
-        format!("the object did not arrive within {} ms", limit.as_millis()),
-    )
+async fn run_job(
+    store: &StoreResource,
+    work: &Work,
+    job: Job,
+    timeout: Option<Duration>,
+) -> (u64, Outcome) {
+    let (index, outcome) = match (job, work) {
+        (Job::Get(index, path), Work::Get(options)) => {
+            let got = limited(timeout, async {
+                let path = parse_path("path", &path)?;
+                crate::object::fetch(store, &path, options.clone()).await
+            });
+            (index, Outcome::Got(got.await))
+        }
+        (Job::Put(index, path, payload), Work::Put(options)) => {
+            let put = limited(timeout, async {
+                let path = parse_path("path", &path)?;
+                crate::object::write(store, &path, payload?, options.clone()).await
+            });
+            (index, Outcome::Put(put.await))
+        }
+        (Job::Get(index, _) | Job::Put(index, _, _), _) => {
+            let wrong = NifError::invalid_argument("this stream does not take such objects");
+            (index, Outcome::Got(Err(wrong)))
+        }
+    };
+    (index, outcome)
+}
+
+/// `fut`'s result, or `:timeout` once `timeout` has passed.
+async fn limited<T>(
+    timeout: Option<Duration>,
+    fut: impl Future<Output = Result<T, NifError>>,
+) -> Result<T, NifError> {
+    match timeout {
+        None => fut.await,
+        Some(limit) => tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
+            Err(NifError::new(
+                Reason::Timeout,
+                format!("the object took longer than {} ms", limit.as_millis()),
+            ))
+        }),
+    }
 }
 
 // ------------------------------------------------------------------------------------------
