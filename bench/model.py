@@ -81,8 +81,8 @@ def section(rows, tool: str, sync_runs: Path | None = None, sync_objects: int = 
         "|---|---|",
         f"| CPU per GiB uploaded to S3 (s3 · {up.label}) | {fmt(cpu_up)} s |",
         f"| CPU per GiB downloaded from S3 (s3 · {down.label}) | {fmt(cpu_down)} s |",
-        f"| CPU per PUT of 1 KiB | {fmt(put_us)} µs |",
-        f"| CPU per GET of 1 KiB | {fmt(get_us)} µs |",
+        f"| CPU per PUT of 1 KiB (`Stream.put_many/3`) | {fmt(put_us)} µs |",
+        f"| CPU per GET of 1 KiB (`Stream.get_many/3`) | {fmt(get_us)} µs |",
         "",
         "**Derived** (arithmetic on the figures above): if the client's cost per byte and per "
         "request stays what it is here and every core can be given to it, a node of N cores "
