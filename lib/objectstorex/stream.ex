@@ -370,8 +370,9 @@ defmodule ObjectStoreX.Stream do
     * `:range`, `:if_modified_since`, `:if_unmodified_since`, `:head` - as for
       `ObjectStoreX.get/3`, applied to every object
 
-  A path that is not a valid path gets its own `{:error, %ObjectStoreX.Error{reason:
-  :invalid_argument}}`. Bad options raise `ObjectStoreX.Error` when `get_many/3` is called.
+  A path that is not a string gets its own `{:error, %ObjectStoreX.Error{reason:
+  :invalid_argument}}`, one that is not a valid path `:invalid_path`. Bad options raise
+  `ObjectStoreX.Error` when `get_many/3` is called.
   """
   @spec get_many(ObjectStoreX.Store.t(), Enumerable.t(), keyword()) :: Enumerable.t()
   def get_many(store, paths, opts \\ []) do
@@ -418,10 +419,10 @@ defmodule ObjectStoreX.Stream do
       `ObjectStoreX.put/4`, applied to every object (`mode: :create` makes each write fail
       with `:already_exists` where its object exists)
 
-  An entry that is not `{path, data}` with a valid path and a binary or iodata gets its own
+  An entry that is not `{path, data}` with a string path and a binary or iodata gets its own
   `{:error, %ObjectStoreX.Error{reason: :invalid_argument}}` (the entry itself standing for the
-  path when it is not a pair). Bad options raise `ObjectStoreX.Error` when `put_many/3` is
-  called.
+  path when it is not a pair), one whose path is not a valid path `:invalid_path`. Bad options
+  raise `ObjectStoreX.Error` when `put_many/3` is called.
   """
   @spec put_many(ObjectStoreX.Store.t(), Enumerable.t(), keyword()) :: Enumerable.t()
   def put_many(store, entries, opts \\ []) do
