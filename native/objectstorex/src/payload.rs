@@ -1,4 +1,5 @@
-//! Moves object bytes across the boundary without copying them.
+//! Moves object bytes across the boundary without copying them, except where a copy is cheaper
+//! (4 KiB or less).
 //!
 //! Into Rust: the caller's binaries are kept alive in an `OwnedEnv` (copying a refc binary term
 //! copies only its header) and exposed as `Bytes` that borrow them. Out of Rust: a `Bytes` is
