@@ -58,8 +58,7 @@ defmodule ObjectStoreX.Args do
 
   @many_defaults [max_concurrency: 16, ordered: true]
   @many_keys [:timeout | Keyword.keys(@many_defaults)]
-  @get_many_opts [:range, :if_modified_since, :if_unmodified_since, :head, :timeout] ++
-                   Keyword.keys(@many_defaults)
+  @get_many_opts [:range, :if_modified_since, :if_unmodified_since, :head, :timeout]
 
   @doc """
   `ObjectStoreX.Stream.get_many/3`'s: the store, the native get options shared by every object,
@@ -68,35 +67,23 @@ defmodule ObjectStoreX.Args do
   @spec get_many(term(), term()) ::
           {:ok, reference(), map(), non_neg_integer() | nil, pos_integer(), boolean()}
           | {:error, Error.t()}
-  def get_many(store, opts) do
-    with {:ok, resource} <- store(store),
-         {:ok, opts} <- opts(opts, @get_many_opts, @many_defaults),
-         {:ok, timeout, max, ordered} <- many(opts),
-         {:ok, native} <- opts |> Map.drop(@many_keys) |> get_options() do
-      {:ok, resource, native, timeout, max, ordered}
-    end
-  end
+  def get_many(store, opts), do: many(store, opts, @get_many_opts, &get_options/1)
 
-  defp many(opts) do
-    with :ok <- positive_integers(opts, [:max_concurrency]),
-         {:ok, ordered} <- boolean(":ordered", opts.ordered),
-         {:ok, timeout} <- timeout(opts),
-         do: {:ok, if(timeout != :infinity, do: timeout), opts.max_concurrency, ordered}
-  end
-
-  @doc """
-  `ObjectStoreX.Stream.put_many/3`'s: the store, the native put options shared by every
-  object, the timeout of each object (nil: none), and how many at once and whether in order.
-  """
+  @doc "`ObjectStoreX.Stream.put_many/3`'s, as `get_many/2`'s with the native put options."
   @spec put_many(term(), term()) ::
           {:ok, reference(), map(), non_neg_integer() | nil, pos_integer(), boolean()}
           | {:error, Error.t()}
-  def put_many(store, opts) do
+  def put_many(store, opts), do: many(store, opts, @put_opts, &put_options/1)
+
+  defp many(store, opts, allowed, native_options) do
     with {:ok, resource} <- store(store),
-         {:ok, opts} <- opts(opts, @put_opts ++ Keyword.keys(@many_defaults), @many_defaults),
-         {:ok, timeout, max, ordered} <- many(opts),
-         {:ok, native} <- opts |> Map.drop(@many_keys) |> put_options() do
-      {:ok, resource, native, timeout, max, ordered}
+         {:ok, opts} <- opts(opts, allowed ++ Keyword.keys(@many_defaults), @many_defaults),
+         :ok <- positive_integers(opts, [:max_concurrency]),
+         {:ok, ordered} <- boolean(":ordered", opts.ordered),
+         {:ok, timeout} <- timeout(opts),
+         {:ok, native} <- opts |> Map.drop(@many_keys) |> native_options.() do
+      {:ok, resource, native, if(timeout != :infinity, do: timeout), opts.max_concurrency,
+       ordered}
     end
   end
 

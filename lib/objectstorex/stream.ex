@@ -375,14 +375,8 @@ defmodule ObjectStoreX.Stream do
   `ObjectStoreX.Error` when `get_many/3` is called.
   """
   @spec get_many(ObjectStoreX.Store.t(), Enumerable.t(), keyword()) :: Enumerable.t()
-  def get_many(store, paths, opts \\ []) do
-    with :ok <- enumerable("paths", paths),
-         {:ok, resource, native, timeout, max, ordered} <- Args.get_many(store, opts) do
-      many(paths, &Native.stream_get_many(&1, resource, native, timeout), :get, max, ordered)
-    else
-      {:error, error} -> raise error
-    end
-  end
+  def get_many(store, paths, opts \\ []),
+    do: many(:get, "paths", paths, Args.get_many(store, opts), &Native.stream_get_many/4)
 
   @doc """
   Writes many objects, `:max_concurrency` at a time, and streams `{path, result}` for each
@@ -425,21 +419,29 @@ defmodule ObjectStoreX.Stream do
   raise `ObjectStoreX.Error` when `put_many/3` is called.
   """
   @spec put_many(ObjectStoreX.Store.t(), Enumerable.t(), keyword()) :: Enumerable.t()
-  def put_many(store, entries, opts \\ []) do
-    with :ok <- enumerable("entries", entries),
-         {:ok, resource, native, timeout, max, ordered} <- Args.put_many(store, opts) do
-      many(entries, &Native.stream_put_many(&1, resource, native, timeout), :put, max, ordered)
-    else
-      {:error, error} -> raise error
-    end
-  end
+  def put_many(store, entries, opts \\ []),
+    do: many(:put, "entries", entries, Args.put_many(store, opts), &Native.stream_put_many/4)
 
   # ---------------------------------------------------------------------------------------------
   # The consumer side of get_many and put_many. Items are numbered as they are taken from the
   # source; `pending` holds the key (path) of every item taken and not yet emitted, `ready`
   # the results that arrived and wait for their turn (all of them when unordered).
 
-  defp many(source, start, kind, max, ordered) do
+  defp many(kind, name, source, args, nif) do
+    case {enumerable(name, source), args} do
+      {:ok, {:ok, resource, native, timeout, max, ordered}} ->
+        start = &nif.(&1, resource, native, timeout)
+        many_resource(kind, source, start, max, ordered)
+
+      {{:error, error}, _args} ->
+        raise error
+
+      {:ok, {:error, error}} ->
+        raise error
+    end
+  end
+
+  defp many_resource(kind, source, start, max, ordered) do
     Elixir.Stream.resource(
       fn ->
         ref = make_ref()

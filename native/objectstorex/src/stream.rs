@@ -2,9 +2,9 @@
 //! and `put_many`.
 //!
 //! Flow control is by credit, except for `get_many` and `put_many`, whose consumer bounds the
-//! work itself by pushing no more objects than it may hold results for. A producer sends `{ref, {:data, item}}` only while it holds a
-//! credit; the consumer returns one credit (`stream_ack/2`) for each item it takes from its
-//! mailbox. The producer takes a credit *before* it reads the next item, so the items in the
+//! work itself by pushing no more objects than it may hold results for. A producer sends
+//! `{ref, {:data, item}}` only while it holds a credit; the consumer returns one credit
+//! (`stream_ack/2`) for each item it takes from its mailbox. The producer takes a credit *before* it reads the next item, so the items in the
 //! consumer's mailbox plus the one being read never exceed the initial credit (`:prefetch`).
 //! A stream ends with exactly one terminal message, `{ref, {:done, summary}}` or
 //! `{ref, {:error, error}}`; after it nothing more is sent for that ref.
@@ -486,7 +486,7 @@ const MAX_GOT: usize = 64;
 
 /// One object for a `get_many` or `put_many` producer: its index in the consumer's order, its
 /// path and, to write, its payload (or why the payload was refused).
-pub enum Job {
+enum Job {
     Get(u64, String),
     Put(u64, String, Result<PutPayload, NifError>),
 }
@@ -641,7 +641,7 @@ async fn run_job(
     job: Job,
     timeout: Option<Duration>,
 ) -> (u64, Outcome) {
-    let (index, outcome) = match (job, work) {
+    match (job, work) {
         (Job::Get(index, path), Work::Get(options)) => {
             let got = limited(timeout, async {
                 let path = parse_path("path", &path)?;
@@ -660,8 +660,7 @@ async fn run_job(
             let wrong = NifError::invalid_argument("this stream does not take such objects");
             (index, Outcome::Got(Err(wrong)))
         }
-    };
-    (index, outcome)
+    }
 }
 
 /// `fut`'s result, or `:timeout` once `timeout` has passed.
