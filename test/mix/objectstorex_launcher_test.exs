@@ -49,6 +49,8 @@ defmodule Mix.Tasks.ObjectstorexLauncherTest do
     text = File.read!(ctx.launcher)
     assert text =~ ~r/^#!\/bin\/sh\n/
     assert text =~ "-pa '#{Mix.Project.compile_path()}'"
+    # Last, so that erl puts the consolidated protocols first on the code path.
+    assert text =~ "-pa '#{Mix.Project.consolidation_path()}' -s "
     assert text =~ "-s Elixir.ObjectStoreX.CLI.Main main -extra \"$@\""
   end
 

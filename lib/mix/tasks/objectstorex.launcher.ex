@@ -10,8 +10,8 @@ defmodule Mix.Tasks.Objectstorex.Launcher do
 
   `objectstorex TASK ARGS` takes the arguments of `mix objectstorex.TASK ARGS` and gives the
   same output and exit status (see `ObjectStoreX.CLI.Main`). It starts `erl` with only the
-  compiled applications of this build (`_build/ENV/lib/*/ebin`) and Elixir's `elixir`,
-  `logger` and `mix` on the code path, and goes straight into the task: it does not load
+  compiled applications of this build (`_build/ENV/lib/*/ebin`, with the consolidated
+  protocols) and Elixir's `elixir`, `logger` and `mix` on the code path, and goes straight into the task: it does not load
   `mix.exs`, check dependencies or compile. That saves Mix's start-up, a second or more, on
   every run. Measured on a shared 2-core machine (bench/SYNC.md), a sync of an empty
   directory took 0.54 s whole with the launcher, as long as `elixir -e ':ok'` doing nothing
@@ -80,7 +80,18 @@ defmodule Mix.Tasks.Objectstorex.Launcher do
         end
       end
 
-    Enum.sort(build) ++ elixir
+    Enum.sort(build) ++ elixir ++ consolidated()
+  end
+
+  # The consolidated protocols, as `mix run` loads them: without them every Enumerable and
+  # Collectable call looks its implementation up at run time. Last, because erl puts the last
+  # `-pa` directory first on the code path, ahead of Elixir's unconsolidated protocols.
+  defp consolidated do
+    path = Mix.Project.consolidation_path()
+
+    if Mix.Project.config()[:consolidate_protocols] != false and File.dir?(path),
+      do: [path],
+      else: []
   end
 
   defp erl! do
