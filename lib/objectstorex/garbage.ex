@@ -13,7 +13,7 @@ defmodule ObjectStoreX.Garbage do
   generation, where they outlive their use until the next full one.
   """
   @spec collect(pos_integer()) :: :ok
-  def collect(bytes) do
+  def collect(bytes) when is_integer(bytes) and bytes > 0 do
     {:total_heap_size, words} = :erlang.process_info(self(), :total_heap_size)
     if words * :erlang.system_info(:wordsize) <= bytes, do: :erlang.garbage_collect()
     :ok

@@ -806,7 +806,7 @@ defmodule ObjectStoreX.Stream do
       {^ref, {:data, data} = event} ->
         {items, state} = handle.(event, s.state)
         unacked = ack(stream, s.unacked + 1, s.batch)
-        {items, %{s | state: state, unacked: unacked, collect: s.collect? && large(data)}}
+        {items, %{s | state: state, unacked: unacked, collect: large(s.collect?, data)}}
 
       {^ref, {:start, _, _} = event} ->
         {items, state} = handle.(event, s.state)
@@ -838,8 +838,10 @@ defmodule ObjectStoreX.Stream do
     %{s | collect: nil}
   end
 
-  defp large(data) when is_binary(data) and byte_size(data) >= @collect_from, do: byte_size(data)
-  defp large(_data), do: nil
+  defp large(true, data) when is_binary(data) and byte_size(data) >= @collect_from,
+    do: byte_size(data)
+
+  defp large(_collect?, _data), do: nil
 
   defp ack(stream, unacked, batch) when unacked >= batch do
     Native.stream_ack(stream, unacked)

@@ -192,6 +192,22 @@ defmodule ObjectStoreX.StreamSuite do
           end
         end
 
+        # Chunks too small to be worth a collection: a consumer that keeps them all is left
+        # to the VM, which collects as its heap grows, not once per chunk.
+        test "a consumer keeping every small chunk is not collected per chunk", %{store: store} do
+          data = :crypto.strong_rand_bytes(64 * 1024)
+          :ok = ObjectStoreX.put(store, "dl/small-chunks.bin", data)
+
+          {chunks, majors} =
+            ObjectStoreX.TestHelpers.major_collections(fn ->
+              OSXStream.download(store, "dl/small-chunks.bin", chunk_size: 512) |> Enum.to_list()
+            end)
+
+          assert IO.iodata_to_binary(chunks) == data
+          assert length(chunks) == 128
+          assert majors <= 4
+        end
+
         test "halting early leaves no message behind", %{store: store} do
           :ok = ObjectStoreX.put(store, "dl/h.bin", :crypto.strong_rand_bytes(2 * @mib))
 
@@ -296,6 +312,20 @@ defmodule ObjectStoreX.StreamSuite do
                    3
 
           assert ObjectStoreX.TestHelpers.drain_mailbox(200) == []
+        end
+
+        # A listing's pages are never worth a collection: a consumer that keeps every entry is
+        # left to the VM, not collected once per page (which made a long listing quadratic).
+        test "a consumer keeping every entry is not collected per page", %{store: store} do
+          for i <- 1..60, do: :ok = ObjectStoreX.put(store, "lsgc/#{i}", "#{i}")
+
+          {metas, majors} =
+            ObjectStoreX.TestHelpers.major_collections(fn ->
+              OSXStream.list_stream(store, prefix: "lsgc/", page_size: 2) |> Enum.to_list()
+            end)
+
+          assert length(metas) == 60
+          assert majors <= 4
         end
 
         test "the seed's batch delete runs as written", %{store: store} do

@@ -130,6 +130,36 @@ defmodule ObjectStoreX.TestHelpers do
     end
   end
 
+  @doc """
+  Runs `fun` and returns `{result, majors}`: its result and the full (major) garbage
+  collections the calling process went through meanwhile, counted by tracing it.
+  """
+  def major_collections(fun) do
+    tracer = spawn_link(fn -> count_majors(0) end)
+    :erlang.trace(self(), true, [:garbage_collection, {:tracer, tracer}])
+
+    try do
+      fun.()
+    after
+      :erlang.trace(self(), false, [:garbage_collection])
+    end
+    |> then(fn result ->
+      # Every trace message is with the tracer before it is asked for the count.
+      ref = :erlang.trace_delivered(self())
+      receive do: ({:trace_delivered, _, ^ref} -> :ok)
+      send(tracer, {:count, self()})
+      receive do: ({:majors, majors} -> {result, majors})
+    end)
+  end
+
+  defp count_majors(n) do
+    receive do
+      {:trace, _pid, :gc_major_start, _info} -> count_majors(n + 1)
+      {:trace, _pid, _other, _info} -> count_majors(n)
+      {:count, from} -> send(from, {:majors, n})
+    end
+  end
+
   @doc "Asserts that `dt` is a UTC DateTime within `slack_s` seconds of [from, to]."
   def assert_recent_utc(dt, from, to, slack_s \\ 10) do
     assert %DateTime{time_zone: "Etc/UTC"} = dt
