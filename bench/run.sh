@@ -56,12 +56,12 @@ mkdir -p "$RESULTS/bin"
 cp "${CARGO_TARGET_DIR:-$ROOT/target}/release/objectstorex_bench_raw" "$RESULTS/bin/"
 
 # --- the sync benchmark first (bench/sync.sh, its own s3s-fs): its tables and its coordinator's
-# rate go into bench/README.md. Smaller than `make bench-sync`'s default, to keep the whole run
-# within 25 minutes; BENCH_SYNC=0 leaves it out.
+# rate go into bench/README.md. A quarter of `make bench-sync`'s default, to keep the whole run
+# within 25 minutes with three rounds of the rows after it; BENCH_SYNC=0 leaves it out.
 rm -f "$RESULTS/sync/runs.jsonl" "$RESULTS/sync/results.md"
 if [[ "${BENCH_SYNC:-1}" != 0 ]]; then
   if [[ "${BENCH_MIB:-1024}" == 1024 && "${BENCH_SCALE:-1}" == 1 ]]; then
-    export SYNC_SMALL="${SYNC_SMALL:-5000}" SYNC_BIG="${SYNC_BIG:-8}" \
+    export SYNC_SMALL="${SYNC_SMALL:-2500}" SYNC_BIG="${SYNC_BIG:-4}" \
       SYNC_BIG_MIB="${SYNC_BIG_MIB:-32}" SYNC_ROUNDS="${SYNC_ROUNDS:-2}" \
       SYNC_NODE_ROUNDS="${SYNC_NODE_ROUNDS:-1}"
   else
