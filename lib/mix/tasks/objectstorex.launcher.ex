@@ -11,11 +11,12 @@ defmodule Mix.Tasks.Objectstorex.Launcher do
   `objectstorex TASK ARGS` takes the arguments of `mix objectstorex.TASK ARGS` and gives the
   same output and exit status (see `ObjectStoreX.CLI.Main`). It starts `erl` with only the
   compiled applications of this build (`_build/ENV/lib/*/ebin`, with the consolidated
-  protocols) and Elixir's `elixir`, `logger` and `mix` on the code path, and goes straight into the task: it does not load
-  `mix.exs`, check dependencies or compile. That saves Mix's start-up, a second or more, on
-  every run. Measured on a shared 2-core machine (bench/SYNC.md), a sync of an empty
-  directory took 0.54 s whole with the launcher, as long as `elixir -e ':ok'` doing nothing
-  (0.55 s), against 1.58 s with `mix objectstorex.sync`; a bare `erl` start alone took 0.34 s.
+  protocols) and Elixir's `elixir`, `logger` and `mix` on the code path, and goes straight
+  into the task: it does not load `mix.exs`, check dependencies or compile. That saves Mix's
+  start-up, a second or more, on every run. Measured on a shared 2-core machine
+  (bench/SYNC.md), a sync of an empty directory took 0.54 s whole with the launcher, as long
+  as `elixir -e ':ok'` doing nothing (0.55 s), against 1.58 s with `mix objectstorex.sync`; a
+  bare `erl` start alone took 0.34 s.
 
   The script holds absolute paths: write it again after moving the project, the build
   directory or Erlang/Elixir, and run `mix compile` (in the same `MIX_ENV`) after changing the
