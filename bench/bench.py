@@ -15,8 +15,8 @@ gives every contender the same memory to write into, whatever its start-up time.
 
 Settings (environment):
 
-  BENCH_MIB      object size of the upload and download rows, MiB (default 1024); half of it
-                 on S3, whose server moves a few hundred MB/s, so that half a GiB is still
+  BENCH_MIB      object size of the upload and download rows, MiB (default 1024); a quarter
+                 of it on S3, whose server moves 100-150 MB/s here, so that 256 MiB is still
                  seconds of steady transfer and the rows fit three rounds
   BENCH_SCALE    scales the object counts: 500 x 1 MiB, 5,000 x 1 KiB, 100,000 listed (1)
   BENCH_ROUNDS   at most this many runs per contender and row, the median counting (5)
@@ -663,8 +663,9 @@ def round_budget(s: Settings, round_no: int) -> float:
 def run_rounds(rows: list[Row], tools: Tools, s: Settings, stores: dict[str, str]) -> int:
     """Round after round of every row, as many as fit in the budget (at most BENCH_ROUNDS).
 
-    The first round prepares each read workload just before it; later rounds find the same
-    keys, of the same sizes, where the previous writes left them. A further round starts only
+    The first round prepares each read workload just before it, once for rows that read the
+    same keys; later rounds find the same keys, of the same sizes, where the previous writes
+    left them. A further round starts only
     if another round as long as the first still ends within the budget, so every figure is the
     median of the same number of runs.
     """

@@ -428,16 +428,11 @@ defmodule ObjectStoreX.Stream do
   # the results that arrived and wait for their turn (all of them when unordered).
 
   defp many(kind, name, source, args, nif) do
-    case {enumerable(name, source), args} do
-      {:ok, {:ok, resource, native, timeout, max, ordered}} ->
-        start = &nif.(&1, resource, native, timeout)
-        many_resource(kind, source, start, max, ordered)
-
-      {{:error, error}, _args} ->
-        raise error
-
-      {:ok, {:error, error}} ->
-        raise error
+    with :ok <- enumerable(name, source),
+         {:ok, resource, native, timeout, max, ordered} <- args do
+      many_resource(kind, source, &nif.(&1, resource, native, timeout), max, ordered)
+    else
+      {:error, error} -> raise error
     end
   end
 

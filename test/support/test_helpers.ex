@@ -138,18 +138,18 @@ defmodule ObjectStoreX.TestHelpers do
     tracer = spawn_link(fn -> count_majors(0) end)
     :erlang.trace(self(), true, [:garbage_collection, {:tracer, tracer}])
 
-    try do
-      fun.()
-    after
-      :erlang.trace(self(), false, [:garbage_collection])
-    end
-    |> then(fn result ->
-      # Every trace message is with the tracer before it is asked for the count.
-      ref = :erlang.trace_delivered(self())
-      receive do: ({:trace_delivered, _, ^ref} -> :ok)
-      send(tracer, {:count, self()})
-      receive do: ({:majors, majors} -> {result, majors})
-    end)
+    result =
+      try do
+        fun.()
+      after
+        :erlang.trace(self(), false, [:garbage_collection])
+      end
+
+    # Every trace message is with the tracer before it is asked for the count.
+    ref = :erlang.trace_delivered(self())
+    receive do: ({:trace_delivered, _, ^ref} -> :ok)
+    send(tracer, {:count, self()})
+    receive do: ({:majors, majors} -> {result, majors})
   end
 
   defp count_majors(n) do

@@ -4,8 +4,9 @@
 //! Flow control is by credit, except for `get_many` and `put_many`, whose consumer bounds the
 //! work itself by pushing no more objects than it may hold results for. A producer sends
 //! `{ref, {:data, item}}` only while it holds a credit; the consumer returns one credit
-//! (`stream_ack/2`) for each item it takes from its mailbox. The producer takes a credit *before* it reads the next item, so the items in the
-//! consumer's mailbox plus the one being read never exceed the initial credit (`:prefetch`).
+//! (`stream_ack/2`) for each item it takes from its mailbox. The producer takes a credit
+//! *before* it reads the next item, so the items in the consumer's mailbox plus the one being
+//! read never exceed the initial credit (`:prefetch`).
 //! A stream ends with exactly one terminal message, `{ref, {:done, summary}}` or
 //! `{ref, {:error, error}}`; after it nothing more is sent for that ref.
 
@@ -616,7 +617,9 @@ async fn many(
     while open || !running.is_empty() {
         tokio::select! {
             batch = incoming.recv(), if open => match batch {
-                Some(batch) => running.extend(batch.into_iter().map(|j| run_job(store, work, j, timeout))),
+                Some(batch) => {
+                    running.extend(batch.into_iter().map(|j| run_job(store, work, j, timeout)))
+                }
                 None => open = false,
             },
             Some(first) = running.next(), if !running.is_empty() => {
