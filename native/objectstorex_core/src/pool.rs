@@ -2,17 +2,24 @@
 //! touching fresh memory for each multi-megabyte chunk caps local reads near 1 GB/s. Buffers
 //! handed out here return to the pool when the last `Bytes` over them is dropped (for chunks
 //! given to Elixir: when the BEAM frees the binary), so steady-state reads touch no new pages.
+//!
+//! The pool keeps the buffers returned last and hands out the one returned last first: a VM
+//! whose reads change chunk size (another download's options) must not keep buffers of the old
+//! size while every buffer of the new one is mapped afresh, and the buffer freed last is the
+//! one most likely still in the CPU's caches.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use bytes::Bytes;
 
-/// Bytes kept for reuse at most; beyond it, returned buffers are freed.
+/// Bytes kept for reuse at most; beyond it, the buffers returned longest ago are freed.
 pub const MAX_POOLED_BYTES: usize = 64 * 1024 * 1024;
 
 pub struct BufferPool {
-    free: Mutex<Vec<Vec<u8>>>,
+    /// Oldest first.
+    free: Mutex<VecDeque<Vec<u8>>>,
     pooled: AtomicUsize,
     max_bytes: usize,
 }
@@ -20,19 +27,19 @@ pub struct BufferPool {
 impl BufferPool {
     pub const fn new(max_bytes: usize) -> Self {
         BufferPool {
-            free: Mutex::new(Vec::new()),
+            free: Mutex::new(VecDeque::new()),
             pooled: AtomicUsize::new(0),
             max_bytes,
         }
     }
 
-    /// A buffer of exactly `len` initialised bytes, reused when one of that size is free.
+    /// A buffer of exactly `len` initialised bytes: the last returned of that size, or new.
     pub fn take(&'static self, len: usize) -> PooledBuf {
         let reused = {
-            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            let mut free = self.lock();
             free.iter()
-                .position(|b| b.len() == len)
-                .map(|i| free.swap_remove(i))
+                .rposition(|b| b.len() == len)
+                .and_then(|i| free.remove(i))
         };
         let buf = match reused {
             Some(buf) => {
@@ -46,14 +53,27 @@ impl BufferPool {
 
     fn give(&self, buf: Vec<u8>) {
         let len = buf.len();
-        if len == 0 || self.pooled.load(Ordering::Relaxed) + len > self.max_bytes {
+        if len == 0 || len > self.max_bytes {
             return;
         }
-        self.pooled.fetch_add(len, Ordering::Relaxed);
-        self.free
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(buf);
+        let mut evicted = Vec::new();
+        {
+            let mut free = self.lock();
+            let mut pooled = self.pooled.load(Ordering::Relaxed) + len;
+            while pooled > self.max_bytes {
+                let Some(old) = free.pop_front() else { break };
+                pooled -= old.len();
+                evicted.push(old);
+            }
+            free.push_back(buf);
+            self.pooled.store(pooled, Ordering::Relaxed);
+        }
+        // Freed outside the lock: large buffers go back to the kernel, a system call each.
+        drop(evicted);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Vec<u8>>> {
+        self.free.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn pooled_bytes(&self) -> usize {
@@ -132,5 +152,36 @@ mod tests {
         drop(a);
         drop(b);
         assert_eq!(POOL.pooled_bytes(), 100);
+        // Larger than the whole pool: never kept.
+        drop(POOL.take(200));
+        assert_eq!(POOL.pooled_bytes(), 100);
+    }
+
+    #[test]
+    fn buffers_of_a_new_size_take_the_place_of_the_oldest() {
+        static POOL: BufferPool = BufferPool::new(300);
+        let old: Vec<_> = (0..3).map(|_| POOL.take(100)).collect();
+        drop(old);
+        assert_eq!(POOL.pooled_bytes(), 300);
+        // Reads change to 50-byte chunks: each one returned evicts one of the old size.
+        let new = POOL.take(50);
+        let ptr = new.as_ref().as_ptr();
+        drop(new);
+        assert_eq!(POOL.pooled_bytes(), 250);
+        let again = POOL.take(50);
+        assert_eq!(again.as_ref().as_ptr(), ptr, "the new size is reused");
+        drop(again);
+        let sizes: Vec<usize> = POOL.lock().iter().map(Vec::len).collect();
+        assert_eq!(sizes, [100, 100, 50]);
+    }
+
+    #[test]
+    fn the_buffer_returned_last_is_taken_first() {
+        static POOL: BufferPool = BufferPool::new(1000);
+        let (a, b) = (POOL.take(100), POOL.take(100));
+        let b_ptr = b.as_ref().as_ptr();
+        drop(a);
+        drop(b);
+        assert_eq!(POOL.take(100).as_ref().as_ptr(), b_ptr);
     }
 }
