@@ -363,6 +363,8 @@ async fn download(
 /// a time, which caps a page-cached file at a few hundred MB/s. Reads run ahead of the consumer
 /// as far as its credit allows, each holding one credit, so the bound is unchanged; with two in
 /// flight the copy out of the page cache, most of a local download's cost, uses two cores.
+/// Not when inflating: a chunk's pieces each need a credit, and reads ahead holding the rest
+/// while the consumer waits for a batch of messages before giving any back would stall both.
 async fn local_file(
     p: &mut Producer,
     file: Arc<std::fs::File>,
@@ -373,10 +375,11 @@ async fn local_file(
     type Read = Result<std::io::Result<Bytes>, NifError>;
     let mut reads: VecDeque<AbortOnDrop<Read>> = VecDeque::new();
     let mut pos = span.start;
+    let ahead = out.gunzip.is_none();
     // The caller reserved the first read's credit.
     let mut held = 1;
     loop {
-        while pos < span.end && (held > 0 || p.try_reserve()) {
+        while pos < span.end && (held > 0 || (ahead && p.try_reserve())) {
             held = 0;
             let len = chunk_size.min((span.end - pos) as usize);
             let (file, at) = (file.clone(), pos);
@@ -398,7 +401,7 @@ async fn local_file(
             continue;
         };
         // A credit that comes back while the oldest read is still running starts the next one.
-        let read = if pos < span.end {
+        let read = if pos < span.end && ahead {
             let credit = p.reserve();
             tokio::select! {
                 biased;
