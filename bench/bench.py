@@ -92,7 +92,7 @@ RSS_FILE = ROOT / "bench/results/peak-rss"
 # ObjectStoreX's per-backend defaults (lib/objectstorex/upload.ex and stream.ex); every
 # contender is given the same part size, parts in flight and chunk size.
 UPLOAD_KNOBS = {"memory": (64, 2), "local": (64, 2), "s3": (8, 8)}
-CHUNK_MIB = {"memory": 2, "local": 8, "s3": 2}
+CHUNK_MIB = {"memory": 2, "local": 2, "s3": 2}
 
 # The workloads that move one large object, run after a BENCH_SETTLE pause.
 LARGE = ("upload", "upload_fresh", "download", "slow_download")
@@ -560,8 +560,8 @@ def build_rows(s: Settings, stores: dict[str, str]) -> list[Row]:
         if kind == "local":
             # The memory-bound rows: parts and chunks that really occupy memory.
             rows.append(
-                Row(kind, "slow_download", [mib, 8, 10],
-                    f"{gib} download, consumer sleeps 10 ms per 8 MiB chunk", [OSX])
+                Row(kind, "slow_download", [mib, chunk, 3],
+                    f"{gib} download, consumer sleeps 3 ms per {chunk} MiB chunk", [OSX])
             )
             rows.append(
                 Row(kind, "upload_fresh", [mib, part, inflight],
@@ -1227,7 +1227,7 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "and S3, reads are prepared beforehand by the raw program's write workload, untimed.",
         "- Same knobs everywhere, ObjectStoreX's per-backend defaults: uploads in 64 MiB parts, "
         "2 in flight, on memory and local; 8 MiB parts, 8 in flight, on S3; downloads in "
-        "8 MiB chunks on local, 2 MiB elsewhere. The data is one random 1 MiB block, made "
+        "2 MiB chunks. The data is one random 1 MiB block, made "
         "before timing and repeated.",
         "- ObjectStoreX: `Stream.upload/4` and `Stream.download/3`; the many-object rows "
         "with `Stream.put_many/3` and `Stream.get_many/3` (N in flight, unordered).",
@@ -1266,7 +1266,7 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "ObjectStoreX's memory store has no parts and joins the chunks written once, on up to "
         "four threads, into one PUT.",
         "local": "The two ObjectStoreX-only rows are the memory-bound checks below: a consumer "
-        "that sleeps 10 ms per chunk, and an upload of freshly generated data (the other "
+        "that sleeps 3 ms per chunk, and an upload of freshly generated data (the other "
         "uploads repeat one 1 MiB block, which the VM shares rather than holds many times).",
         "s3": "The two ObjectStoreX-only rows write and read the 1 KiB objects the way a user "
         "had to before `Stream.put_many/3` and `Stream.get_many/3`: one `put/4` or `get/3` per "

@@ -602,7 +602,7 @@ def report(cs: CurveSet, folder: Path, health: list, s: Settings) -> list[str]:
     about = {
         "size": "One object of each size uploaded by a fresh process, and downloaded (after the "
         "raw program uploaded it, untimed), with the rows' knobs: on local 64 MiB parts, 2 in "
-        "flight, 8 MiB chunks; on S3 8 MiB parts, 8 in flight, 2 MiB chunks. The first "
+        "flight, 2 MiB chunks; on S3 8 MiB parts, 8 in flight, 2 MiB chunks. The first "
         "requests and parts weigh on the smallest objects; past them a streaming transfer "
         "should keep its rate, and its peak RSS should not move with the size at all: the "
         "dotted lines are where ObjectStoreX's documented bound puts it (the RSS before the "
@@ -625,7 +625,7 @@ def report(cs: CurveSet, folder: Path, health: list, s: Settings) -> list[str]:
         "latency of a small `File.read!` and of a `GenServer.call`, and the long schedules "
         "(a process or port on a scheduler for more than 5 ms), say how the rest of the VM "
         "fares (dotted: the idle VM's file_read p99 from the VM-health table). The bound grows "
-        "with N: `(prefetch + 1) * chunk_size` per stream, 4 x 8 MiB on local plus the 64 MiB "
+        "with N: `(prefetch + 1) * chunk_size` per stream, 16 x 2 MiB on local plus the 64 MiB "
         "pool of local read buffers, 3 x 2 MiB on S3.",
     }
     for figure in ("size", "count", "streams"):

@@ -12,7 +12,7 @@ defmodule Bench.StoreSpec do
   def download_bound(%{backend: backend}, chunk, streams \\ 1) do
     {prefetch, pool} =
       case backend do
-        :local -> {3, 64 * @mib}
+        :local -> {15, 64 * @mib}
         :memory -> {16, 0}
         _ -> {2, 0}
       end

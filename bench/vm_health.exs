@@ -59,8 +59,8 @@ defmodule Bench.VMHealth do
 
     store = Bench.StoreSpec.open!(spec)
     block = :crypto.strong_rand_bytes(@mib)
-    # The downloads' chunk size is the one the bench's download rows use for this backend.
-    chunk = if store.backend == :local, do: 8 * @mib, else: 2 * @mib
+    # The downloads' chunk size is the one the bench's download rows use (the default).
+    chunk = 2 * @mib
     IO.puts("BOUND #{Bench.StoreSpec.download_bound(store, chunk, streams)}")
 
     :ok =

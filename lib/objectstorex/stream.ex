@@ -18,7 +18,7 @@ defmodule ObjectStoreX.Stream do
   it takes (in batches of half the prefetch, so that the producer is woken once per batch). So,
   whatever the object size and however slow the consumer, one download holds at most
 
-      (prefetch + 1) * chunk_size            # single request (default 3 * 2 MiB, local 4 * 8 MiB)
+      (prefetch + 1) * chunk_size            # single request (default 3 * 2 MiB, local 16 * 2 MiB)
       (prefetch + concurrency + 1) * chunk_size   # with concurrency > 1
 
   plus a small constant; on the memory store, whose chunks are slices of the object it holds,
@@ -92,9 +92,9 @@ defmodule ObjectStoreX.Stream do
 
   ## Options
 
-    * `:chunk_size` - bytes per chunk, default 8 MiB on local stores and 2 MiB elsewhere, at
-      most 1 GiB; every chunk but the last has exactly this size
-    * `:prefetch` - chunks read ahead of the consumer, default 3 on local stores, 16 on the
+    * `:chunk_size` - bytes per chunk, default 2 MiB, at most 1 GiB; every chunk but the last
+      has exactly this size
+    * `:prefetch` - chunks read ahead of the consumer, default 15 on local stores, 16 on the
       memory store (its chunks share the object it holds) and 2 elsewhere, at most 1_000 (see
       "Memory and flow control"); on a local store the reads ahead run in parallel
     * `:concurrency` - ranged GETs in flight for one object, default 1, at most 1_000; above
@@ -150,11 +150,13 @@ defmodule ObjectStoreX.Stream do
     )
   end
 
-  # Local reads are cheapest in large blocks, several at once: the copy out of the page cache
-  # is most of their cost. The memory store's chunks are slices of the object it already holds,
-  # so reading ahead costs no memory there. Elsewhere smaller chunks keep memory low.
+  # Most of a local read's cost is the copy out of the page cache, and a read waits for a
+  # credit to come back from the consumer: within the same bound, many smaller reads keep both
+  # cores copying better than a few large ones (1 GiB cached, medians of 15 downloads: 7.2 GB/s
+  # at 16 * 2 MiB, 6.3 at 4 * 8 MiB). The memory store's chunks are slices of the object it
+  # already holds, so reading ahead costs no memory there.
   defp backend_defaults(%ObjectStoreX.Store{backend: :local}, defaults),
-    do: Keyword.merge(defaults, chunk_size: 8 * @mib, prefetch: 3)
+    do: Keyword.put(defaults, :prefetch, 15)
 
   defp backend_defaults(%ObjectStoreX.Store{backend: :memory}, defaults),
     do: Keyword.put(defaults, :prefetch, 16)

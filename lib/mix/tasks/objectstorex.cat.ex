@@ -9,7 +9,7 @@ defmodule Mix.Tasks.Objectstorex.Cat do
 
   `URL` is any location `mix objectstorex.cp` accepts. The bytes are written unchanged (binary
   data included, whatever the terminal's encoding) as the object streams, so memory stays
-  bounded whatever its size: a few chunks of 2 MiB (8 MiB on local stores) at a time.
+  bounded whatever its size: chunks of 2 MiB, a few at a time (16 on local stores).
 
   ## Options
 
