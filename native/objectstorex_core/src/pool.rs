@@ -9,8 +9,7 @@
 //! one most likely still in the CPU's caches.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 
@@ -18,17 +17,23 @@ use bytes::Bytes;
 pub const MAX_POOLED_BYTES: usize = 64 * 1024 * 1024;
 
 pub struct BufferPool {
-    /// Oldest first.
-    free: Mutex<VecDeque<Vec<u8>>>,
-    pooled: AtomicUsize,
+    free: Mutex<Free>,
     max_bytes: usize,
+}
+
+/// The buffers kept, oldest first, and their total size: counted under the same lock.
+struct Free {
+    buffers: VecDeque<Vec<u8>>,
+    bytes: usize,
 }
 
 impl BufferPool {
     pub const fn new(max_bytes: usize) -> Self {
         BufferPool {
-            free: Mutex::new(VecDeque::new()),
-            pooled: AtomicUsize::new(0),
+            free: Mutex::new(Free {
+                buffers: VecDeque::new(),
+                bytes: 0,
+            }),
             max_bytes,
         }
     }
@@ -37,17 +42,14 @@ impl BufferPool {
     pub fn take(&'static self, len: usize) -> PooledBuf {
         let reused = {
             let mut free = self.lock();
-            free.iter()
-                .rposition(|b| b.len() == len)
-                .and_then(|i| free.remove(i))
-        };
-        let buf = match reused {
-            Some(buf) => {
-                self.pooled.fetch_sub(buf.len(), Ordering::Relaxed);
-                buf
+            let found = free.buffers.iter().rposition(|b| b.len() == len);
+            let buf = found.and_then(|i| free.buffers.remove(i));
+            if buf.is_some() {
+                free.bytes -= len;
             }
-            None => vec![0u8; len],
+            buf
         };
+        let buf = reused.unwrap_or_else(|| vec![0u8; len]);
         PooledBuf { buf, pool: self }
     }
 
@@ -59,25 +61,26 @@ impl BufferPool {
         let mut evicted = Vec::new();
         {
             let mut free = self.lock();
-            let mut pooled = self.pooled.load(Ordering::Relaxed) + len;
-            while pooled > self.max_bytes {
-                let Some(old) = free.pop_front() else { break };
-                pooled -= old.len();
+            while free.bytes + len > self.max_bytes {
+                let Some(old) = free.buffers.pop_front() else {
+                    break;
+                };
+                free.bytes -= old.len();
                 evicted.push(old);
             }
-            free.push_back(buf);
-            self.pooled.store(pooled, Ordering::Relaxed);
+            free.bytes += len;
+            free.buffers.push_back(buf);
         }
         // Freed outside the lock: large buffers go back to the kernel, a system call each.
         drop(evicted);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Vec<u8>>> {
+    fn lock(&self) -> MutexGuard<'_, Free> {
         self.free.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn pooled_bytes(&self) -> usize {
-        self.pooled.load(Ordering::Relaxed)
+        self.lock().bytes
     }
 }
 
@@ -171,7 +174,7 @@ mod tests {
         let again = POOL.take(50);
         assert_eq!(again.as_ref().as_ptr(), ptr, "the new size is reused");
         drop(again);
-        let sizes: Vec<usize> = POOL.lock().iter().map(Vec::len).collect();
+        let sizes: Vec<usize> = POOL.lock().buffers.iter().map(Vec::len).collect();
         assert_eq!(sizes, [100, 100, 50]);
     }
 
