@@ -665,9 +665,8 @@ def run_rounds(rows: list[Row], tools: Tools, s: Settings, stores: dict[str, str
 
     The first round prepares each read workload just before it, once for rows that read the
     same keys; later rounds find the same keys, of the same sizes, where the previous writes
-    left them. A further round starts only
-    if another round as long as the first still ends within the budget, so every figure is the
-    median of the same number of runs.
+    left them. A further round starts only if another round as long as the first still ends
+    within the budget, so every figure is the median of the same number of runs.
     """
     started = time.monotonic()
     prepared = 0.0

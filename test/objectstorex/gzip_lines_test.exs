@@ -16,8 +16,8 @@ defmodule ObjectStoreX.GzipLinesTest do
     b = Enum.map_join(1..3_000, "", &"b #{&1}\n")
     both = :zlib.gzip(a) <> :zlib.gzip("") <> :zlib.gzip(b)
 
-    # With a read-ahead of 4 or more the consumer gives credits back in batches, which reads
-    # ahead of a local file once held while its inflated pieces waited for one.
+    # From a prefetch of 4 the consumer gives credits back in batches: reads ahead of a local
+    # file once held them all while the inflated pieces each waited for one, and it stalled.
     for store <- [ObjectStoreX.new!(:memory), ObjectStoreX.new!(:local, root: dir)],
         chunk_size <- [7, 4096, byte_size(both)],
         prefetch <- [nil, 1, 4, 15] do

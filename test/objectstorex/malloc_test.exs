@@ -35,8 +35,7 @@ defmodule ObjectStoreX.MallocTest do
     IO.puts("MALLOC \#{inspect(ObjectStoreX.Native.native_malloc())}")
     """
 
-    {out, 0} =
-      System.cmd("elixir", child_vm_paths() ++ ["-e", code], env: env, stderr_to_stdout: true)
+    out = run_child_vm(code, env)
 
     [faults] = for "FAULTS " <> n <- String.split(out, "\n"), do: String.to_integer(n)
     [malloc] = for "MALLOC " <> t <- String.split(out, "\n"), do: t

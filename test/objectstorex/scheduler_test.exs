@@ -41,8 +41,7 @@ defmodule ObjectStoreX.SchedulerTest do
       end
       """
 
-      {out, 0} =
-        System.cmd("elixir", child_vm_paths() ++ ["-e", code], env: env, stderr_to_stdout: true)
+      out = run_child_vm(code, env)
 
       for "NICE " <> n <- String.split(out, "\n"), do: String.to_integer(n)
     end
@@ -90,7 +89,7 @@ defmodule ObjectStoreX.SchedulerTest do
       IO.puts("LARGE \#{free_threads.()}")
       """
 
-      {out, 0} = System.cmd("elixir", child_vm_paths() ++ ["-e", code], stderr_to_stdout: true)
+      out = run_child_vm(code)
       assert out =~ "SMALL 0\n", out
       assert out =~ "LARGE 1\n", out
     end

@@ -6,7 +6,7 @@ defmodule ObjectStoreX.UploadMemoryTest do
   # its own: in the suite's VM, whatever else is alive moved the count by a few MiB.
   use ExUnit.Case, async: true
 
-  import ObjectStoreX.TestHelpers, only: [child_vm_paths: 0]
+  import ObjectStoreX.TestHelpers, only: [run_child_vm: 2]
 
   @mib 1_048_576
   @part 8 * @mib
@@ -35,11 +35,7 @@ defmodule ObjectStoreX.UploadMemoryTest do
     end
     """
 
-    {out, 0} =
-      System.cmd("elixir", child_vm_paths() ++ ["-e", code],
-        env: [{"UPLOAD_DIR", dir}],
-        stderr_to_stdout: true
-      )
+    out = run_child_vm(code, [{"UPLOAD_DIR", dir}])
 
     assert [peak] = for("PEAK " <> n <- String.split(out, "\n"), do: String.to_integer(n)),
            out

@@ -280,6 +280,20 @@ defmodule ObjectStoreX.TestHelpers do
     ])
   end
 
+  @doc """
+  Runs `code` in a child `elixir` VM with this project's compiled code and `env`, and returns
+  what it printed (stderr included); fails the test, with that output, unless it exits 0.
+  """
+  def run_child_vm(code, env \\ []) do
+    {out, status} =
+      System.cmd("elixir", child_vm_paths() ++ ["-e", code], env: env, stderr_to_stdout: true)
+
+    if status != 0,
+      do: raise(ExUnit.AssertionError, message: "the child VM exited with #{status}:\n#{out}")
+
+    out
+  end
+
   @doc "The `-pa` arguments that give a child `elixir` VM this project's compiled code."
   def child_vm_paths do
     for path <- :code.get_path(),

@@ -221,6 +221,14 @@ struct Outlet {
 }
 
 impl Outlet {
+    /// Whether every chunk read becomes exactly one message, paid by the credit its read took.
+    /// Only then may reads run ahead holding credits: inflated pieces each need a credit of
+    /// their own, and reads ahead holding the rest while the consumer waits for a batch of
+    /// messages before giving any back would stall both.
+    fn one_message_per_chunk(&self) -> bool {
+        self.gunzip.is_none()
+    }
+
     async fn emit(&mut self, p: &mut Producer, chunk: Bytes) -> Result<(), NifError> {
         self.tally.record(&chunk);
         let Some(gunzip) = self.gunzip.as_mut() else {
@@ -363,8 +371,7 @@ async fn download(
 /// a time, which caps a page-cached file at a few hundred MB/s. Reads run ahead of the consumer
 /// as far as its credit allows, each holding one credit, so the bound is unchanged; with two in
 /// flight the copy out of the page cache, most of a local download's cost, uses two cores.
-/// Not when inflating: a chunk's pieces each need a credit, and reads ahead holding the rest
-/// while the consumer waits for a batch of messages before giving any back would stall both.
+/// Inflating, one read at a time (see [`Outlet::one_message_per_chunk`]).
 async fn local_file(
     p: &mut Producer,
     file: Arc<std::fs::File>,
@@ -375,7 +382,7 @@ async fn local_file(
     type Read = Result<std::io::Result<Bytes>, NifError>;
     let mut reads: VecDeque<AbortOnDrop<Read>> = VecDeque::new();
     let mut pos = span.start;
-    let ahead = out.gunzip.is_none();
+    let ahead = out.one_message_per_chunk();
     // The caller reserved the first read's credit.
     let mut held = 1;
     loop {
