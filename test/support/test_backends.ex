@@ -51,7 +51,6 @@ defmodule ObjectStoreX.TestBackends do
   #   :list_offset          list/2 honours offset:
   #   :etag                 every object has an ETag in its Meta and PutResult
   #   :conditional_get      if_match / if_none_match / if_modified_since / if_unmodified_since
-  #   :concurrent_new_dirs  concurrent puts may create the same new "directory" at once
   #
   # Every entry was observed by running this suite against the servers that
   # scripts/test-servers.sh starts (ministack 1.5.33, Azurite 3.37.0, rclone 1.60); the README's
@@ -71,8 +70,7 @@ defmodule ObjectStoreX.TestBackends do
       suffix_range: true,
       list_offset: true,
       etag: true,
-      conditional_get: true,
-      concurrent_new_dirs: true
+      conditional_get: true
     },
     local: %{
       put_create: true,
@@ -90,8 +88,7 @@ defmodule ObjectStoreX.TestBackends do
       suffix_range: true,
       list_offset: true,
       etag: true,
-      conditional_get: true,
-      concurrent_new_dirs: true
+      conditional_get: true
     },
     s3: %{
       put_create: true,
@@ -109,8 +106,7 @@ defmodule ObjectStoreX.TestBackends do
       suffix_range: true,
       list_offset: true,
       etag: true,
-      conditional_get: true,
-      concurrent_new_dirs: true
+      conditional_get: true
     },
     azure: %{
       put_create: true,
@@ -127,8 +123,7 @@ defmodule ObjectStoreX.TestBackends do
       suffix_range: false,
       list_offset: true,
       etag: true,
-      conditional_get: true,
-      concurrent_new_dirs: true
+      conditional_get: true
     },
     webdav: %{
       # HttpStore only implements PutMode::Overwrite (observed: :not_supported)
@@ -151,13 +146,7 @@ defmodule ObjectStoreX.TestBackends do
       # rclone serves ETags (observed); other WebDAV servers may not
       etag: true,
       # observed: rclone honours all four conditional headers
-      conditional_get: true,
-      # Observed: HttpStore creates missing parent collections with MKCOL after a 409, and
-      # rclone answers concurrent MKCOLs of one new collection with 423 Locked, which
-      # object_store does not retry: some of 50 concurrent puts into a new directory fail with
-      # :generic. The concurrency test therefore creates the directory first on this backend.
-      # A library-side retry of 423 would make this true. # verify
-      concurrent_new_dirs: false
+      conditional_get: true
     }
   }
 

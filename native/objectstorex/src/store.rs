@@ -25,6 +25,7 @@ use crate::error::{NifError, Reason};
 use crate::local::{self, LocalStore};
 use crate::multipart::S3Multipart;
 use crate::runtime::{self, TaskHandle};
+use objectstorex_core::dav::DavStore;
 use objectstorex_core::error::is_secret_key;
 
 mod atoms {
@@ -342,7 +343,7 @@ async fn build(provider: Atom, cfg: &StoreConfig) -> Result<Built, NifError> {
         if let Some(r) = retry {
             b = b.with_retry(r);
         }
-        Ok((Arc::new(b.build()?), None, None))
+        Ok((Arc::new(DavStore::new(Arc::new(b.build()?))), None, None))
     } else {
         Err(NifError::invalid_argument(format!(
             "unknown provider {provider:?}"

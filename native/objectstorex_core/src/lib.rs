@@ -2,6 +2,7 @@
 //! them without loading a NIF.
 
 pub mod concat;
+pub mod dav;
 pub mod error;
 pub mod fault;
 pub mod gunzip;
