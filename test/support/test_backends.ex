@@ -47,7 +47,6 @@ defmodule ObjectStoreX.TestBackends do
   #                         false     - put with attributes/metadata -> :not_supported
   #   :sign_url             presigned URLs (else :not_supported)
   #   :version              objects carry a version id (no test server has versioning on)
-  #   :suffix_range         range: {:suffix, n} (else :not_supported)
   #   :list_offset          list/2 honours offset:
   #   :etag                 every object has an ETag in its Meta and PutResult
   #   :conditional_get      if_match / if_none_match / if_modified_since / if_unmodified_since
@@ -67,7 +66,6 @@ defmodule ObjectStoreX.TestBackends do
       attributes: :accepted,
       sign_url: false,
       version: false,
-      suffix_range: true,
       list_offset: true,
       etag: true,
       conditional_get: true
@@ -85,7 +83,6 @@ defmodule ObjectStoreX.TestBackends do
       attributes: false,
       sign_url: false,
       version: false,
-      suffix_range: true,
       list_offset: true,
       etag: true,
       conditional_get: true
@@ -103,7 +100,6 @@ defmodule ObjectStoreX.TestBackends do
       sign_url: true,
       # the test bucket is not versioned
       version: false,
-      suffix_range: true,
       list_offset: true,
       etag: true,
       conditional_get: true
@@ -119,8 +115,6 @@ defmodule ObjectStoreX.TestBackends do
       sign_url: true,
       # Azurite runs without blob versioning: PutResult/Meta version is nil (observed)
       version: false,
-      # object_store's Azure client refuses suffix ranges (observed: :not_supported)
-      suffix_range: false,
       list_offset: true,
       etag: true,
       conditional_get: true
@@ -141,7 +135,6 @@ defmodule ObjectStoreX.TestBackends do
       attributes: :accepted,
       sign_url: false,
       version: false,
-      suffix_range: true,
       list_offset: true,
       # rclone serves ETags (observed); other WebDAV servers may not
       etag: true,

@@ -90,9 +90,7 @@ pub async fn fetch(
     opts: GetOptions,
 ) -> Result<(Blob, Meta), NifError> {
     let head = opts.head;
-    let result = store
-        .store
-        .get_opts(path, opts)
+    let result = read::get(&store.store, path, opts)
         .await
         .map_err(|e| store.error(e))?;
     let meta = Meta(result.meta.clone());

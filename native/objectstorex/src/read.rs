@@ -10,6 +10,8 @@ use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, GetResult, GetResultPayload, ObjectMeta, ObjectStore};
 
+use objectstorex_core::error::reason_of;
+
 use crate::error::{NifError, Reason};
 use crate::local;
 use crate::store::StoreResource;
@@ -83,6 +85,46 @@ pub async fn body(result: GetResult) -> object_store::Result<Bytes> {
 fn reserve(buf: &mut Vec<u8>, more: usize) -> object_store::Result<()> {
     buf.try_reserve(more)
         .map_err(|e| generic(format!("cannot allocate memory for the body: {e}")))
+}
+
+/// A GET whose range means what `GetRange::as_range` says it means on every backend. Some
+/// servers refuse or garble a suffix range that the in-process stores answer: an empty answer
+/// for a suffix of an empty object (a `Content-Range` of "bytes 0--1/0") or of length 0 (416),
+/// and object_store's Azure client sends none at all (`:not_supported`). Such a suffix is
+/// resolved against the object's size (a HEAD) and read as a bounded range pinned to the
+/// version the HEAD saw.
+pub async fn get(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+    opts: GetOptions,
+) -> object_store::Result<GetResult> {
+    let Some(GetRange::Suffix(n)) = opts.range else {
+        return store.get_opts(path, opts).await;
+    };
+    match store.get_opts(path, opts.clone()).await {
+        Err(e) if matches!(reason_of(&e), Reason::InvalidRange | Reason::NotSupported) => {}
+        answer => return answer,
+    }
+    let head = GetOptions {
+        head: true,
+        range: None,
+        ..opts.clone()
+    };
+    let head = store.get_opts(path, head).await?;
+    let size = head.meta.size;
+    let span = size.saturating_sub(n)..size;
+    if span.is_empty() || opts.head {
+        return Ok(GetResult {
+            payload: GetResultPayload::Stream(futures::stream::empty().boxed()),
+            range: span,
+            ..head
+        });
+    }
+    // The HEAD checked the caller's conditions; the pin keeps the answer to that version.
+    let pin = Pin::of(&head.meta);
+    let result = store.get_opts(path, pin.options(span.clone())).await?;
+    pin.check(path, &result, &span)?;
+    Ok(result)
 }
 
 /// The version a read is pinned to: the ETag and version of the object as first seen.

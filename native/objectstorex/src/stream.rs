@@ -36,7 +36,7 @@ use crate::error::{NifError, Reason};
 use crate::local;
 use crate::meta::Meta;
 use crate::payload::{self, Blob};
-use crate::read::{changed_or, pinned_range, resumable, Pin};
+use crate::read::{self, changed_or, pinned_range, resumable, Pin};
 use crate::runtime::{runtime, CancelSlot, Emitter, Live, LIVE_STREAMS};
 use crate::store::StoreResource;
 
@@ -329,15 +329,11 @@ async fn download(
             return out.finish();
         }
     }
-    let result = store
-        .store
-        .get_opts(
-            path,
-            GetOptions {
-                range,
-                ..Default::default()
-            },
-        )
+    let opts = GetOptions {
+        range,
+        ..Default::default()
+    };
+    let result = read::get(&store.store, path, opts)
         .await
         .map_err(|e| store.error(e))?;
     let span = result.range.clone();

@@ -331,6 +331,9 @@ fn classify_generic(err: &object_store::Error) -> Reason {
         || text.contains("Wanted range starting at")
         || text.contains("InvalidRange")
         || text.contains("Requested range was invalid")
+        // What rclone, Azurite and the S3 emulators answer a range of an empty object with: a
+        // 206 whose Content-Range names no byte, which object_store cannot parse.
+        || text.contains("CONTENT_RANGE header: \"bytes 0--1/0\"")
     {
         Reason::InvalidRange
     } else {
@@ -472,6 +475,20 @@ mod tests {
         let err: Error = generic.into();
         assert_eq!(err.reason, Reason::PermissionDenied);
         assert!(err.retryable);
+    }
+
+    #[test]
+    fn a_range_of_an_empty_object_is_an_invalid_range() {
+        let err = object_store::Error::Generic {
+            store: "HTTP",
+            source: "Failed to parse value for CONTENT_RANGE header: \"bytes 0--1/0\"".into(),
+        };
+        assert_eq!(reason_of(&err), Reason::InvalidRange);
+        let other = object_store::Error::Generic {
+            store: "HTTP",
+            source: "Failed to parse value for CONTENT_RANGE header: \"bytes x\"".into(),
+        };
+        assert_eq!(reason_of(&other), Reason::Generic);
     }
 
     #[test]
