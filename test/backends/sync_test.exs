@@ -1,7 +1,7 @@
 defmodule ObjectStoreX.Backends.SyncTest do
-  # ObjectStoreX.Sync between real stores of every kind: memory, local, S3 (ministack) and
-  # Azure (Azurite). Each pair is tagged with the server it needs, so a missing server excludes
-  # only its pairs.
+  # ObjectStoreX.Sync between real stores of every kind: memory, local, S3 (ministack), Azure
+  # (Azurite) and WebDAV (rclone; no object of a part or more: it takes no multipart upload).
+  # Each pair is tagged with the server it needs, so a missing server excludes only its pairs.
   use ExUnit.Case, async: true
 
   import ObjectStoreX.SyncHelpers
@@ -19,7 +19,9 @@ defmodule ObjectStoreX.Backends.SyncTest do
     {:azure, :memory, 250, 0, [backend: :azure]},
     {:azure, :local, 200, 0, [backend: :azure]},
     {:s3, :local, 200, 1, [backend: :s3]},
-    {:memory, :s3, 200, 0, [backend: :s3]}
+    {:memory, :s3, 200, 0, [backend: :s3]},
+    {:local, :webdav, 200, 0, [backend: :webdav]},
+    {:webdav, :memory, 150, 0, [backend: :webdav]}
   ]
 
   @part 5 * 1_048_576
