@@ -30,7 +30,7 @@ defmodule ObjectStoreX.Fault do
 
   Calls are named by what the wrapped store is asked to do, which is what a rule's `:op` names:
 
-    * `:put` - a single-request write (`put/4`, and uploads smaller than one part)
+    * `:put` - a single-request write (`put/4`, and uploads of at most one part)
     * `:get` - a read with a body (`get/3`, `get_ranges/4`, `download_file/4`, every stream
       reading an object); `:head` - a metadata read (`head/3`, `get/3` with `head: true`)
     * `:list` - a listing (`list/2`, `list_with_delimiter/2`, `Stream.list_stream/2`); its path

@@ -252,7 +252,7 @@ defmodule ObjectStoreX.Stream do
       |> ObjectStoreX.Stream.upload(store, "remote-file.bin")
 
   The input is cut into equal parts of `:part_size` bytes (the last may be shorter) without
-  copying it; an input smaller than one part is sent as a single PUT.
+  copying it; an input of at most one part is sent as a single PUT.
 
   ## Memory
 

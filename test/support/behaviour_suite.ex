@@ -745,6 +745,32 @@ defmodule ObjectStoreX.BehaviourSuite do
         end
       end
 
+      describe "Stream.upload/4 of at most one part" do
+        # One PUT, so that a store without multipart uploads (WebDAV) takes it too.
+        test "is one part, of exactly the part size too", %{store: store} do
+          part = 5 * 1_048_576
+
+          for size <- [part - 1, part] do
+            data = random_bytes(size)
+            chunks = for <<c::binary-size(1_048_576) <- data>>, do: c
+
+            chunks =
+              chunks ++ [binary_part(data, length(chunks) * 1_048_576, rem(size, 1_048_576))]
+
+            parent = self()
+
+            assert :ok =
+                     ObjectStoreX.Stream.upload(chunks, store, "one-part/#{size}",
+                       part_size: part,
+                       on_complete: &send(parent, {:done, &1})
+                     )
+
+            assert_receive {:done, %{bytes: ^size, parts: 1}}
+            assert {:ok, ^data, _} = ObjectStoreX.get(store, "one-part/#{size}")
+          end
+        end
+      end
+
       describe "concurrency" do
         # Also into one new directory at once: on WebDAV each write creates it (MKCOL).
         test "50 concurrent puts and gets", %{store: store} do

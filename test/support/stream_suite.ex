@@ -346,7 +346,7 @@ defmodule ObjectStoreX.StreamSuite do
       end
 
       describe "Stream.upload/4" do
-        for size <- [0, 1, @part - 1, @part + 1, 3 * @part + 4321] do
+        for size <- [0, 1, @part - 1, @part, @part + 1, 2 * @part, 3 * @part + 4321] do
           @upload_size size
           test "uploads #{size} bytes in odd-sized chunks with a matching digest", %{store: store} do
             size = @upload_size

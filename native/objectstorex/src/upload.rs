@@ -5,7 +5,7 @@
 //! of exactly `part_size` bytes by slicing. Each part uploads in its own Tokio task; a write is
 //! acknowledged only when fewer than `max_concurrency` parts are in flight, which holds the
 //! producer back. Memory is therefore bounded by `(max_concurrency + 1) * part_size` plus the
-//! chunk being written. An input smaller than one part becomes a single PUT.
+//! chunk being written. An input of at most one part becomes a single PUT.
 //!
 //! The in-memory store is the exception: its multipart upload keeps every part until it copies
 //! them all into the object, so there the chunks are kept as written and joined once, on
@@ -68,8 +68,9 @@ struct UploadState {
     options: PutOptions,
     upload: Option<Multipart>,
     in_flight: VecDeque<PartTask>,
-    /// Data not yet sent: less than one part after every write, or all of it on the in-memory
-    /// store, which gets no parts (see the module docs).
+    /// Data not yet sent: less than one part after every write (at most one before the first
+    /// part is cut), or all of it on the in-memory store, which gets no parts (see the module
+    /// docs).
     pending: VecDeque<Bytes>,
     pending_len: usize,
     hasher: Option<Hasher>,
@@ -93,7 +94,7 @@ impl UploadState {
             self.bytes += chunk.len() as u64;
             self.pending_len += chunk.len();
             self.pending.push_back(chunk);
-            while !self.store.in_memory && self.pending_len >= self.part_size {
+            while !self.store.in_memory && self.part_ready() {
                 let part = self.take_part();
                 self.send_part(part).await?;
             }
@@ -109,6 +110,14 @@ impl UploadState {
             c.add(len);
         }
         Ok(())
+    }
+
+    /// Whether a part is to be cut. The first is held until a byte beyond it arrives: an input
+    /// of exactly one part is then one PUT, as a shorter one is (a store without multipart
+    /// uploads, WebDAV, takes it).
+    fn part_ready(&self) -> bool {
+        self.pending_len > self.part_size
+            || (self.pending_len == self.part_size && self.upload.is_some())
     }
 
     /// Cuts exactly `part_size` bytes off the front of `pending`, slicing the last buffer.
