@@ -32,8 +32,8 @@ defmodule ObjectStoreX do
   ranges are inclusive, as in HTTP: `{0, 999}` is the first 1000 bytes; a range running past the
   end of the object is clamped to it. `{:offset, n}` reads from byte `n` to the end and
   `{:suffix, n}` reads the last `n` bytes (all of a shorter object, nothing of an empty one). A
-  range that starts at or past the end (any but a suffix, on an empty object) gives
-  `:invalid_range`. Every backend answers ranges alike: where a server refuses or garbles a
+  range that starts at or past the end gives `:invalid_range`; so, of an empty object, does any
+  range but a suffix. Every backend answers ranges alike: where a server refuses or garbles a
   suffix (Azure's client sends none), the object's size is asked for first (a HEAD) and the
   bytes read as a bounded range of that version.
 
