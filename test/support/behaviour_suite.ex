@@ -769,6 +769,22 @@ defmodule ObjectStoreX.BehaviourSuite do
             assert {:ok, ^data, _} = ObjectStoreX.get(store, "one-part/#{size}")
           end
         end
+
+        test "of more than one part: multipart, or on WebDAV a refusal naming :part_size",
+             %{store: store} do
+          part = 5 * 1_048_576
+          data = random_bytes(part + 1)
+          result = ObjectStoreX.Stream.upload([data], store, "two-parts", part_size: part)
+
+          if @backend == :webdav do
+            assert {:error, %Error{reason: :not_supported, message: message}} = result
+            assert message =~ ":part_size"
+            assert {:error, %Error{reason: :not_found}} = ObjectStoreX.head(store, "two-parts")
+          else
+            assert :ok = result
+            assert {:ok, ^data, _} = ObjectStoreX.get(store, "two-parts")
+          end
+        end
       end
 
       describe "concurrency" do

@@ -29,6 +29,11 @@ const TRIES: u32 = 6;
 /// The wait before the second try; it doubles for each later one.
 const FIRST_WAIT: Duration = Duration::from_millis(15);
 
+/// Why an upload of more than one part cannot go to a WebDAV store.
+const NO_MULTIPART: &str = "a WebDAV store takes no multipart upload, so an upload to it \
+     is one PUT of at most one part: set :part_size to at least the object's size (the part is \
+     held in memory whole), or write it with put/4";
+
 /// An HTTP store whose writes are sent again when a concurrent write holds or has just created
 /// their directory.
 #[derive(Debug)]
@@ -95,12 +100,16 @@ impl ObjectStore for DavStore {
         retrying(|| self.inner.put_opts(location, payload.clone(), opts.clone())).await
     }
 
+    /// WebDAV has no multipart upload (object_store's HTTP client says only "not yet
+    /// implemented"): the refusal says what the caller can change.
     async fn put_multipart_opts(
         &self,
-        location: &Path,
-        opts: PutMultipartOptions,
+        _location: &Path,
+        _opts: PutMultipartOptions,
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
+        Err(object_store::Error::NotSupported {
+            source: NO_MULTIPART.into(),
+        })
     }
 
     async fn get_opts(
@@ -181,6 +190,20 @@ mod tests {
             "Error performing PUT http://127.0.0.1:8801/a/b in 1ms - Server returned non-2xx \
              status code: 423 Locked: Locked"
         )));
+    }
+
+    #[tokio::test]
+    async fn a_multipart_upload_is_refused_with_what_to_change() {
+        let store = DavStore::new(Arc::new(object_store::memory::InMemory::new()));
+        let refused = store
+            .put_multipart_opts(&Path::from("a"), PutMultipartOptions::default())
+            .await;
+        match refused {
+            Err(object_store::Error::NotSupported { source }) => {
+                assert!(source.to_string().contains(":part_size"))
+            }
+            _ => panic!("expected NotSupported"),
+        }
     }
 
     #[tokio::test]
