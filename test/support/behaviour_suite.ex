@@ -751,6 +751,8 @@ defmodule ObjectStoreX.BehaviourSuite do
           part = 5 * 1_048_576
 
           for size <- [part - 1, part] do
+            # A fault store without rules only records what the store was asked to do.
+            faulty = ObjectStoreX.Fault.wrap!(store, [])
             data = random_bytes(size)
             chunks = for <<c::binary-size(1_048_576) <- data>>, do: c
 
@@ -760,12 +762,14 @@ defmodule ObjectStoreX.BehaviourSuite do
             parent = self()
 
             assert :ok =
-                     ObjectStoreX.Stream.upload(chunks, store, "one-part/#{size}",
+                     ObjectStoreX.Stream.upload(chunks, faulty, "one-part/#{size}",
                        part_size: part,
                        on_complete: &send(parent, {:done, &1})
                      )
 
             assert_receive {:done, %{bytes: ^size, parts: 1}}
+            # One PUT, not a multipart upload of one part (parts: 1 either way).
+            assert Enum.map(ObjectStoreX.Fault.calls!(faulty), & &1.op) == [:put]
             assert {:ok, ^data, _} = ObjectStoreX.get(store, "one-part/#{size}")
           end
         end
