@@ -25,6 +25,8 @@ use object_store::{
 };
 use tokio::runtime::Runtime;
 
+use objectstorex_core::walk::{etag, Walk};
+
 use crate::error::{NifError, Reason};
 
 /// How long one local file operation (an open, a block read or write, a rename) may take.
@@ -155,13 +157,46 @@ const PUMP_BATCHES: usize = 2;
 #[derive(Debug)]
 pub struct LocalStore {
     inner: Arc<LocalFileSystem>,
+    /// The directory `inner` stores under, as it resolved it (canonical).
+    root: std::path::PathBuf,
 }
 
 impl LocalStore {
-    pub fn new(inner: LocalFileSystem) -> Self {
-        LocalStore {
+    /// A store of the files under `root`. Blocking: it resolves `root`.
+    pub fn new(root: &str) -> object_store::Result<Self> {
+        let inner = LocalFileSystem::new_with_prefix(root)?;
+        let root = std::fs::canonicalize(root).map_err(|e| generic(Box::new(e)))?;
+        Ok(LocalStore {
             inner: Arc::new(inner),
-        }
+            root,
+        })
+    }
+
+    /// The objects under `prefix` after `offset`, as `LocalFileSystem` lists them, walked on
+    /// the local pool a batch at a time.
+    fn walk(
+        &self,
+        prefix: Option<&Path>,
+        offset: Option<&Path>,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        let dir = match prefix {
+            Some(prefix) => self.root.join(prefix.as_ref()),
+            None => self.root.clone(),
+        };
+        let walk = Walk::new(dir, prefix, offset.cloned());
+        let batches = futures::stream::unfold(Some(walk), |walk| async move {
+            let mut walk = walk?;
+            let batch = blocking(move || {
+                let batch = walk.batch(PUMP_BATCH);
+                (walk, batch)
+            });
+            match batch.await {
+                Ok((_, batch)) if batch.is_empty() => None,
+                Ok((walk, batch)) => Some((batch, Some(walk))),
+                Err(e) => Some((vec![Err(generic(Box::new(e)))], None)),
+            }
+        });
+        pump(batches.flat_map(futures::stream::iter).boxed())
     }
 
     /// Refuses a location that exists and is not a regular file, before anything opens it.
@@ -399,17 +434,6 @@ mod unnamed {
     }
 }
 
-fn etag(meta: &std::fs::Metadata) -> String {
-    use std::os::unix::fs::MetadataExt;
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .unwrap_or_default()
-        .as_micros();
-    format!("\"{:x}-{mtime:x}-{:x}\"", meta.ino(), meta.len())
-}
-
 impl fmt::Display for LocalStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.inner.fmt(f)
@@ -463,7 +487,7 @@ impl ObjectStore for LocalStore {
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        pump(self.inner.list(prefix))
+        self.walk(prefix, None)
     }
 
     fn list_with_offset(
@@ -471,7 +495,7 @@ impl ObjectStore for LocalStore {
         prefix: Option<&Path>,
         offset: &Path,
     ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        pump(self.inner.list_with_offset(prefix, offset))
+        self.walk(prefix, Some(offset))
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {

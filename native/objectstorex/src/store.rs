@@ -13,7 +13,6 @@ use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::client::{HttpClient, HttpConnector, ReqwestConnector};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::http::HttpBuilder;
-use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
@@ -282,8 +281,7 @@ async fn build(provider: Atom, cfg: &StoreConfig) -> Result<Built, NifError> {
                     format!("cannot create local root {root:?}: {e}"),
                 )
             })?;
-        let fs = LocalFileSystem::new_with_prefix(root)?;
-        Ok((Arc::new(LocalStore::new(fs)), None, None))
+        Ok((Arc::new(LocalStore::new(root)?), None, None))
     } else if provider == atoms::s3() {
         let b: AmazonS3Builder = configure(cfg, retry.clone())?;
         check_s3(&b)?;

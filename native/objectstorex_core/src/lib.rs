@@ -10,3 +10,4 @@ pub mod hash;
 pub mod pool;
 pub mod rechunk;
 pub mod s3_uploads;
+pub mod walk;

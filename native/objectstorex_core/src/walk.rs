@@ -1,0 +1,484 @@
+//! The listing of a local store: every file under a directory, as `object_store`'s
+//! `LocalFileSystem::list` gives it (the same objects, metadata, order and errors), for a third
+//! of the system calls.
+//!
+//! `LocalFileSystem` looks up each file by its whole path three times (`stat`, `lstat`, `stat`);
+//! here a file costs one `statx` relative to its open directory, and a symbolic link one more.
+//! What is kept from it:
+//!
+//! - depth first, each directory in the order the file system returns its entries;
+//! - symbolic links followed, a broken one skipped, a loop an error;
+//! - only regular files are objects; `<name>#<digits>` (a write in progress) is none;
+//! - a file or directory gone while it is listed is skipped;
+//! - a name that is not UTF-8 or not a valid `Path` is an error, and so is an unreadable
+//!   directory; the listing ends at its first error;
+//! - with an offset, only locations after it.
+
+use std::collections::HashSet;
+use std::fs::{self, Metadata, ReadDir};
+use std::io::ErrorKind;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+use object_store::path::Path;
+use object_store::ObjectMeta;
+
+/// A walk of the files under one directory of a local store; an iterator of their metadata.
+pub struct Walk {
+    /// The directories being read, innermost last.
+    open: Vec<Dir>,
+    /// The `(device, inode)` of every directory in `open`, to refuse a link back to one.
+    ancestors: HashSet<(u64, u64)>,
+    /// The first directory, until the first call opens it.
+    start: Option<(PathBuf, String)>,
+    offset: Option<Path>,
+    done: bool,
+}
+
+struct Dir {
+    entries: ReadDir,
+    /// Its location in the store, `""` or ending in `/`; `None` below a name that is not UTF-8.
+    location: Option<String>,
+    /// Its `(device, inode)`.
+    id: (u64, u64),
+}
+
+impl Walk {
+    /// Walks `dir`, whose location in the store is `prefix` (without a trailing `/`).
+    pub fn new(dir: PathBuf, prefix: Option<&Path>, offset: Option<Path>) -> Self {
+        let location = match prefix {
+            Some(p) if !p.as_ref().is_empty() => format!("{}/", p.as_ref()),
+            _ => String::new(),
+        };
+        Walk {
+            open: Vec::new(),
+            ancestors: HashSet::new(),
+            start: Some((dir, location)),
+            offset,
+            done: false,
+        }
+    }
+
+    /// Up to `max` items, fewer only at the end (an empty batch) or an error (its last item).
+    pub fn batch(&mut self, max: usize) -> Vec<object_store::Result<ObjectMeta>> {
+        let mut items = Vec::with_capacity(max.min(1024));
+        for item in self.by_ref().take(max) {
+            let failed = item.is_err();
+            items.push(item);
+            if failed {
+                break;
+            }
+        }
+        items
+    }
+
+    /// Opens `path` as the next directory down, unless it is gone, not a directory (a prefix
+    /// that names a file lists nothing) or one being read already (a loop: an error).
+    fn enter(&mut self, path: PathBuf, location: Option<String>) -> object_store::Result<()> {
+        let meta = match fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => meta,
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(walk_error(&path, e)),
+        };
+        let id = (meta.dev(), meta.ino());
+        if self.ancestors.contains(&id) {
+            let loop_found = std::io::Error::other("File system loop found: a link to an ancestor");
+            return Err(walk_error(&path, loop_found));
+        }
+        match fs::read_dir(&path) {
+            Ok(entries) => {
+                self.ancestors.insert(id);
+                self.open.push(Dir {
+                    entries,
+                    location,
+                    id,
+                });
+                Ok(())
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(walk_error(&path, e)),
+        }
+    }
+
+    /// The next object, or `None` at the end of the walk.
+    fn step(&mut self) -> object_store::Result<Option<ObjectMeta>> {
+        if let Some((dir, location)) = self.start.take() {
+            self.enter(dir, Some(location))?;
+        }
+        loop {
+            let Some(top) = self.open.last_mut() else {
+                return Ok(None);
+            };
+            let entry = match top.entries.next() {
+                Some(Ok(entry)) => entry,
+                Some(Err(e)) if e.kind() == ErrorKind::NotFound => continue,
+                Some(Err(e)) => {
+                    let shown = top.location.clone().unwrap_or_default();
+                    return Err(walk_error(std::path::Path::new(&shown), e));
+                }
+                None => {
+                    let dir = self.open.pop().expect("a directory is open");
+                    self.ancestors.remove(&dir.id);
+                    continue;
+                }
+            };
+            let path = entry.path();
+            let name = entry.file_name();
+            // `None` below a name that is not UTF-8: an error only where a location is made.
+            let location = match (&top.location, name.to_str()) {
+                (Some(dir), Some(name)) => Some(format!("{dir}{name}")),
+                _ => None,
+            };
+            // With an offset, every entry's location is made first (and a directory at or
+            // before it is still walked: what is below may come after it).
+            let mut wanted = true;
+            if let Some(offset) = &self.offset {
+                let here = parse(location.as_deref(), &path)?;
+                wanted = here > *offset;
+            }
+            let kind = match entry.file_type() {
+                Ok(kind) => kind,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(walk_error(&path, e)),
+            };
+            // A link is followed; one to nothing is skipped.
+            let followed = if kind.is_symlink() {
+                match fs::metadata(&path) {
+                    Ok(meta) => Some(meta),
+                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                    Err(e) => return Err(walk_error(&path, e)),
+                }
+            } else {
+                None
+            };
+            if followed.as_ref().map_or(kind.is_dir(), Metadata::is_dir) {
+                self.enter(path, location.map(|l| l + "/"))?;
+                continue;
+            }
+            let is_file = followed.as_ref().map_or(kind.is_file(), Metadata::is_file);
+            if !wanted || !is_file {
+                continue;
+            }
+            let here = parse(location.as_deref(), &path)?;
+            if is_staging(here.filename().unwrap_or_default()) {
+                continue;
+            }
+            let meta = match followed.map_or_else(|| entry.metadata(), Ok) {
+                Ok(meta) => meta,
+                // Removed since its directory was read.
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(metadata_error(&here, e)),
+            };
+            return Ok(Some(object(here, &meta)));
+        }
+    }
+}
+
+/// A location as a `Path`: an error when it is not UTF-8 or not a valid `Path`.
+fn parse(location: Option<&str>, path: &std::path::Path) -> object_store::Result<Path> {
+    match location {
+        Some(location) => Ok(Path::parse(location)?),
+        None => Err(non_unicode(path)),
+    }
+}
+
+impl Iterator for Walk {
+    type Item = object_store::Result<ObjectMeta>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let item = self.step().transpose();
+        self.done = !matches!(item, Some(Ok(_)));
+        item
+    }
+}
+
+/// The metadata `LocalFileSystem` gives a file.
+fn object(location: Path, meta: &Metadata) -> ObjectMeta {
+    ObjectMeta {
+        location,
+        last_modified: meta
+            .modified()
+            .expect("file modification times are supported")
+            .into(),
+        size: meta.len(),
+        e_tag: Some(etag(meta)),
+        version: None,
+    }
+}
+
+/// `LocalFileSystem`'s ETag of a file: its inode, modification time in microseconds and size,
+/// in hex.
+pub fn etag(meta: &Metadata) -> String {
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .unwrap_or_default()
+        .as_micros();
+    format!("\"{:x}-{mtime:x}-{:x}\"", meta.ino(), meta.len())
+}
+
+/// `<name>#<digits>`: `LocalFileSystem`'s name for a file being written.
+fn is_staging(name: &str) -> bool {
+    match name.split_once('#') {
+        Some((_, suffix)) => !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()),
+        None => false,
+    }
+}
+
+fn walk_error(path: &std::path::Path, e: std::io::Error) -> object_store::Error {
+    let message = format!("Unable to walk dir: {}: {e}", path.display());
+    generic(std::io::Error::new(e.kind(), message))
+}
+
+fn metadata_error(location: &Path, e: std::io::Error) -> object_store::Error {
+    let message = format!("Unable to access metadata for {location}: {e}");
+    generic(std::io::Error::new(e.kind(), message))
+}
+
+fn non_unicode(path: &std::path::Path) -> object_store::Error {
+    use std::os::unix::ffi::OsStrExt;
+    let shown = path.to_string_lossy().into_owned();
+    let source = match std::str::from_utf8(path.as_os_str().as_bytes()) {
+        Err(e) => object_store::path::Error::NonUnicode {
+            path: shown,
+            source: e,
+        },
+        Ok(_) => object_store::path::Error::InvalidPath { path: path.into() },
+    };
+    object_store::Error::InvalidPath { source }
+}
+
+fn generic(source: std::io::Error) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "LocalFileSystem",
+        source: Box::new(source),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{reason_of, Reason};
+    use futures::StreamExt;
+    use object_store::local::LocalFileSystem;
+    use object_store::{ObjectStore, ObjectStoreExt};
+    use std::os::unix::ffi::OsStrExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A fresh directory under the system's temporary one.
+    fn scratch() -> PathBuf {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("objectstorex-walk-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        fs::canonicalize(dir).unwrap()
+    }
+
+    fn write(root: &std::path::Path, name: &str, data: &[u8]) {
+        let path = root.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, data).unwrap();
+    }
+
+    /// A tree with every kind of entry the listing treats apart.
+    fn tree() -> PathBuf {
+        let root = scratch();
+        for (i, name) in [
+            "top.txt",
+            "a/one",
+            "a/b/two",
+            "a/b/c/three",
+            "a/b/c/d/four",
+            "z/last",
+            "staging/x#1",
+            "staging/x#a",
+            "staging/y#",
+            "staging/w#1#2",
+            "unicodé/ß ü 🎉",
+            "spaces and %25/x",
+            "empty/.hidden",
+        ]
+        .iter()
+        .enumerate()
+        {
+            write(&root, name, &vec![b'x'; i * 7]);
+        }
+        for i in 0..300 {
+            write(&root, &format!("many/{i:04}"), b"many");
+        }
+        fs::create_dir_all(root.join("nothing/below")).unwrap();
+        std::os::unix::fs::symlink(root.join("a/one"), root.join("link-to-file")).unwrap();
+        std::os::unix::fs::symlink(root.join("a/b"), root.join("link-to-dir")).unwrap();
+        std::os::unix::fs::symlink(root.join("gone"), root.join("broken-link")).unwrap();
+        let fifo = std::ffi::CString::new(root.join("fifo").as_os_str().as_bytes()).unwrap();
+        assert_eq!(unsafe { libc_mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        root
+    }
+
+    extern "C" {
+        #[link_name = "mkfifo"]
+        fn libc_mkfifo(path: *const std::ffi::c_char, mode: u32) -> i32;
+    }
+
+    /// What each lists: objects in order, then the reason of the error that ended it, if any.
+    type Listing = (Vec<ObjectMeta>, Option<Reason>);
+
+    fn theirs(root: &std::path::Path, prefix: Option<&str>, offset: Option<&str>) -> Listing {
+        let store = LocalFileSystem::new_with_prefix(root).unwrap();
+        let prefix = prefix.map(Path::from);
+        let items: Vec<_> = futures::executor::block_on(
+            match offset {
+                Some(offset) => store.list_with_offset(prefix.as_ref(), &Path::from(offset)),
+                None => store.list(prefix.as_ref()),
+            }
+            .collect(),
+        );
+        split(items)
+    }
+
+    fn ours(root: &std::path::Path, prefix: Option<&str>, offset: Option<&str>) -> Listing {
+        let prefix = prefix.map(Path::from);
+        let dir = match &prefix {
+            Some(p) => root.join(p.as_ref()),
+            None => root.to_path_buf(),
+        };
+        split(Walk::new(dir, prefix.as_ref(), offset.map(Path::from)).collect())
+    }
+
+    fn split(items: Vec<object_store::Result<ObjectMeta>>) -> Listing {
+        let mut objects = Vec::new();
+        for item in items {
+            match item {
+                Ok(meta) => objects.push(meta),
+                Err(e) => return (objects, Some(reason_of(&e))),
+            }
+        }
+        (objects, None)
+    }
+
+    #[test]
+    fn lists_what_local_file_system_lists_in_its_order() {
+        let root = tree();
+        let (all, error) = ours(&root, None, None);
+        assert_eq!(error, None);
+        assert_eq!((all.clone(), error), theirs(&root, None, None));
+        let names: HashSet<&str> = all.iter().map(|m| m.location.as_ref()).collect();
+        for name in [
+            "top.txt",
+            "a/b/c/d/four",
+            "link-to-file",
+            "link-to-dir/c/three",
+        ] {
+            assert!(names.contains(name), "{name} listed");
+        }
+        for name in ["staging/x#1", "fifo", "broken-link"] {
+            assert!(!names.contains(name), "{name} not listed");
+        }
+        assert!(names.contains("staging/x#a") && names.contains("staging/y#"));
+        assert_eq!(all.len(), 300 + 13 - 1 + 1 + 3);
+        for prefix in [
+            "a",
+            "a/b",
+            "many",
+            "link-to-dir",
+            "missing",
+            "top.txt",
+            "nothing",
+        ] {
+            let got = ours(&root, Some(prefix), None);
+            assert_eq!(got, theirs(&root, Some(prefix), None), "prefix {prefix}");
+        }
+        for offset in ["", "a", "a/b/c", "link", "many/0150", "zz", "staging/x#1"] {
+            let got = ours(&root, None, Some(offset));
+            assert_eq!(got, theirs(&root, None, Some(offset)), "offset {offset}");
+            assert!(got.0.iter().all(|m| m.location.as_ref() > offset));
+        }
+        assert_eq!(
+            ours(&root, Some("a"), Some("a/b")),
+            theirs(&root, Some("a"), Some("a/b"))
+        );
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_name_that_is_no_path_ends_the_listing_with_an_error() {
+        for bad in [&b"bad\xffname"[..], b"ctrl\nname"] {
+            let root = scratch();
+            write(&root, "a/ok", b"ok");
+            let name = std::ffi::OsStr::from_bytes(bad);
+            fs::write(root.join("a").join(name), b"bad").unwrap();
+            let got = ours(&root, None, None);
+            assert_eq!(got.1, Some(Reason::InvalidPath));
+            assert_eq!(got, theirs(&root, None, None));
+            // A directory of such a name fails at its first file, with an offset at itself.
+            let dir = root.join("b").join(name);
+            fs::create_dir_all(&dir).unwrap();
+            let empty = ours(&root, Some("b"), None);
+            assert_eq!(empty, (vec![], None));
+            assert_eq!(empty, theirs(&root, Some("b"), None));
+            fs::write(dir.join("inside"), b"x").unwrap();
+            assert_eq!(ours(&root, Some("b"), None).1, Some(Reason::InvalidPath));
+            assert_eq!(ours(&root, Some("b"), None), theirs(&root, Some("b"), None));
+            assert_eq!(ours(&root, None, Some("a")), theirs(&root, None, Some("a")));
+            fs::remove_dir_all(root).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_link_to_an_ancestor_is_an_error_not_an_endless_walk() {
+        let root = scratch();
+        write(&root, "a/b/file", b"x");
+        std::os::unix::fs::symlink(root.join("a"), root.join("a/b/up")).unwrap();
+        let got = ours(&root, None, None);
+        assert_eq!(got.1, Some(Reason::Generic));
+        assert_eq!(got.1, theirs(&root, None, None).1);
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn batches_end_at_the_first_error() {
+        let root = tree();
+        let mut walk = Walk::new(root.clone(), None, None);
+        let (mut seen, mut batches) = (0, 0);
+        loop {
+            let batch = walk.batch(100);
+            if batch.is_empty() {
+                break;
+            }
+            assert!(batch.len() == 100 || walk.batch(100).is_empty());
+            seen += batch.len();
+            batches += 1;
+            if batch.len() < 100 {
+                break;
+            }
+        }
+        assert_eq!((seen, batches), (ours(&root, None, None).0.len(), 4));
+        fs::write(root.join("a").join("bad\nname"), b"x").unwrap();
+        let items: Vec<_> = Walk::new(root.clone(), None, None).batch(1000);
+        assert!(items.last().unwrap().is_err());
+        assert!(items[..items.len() - 1].iter().all(Result::is_ok));
+        let rest: Vec<_> = Walk::new(root.clone(), None, None)
+            .skip_while(Result::is_ok)
+            .collect();
+        assert_eq!(rest.len(), 1, "nothing after the error");
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn etag_is_local_file_systems() {
+        let root = scratch();
+        write(&root, "f", b"12345");
+        let store = LocalFileSystem::new_with_prefix(&root).unwrap();
+        let head = futures::executor::block_on(store.head(&Path::from("f"))).unwrap();
+        let meta = fs::metadata(root.join("f")).unwrap();
+        assert_eq!(head.e_tag, Some(etag(&meta)));
+        fs::remove_dir_all(root).unwrap();
+    }
+}
