@@ -1266,7 +1266,11 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "four threads, into one PUT.",
         "local": "The two ObjectStoreX-only rows are the memory-bound checks below: a consumer "
         "that sleeps 3 ms per chunk, and an upload of freshly generated data (the other "
-        "uploads repeat one 1 MiB block, which the VM shares rather than holds many times).",
+        "uploads repeat one 1 MiB block, which the VM shares rather than holds many times). "
+        "Listing: raw object_store and obstore walk the tree with `LocalFileSystem`, which "
+        "looks each file up by its whole path three times; ObjectStoreX walks it itself "
+        "(`objectstorex_core::walk`, the same objects, order and errors), reading each "
+        "directory once and looking each file up once, relative to its directory.",
         "s3": "The two ObjectStoreX-only rows write and read the 1 KiB objects the way a user "
         "had to before `Stream.put_many/3` and `Stream.get_many/3`: one `put/4` or `get/3` per "
         "object under `Task.async_stream`, which costs a process, a monitored native task and "
