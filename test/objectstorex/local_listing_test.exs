@@ -6,7 +6,13 @@ defmodule ObjectStoreX.LocalListingTest do
 
   alias ObjectStoreX.Error
 
-  setup %{tmp_dir: dir} do
+  import ObjectStoreX.TestHelpers, only: [drain_mailbox: 1]
+
+  setup %{tmp_dir: dir} = context do
+    if context[:sweep], do: :ok, else: tree(dir)
+  end
+
+  defp tree(dir) do
     store = ObjectStoreX.new!(:local, root: dir)
 
     for {path, size} <- [{"a/one", 1}, {"a/b/two", 2}, {"a/b/c/three", 3}, {"z", 4}] do
@@ -80,5 +86,94 @@ defmodule ObjectStoreX.LocalListingTest do
     # Another directory still lists.
     assert {:ok, metas} = ObjectStoreX.list(store, prefix: "a/b")
     assert Enum.sort(Enum.map(metas, & &1.location)) == ["a/b/c/three", "a/b/two"]
+  end
+
+  # Random trees (deep and wide, more files than one native batch of 256 and one page) listed
+  # with random pages, prefetch, prefixes, offsets and early halts: exactly the files expected,
+  # and nothing left in the mailbox.
+  #
+  #   OBJECTSTOREX_SWEEP_SEED   replay a seed (printed with every failure)
+  @tag :tmp_dir
+  @tag :sweep
+  test "random trees list exactly, whatever the pages, prefix, offset or halt", %{tmp_dir: dir} do
+    seed =
+      String.to_integer(System.get_env("OBJECTSTOREX_SWEEP_SEED", "#{:rand.uniform(99_999)}"))
+
+    :rand.seed(:exsss, {seed, seed, seed})
+
+    failures = for round <- 1..4, failure <- sweep(Path.join(dir, "r#{round}")), do: failure
+
+    assert failures == [],
+           "seed #{seed} (OBJECTSTOREX_SWEEP_SEED=#{seed} to replay):\n" <>
+             Enum.join(failures, "\n")
+  end
+
+  defp sweep(root) do
+    dirs = ["", "d", "d/e", "d/e/f", "g", "h/i/j/k", "wide"]
+    count = Enum.random([0, 1, 255, 256, 257, 700])
+
+    files =
+      for i <- 1..count//1, into: MapSet.new() do
+        dir = Enum.random(dirs)
+        Path.join(dir, "f#{i}") |> String.trim_leading("/")
+      end
+
+    for file <- files do
+      path = Path.join(root, file)
+      File.mkdir_p!(Path.dirname(path))
+      File.write!(path, "")
+    end
+
+    # Files being written and empty directories list as nothing.
+    File.mkdir_p!(Path.join(root, "d/e/empty"))
+    File.write!(Path.join(root, "d/e/partial#7"), "")
+    store = ObjectStoreX.new!(:local, root: root)
+    for _ <- 1..15, failure = sweep_case(store, files), do: failure
+  end
+
+  defp sweep_case(store, files) do
+    prefix = Enum.random([nil, "d", "d/e", "h", "wide", "missing"])
+    listed_paths = Enum.to_list(files)
+    offset = Enum.random([nil, "d/e", "g", "zzz"] ++ Enum.take_random(listed_paths, 2))
+    halt = Enum.random([:all, :all, {:take, Enum.random(0..300)}])
+    opts = [page_size: Enum.random([1, 7, 256, 1000]), prefetch: Enum.random(1..4)]
+    opts = if prefix, do: [{:prefix, prefix} | opts], else: opts
+    opts = if offset, do: [{:offset, offset} | opts], else: opts
+
+    expected =
+      for path <- files,
+          prefix == nil or String.starts_with?(path, prefix <> "/"),
+          offset == nil or path > offset,
+          into: MapSet.new(),
+          do: path
+
+    stream = ObjectStoreX.Stream.list_stream(store, opts) |> Stream.map(& &1.location)
+
+    got =
+      case halt do
+        :all -> Enum.to_list(stream)
+        {:take, n} -> Enum.take(stream, n)
+      end
+
+    left = drain_mailbox(20)
+
+    cond do
+      left != [] ->
+        "#{inspect(opts)} #{inspect(halt)}: left in the mailbox #{inspect(left)}"
+
+      length(got) != length(Enum.uniq(got)) ->
+        "#{inspect(opts)} #{inspect(halt)}: a path listed twice"
+
+      halt == :all and MapSet.new(got) != expected ->
+        "#{inspect(opts)}: #{length(got)} listed, #{MapSet.size(expected)} expected"
+
+      match?({:take, _}, halt) and
+          (length(got) != min(elem(halt, 1), MapSet.size(expected)) or
+             not MapSet.subset?(MapSet.new(got), expected)) ->
+        "#{inspect(opts)} #{inspect(halt)}: #{length(got)} listed, not a part of those expected"
+
+      true ->
+        nil
+    end
   end
 end
