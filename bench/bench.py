@@ -1173,7 +1173,10 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "",
         "The same work goes through every contender, each a fresh OS process per measurement:",
         "",
-        "- **ObjectStoreX**: `bench/osx.exs`, run with `mix run --no-compile` (MIX_ENV=prod).",
+        "- **ObjectStoreX**: `bench/osx.exs`, run with `mix run --no-compile` (MIX_ENV=prod), "
+        "its modules loaded before the timed part, as a release loads them at boot (`mix run` "
+        "loads a module at its first call: about 3 ms for `ObjectStoreX.Stream`, which the "
+        "small points measured rather than the work).",
         "- **raw object_store**: `bench/raw`, the same work done with the `object_store` crate "
         "directly from Rust: the ceiling for any binding of the crate.",
         "- **obstore**: the Python binding of the same crate (`bench/peers.py`).",
