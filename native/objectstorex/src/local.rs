@@ -162,7 +162,8 @@ pub struct LocalStore {
 }
 
 impl LocalStore {
-    /// A store of the files under `root`. Blocking: it resolves `root`.
+    /// A store of the files under `root`. Blocking: it resolves `root` (run it through
+    /// [`blocking`]).
     pub fn new(root: &str) -> object_store::Result<Self> {
         let inner = LocalFileSystem::new_with_prefix(root)?;
         let root = std::fs::canonicalize(root).map_err(|e| generic(Box::new(e)))?;

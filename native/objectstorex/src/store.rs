@@ -273,15 +273,17 @@ async fn build(provider: Atom, cfg: &StoreConfig) -> Result<Built, NifError> {
             .as_deref()
             .ok_or_else(|| NifError::invalid_argument("option :root is required"))?;
         let dir = root.to_string();
-        local::blocking(move || std::fs::create_dir_all(dir))
-            .await?
-            .map_err(|e| {
-                NifError::new(
-                    Reason::InvalidArgument,
-                    format!("cannot create local root {root:?}: {e}"),
-                )
-            })?;
-        Ok((Arc::new(LocalStore::new(root)?), None, None))
+        // On the local pool, as all file I/O: a hung mount pins none of the runtime's threads.
+        let store =
+            local::blocking(move || std::fs::create_dir_all(&dir).map(|()| LocalStore::new(&dir)))
+                .await?
+                .map_err(|e| {
+                    NifError::new(
+                        Reason::InvalidArgument,
+                        format!("cannot create local root {root:?}: {e}"),
+                    )
+                })??;
+        Ok((Arc::new(store), None, None))
     } else if provider == atoms::s3() {
         let b: AmazonS3Builder = configure(cfg, retry.clone())?;
         check_s3(&b)?;

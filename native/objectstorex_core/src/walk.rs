@@ -35,8 +35,29 @@ pub struct Walk {
     done: bool,
 }
 
+/// Directories kept open at once, the innermost ones: a deep tree (its depth is bounded only
+/// by the path length, 4096 bytes) would otherwise hold a descriptor per level. A directory
+/// further out is read to its end into memory first, so its order is kept.
+const MAX_OPEN: usize = 16;
+
+enum Entries {
+    Open(ReadDir),
+    Read(std::vec::IntoIter<std::io::Result<fs::DirEntry>>),
+}
+
+impl Iterator for Entries {
+    type Item = std::io::Result<fs::DirEntry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Entries::Open(dir) => dir.next(),
+            Entries::Read(rest) => rest.next(),
+        }
+    }
+}
+
 struct Dir {
-    entries: ReadDir,
+    entries: Entries,
     /// Its location in the store, `""` or ending in `/`; `None` below a name that is not UTF-8.
     location: Option<String>,
     /// Its `(device, inode)`.
@@ -88,9 +109,16 @@ impl Walk {
         }
         match fs::read_dir(&path) {
             Ok(entries) => {
+                if self.open.len() >= MAX_OPEN {
+                    let oldest = self.open.len() - MAX_OPEN;
+                    let outer = &mut self.open[oldest].entries;
+                    if let Entries::Open(dir) = outer {
+                        *outer = Entries::Read(dir.collect::<Vec<_>>().into_iter());
+                    }
+                }
                 self.ancestors.insert(id);
                 self.open.push(Dir {
-                    entries,
+                    entries: Entries::Open(entries),
                     location,
                     id,
                 });
@@ -429,6 +457,38 @@ mod tests {
             assert_eq!(ours(&root, None, Some("a")), theirs(&root, None, Some("a")));
             fs::remove_dir_all(root).unwrap();
         }
+    }
+
+    #[test]
+    fn a_deep_tree_lists_the_same_with_few_directories_open() {
+        let root = scratch();
+        let mut dir = String::new();
+        for depth in 0..60 {
+            dir.push_str(&format!("d{depth}/"));
+            for name in ["a", "b"] {
+                write(&root, &format!("{dir}{name}"), b"x");
+            }
+            fs::create_dir_all(root.join(format!("{dir}side"))).unwrap();
+            write(&root, &format!("{dir}side/c"), b"x");
+        }
+        let mut walk = Walk::new(root.clone(), None, None);
+        let mut listed = Vec::new();
+        let mut most_open = 0;
+        while let Some(item) = walk.next() {
+            listed.push(item.unwrap());
+            let open = walk.open.iter();
+            most_open = most_open.max(
+                open.filter(|d| matches!(d.entries, Entries::Open(_)))
+                    .count(),
+            );
+        }
+        assert_eq!(listed.len(), 60 * 3);
+        assert_eq!(most_open, MAX_OPEN);
+        assert_eq!(
+            split(listed.into_iter().map(Ok).collect()),
+            theirs(&root, None, None)
+        );
+        fs::remove_dir_all(root).unwrap();
     }
 
     #[test]
