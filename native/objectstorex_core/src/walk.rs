@@ -42,16 +42,65 @@ const MAX_OPEN: usize = 16;
 
 enum Entries {
     Open(ReadDir),
-    Read(std::vec::IntoIter<std::io::Result<fs::DirEntry>>),
+    /// The rest of a directory, read: its entries no longer hold it open.
+    Read(std::vec::IntoIter<std::io::Result<Saved>>),
+}
+
+/// An entry of a directory read to its end: a `DirEntry` would keep the directory open.
+struct Saved {
+    path: PathBuf,
+    name: std::ffi::OsString,
+    kind: std::io::Result<fs::FileType>,
+}
+
+/// An entry being looked at, as read or saved.
+enum Entry {
+    Live(fs::DirEntry),
+    Saved(Saved),
+}
+
+impl Entry {
+    fn path(&self) -> PathBuf {
+        match self {
+            Entry::Live(entry) => entry.path(),
+            Entry::Saved(saved) => saved.path.clone(),
+        }
+    }
+
+    fn file_name(&self) -> std::ffi::OsString {
+        match self {
+            Entry::Live(entry) => entry.file_name(),
+            Entry::Saved(saved) => saved.name.clone(),
+        }
+    }
+
+    fn file_type(&self) -> std::io::Result<fs::FileType> {
+        match self {
+            Entry::Live(entry) => entry.file_type(),
+            Entry::Saved(saved) => match &saved.kind {
+                Ok(kind) => Ok(*kind),
+                Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+            },
+        }
+    }
+
+    /// Not following a link, as `DirEntry::metadata`: relative to the open directory, or by
+    /// the whole path once it is closed.
+    fn metadata(&self) -> std::io::Result<Metadata> {
+        match self {
+            Entry::Live(entry) => entry.metadata(),
+            Entry::Saved(saved) => fs::symlink_metadata(&saved.path),
+        }
+    }
 }
 
 impl Iterator for Entries {
-    type Item = std::io::Result<fs::DirEntry>;
+    type Item = std::io::Result<Entry>;
 
     fn next(&mut self) -> Option<Self::Item> {
         match self {
-            Entries::Open(dir) => dir.next(),
-            Entries::Read(rest) => rest.next(),
+            Entries::Open(dir) => dir.next().map(|r| r.map(Entry::Live)),
+            Entries::Read(rest) => rest.next().map(|r| r.map(Entry::Saved)),
         }
     }
 }
@@ -113,7 +162,14 @@ impl Walk {
                     let oldest = self.open.len() - MAX_OPEN;
                     let outer = &mut self.open[oldest].entries;
                     if let Entries::Open(dir) = outer {
-                        *outer = Entries::Read(dir.collect::<Vec<_>>().into_iter());
+                        let rest = dir.map(|entry| {
+                            entry.map(|entry| Saved {
+                                path: entry.path(),
+                                name: entry.file_name(),
+                                kind: entry.file_type(),
+                            })
+                        });
+                        *outer = Entries::Read(rest.collect::<Vec<_>>().into_iter());
                     }
                 }
                 self.ancestors.insert(id);
@@ -459,6 +515,15 @@ mod tests {
         }
     }
 
+    /// This process's file descriptors open on something under `root`.
+    fn descriptors_under(root: &std::path::Path) -> usize {
+        fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|fd| fs::read_link(fd.ok()?.path()).ok())
+            .filter(|target| target.starts_with(root))
+            .count()
+    }
+
     #[test]
     fn a_deep_tree_lists_the_same_with_few_directories_open() {
         let root = scratch();
@@ -473,7 +538,7 @@ mod tests {
         }
         let mut walk = Walk::new(root.clone(), None, None);
         let mut listed = Vec::new();
-        let mut most_open = 0;
+        let (mut most_open, mut most_fds) = (0, 0);
         while let Some(item) = walk.next() {
             listed.push(item.unwrap());
             let open = walk.open.iter();
@@ -481,9 +546,14 @@ mod tests {
                 open.filter(|d| matches!(d.entries, Entries::Open(_)))
                     .count(),
             );
+            most_fds = most_fds.max(descriptors_under(&root));
         }
         assert_eq!(listed.len(), 60 * 3);
         assert_eq!(most_open, MAX_OPEN);
+        assert!(
+            most_fds <= MAX_OPEN,
+            "{most_fds} descriptors open on the tree"
+        );
         assert_eq!(
             split(listed.into_iter().map(Ok).collect()),
             theirs(&root, None, None)
