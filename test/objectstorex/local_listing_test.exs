@@ -75,6 +75,46 @@ defmodule ObjectStoreX.LocalListingTest do
   end
 
   @tag :tmp_dir
+  test "one level lists the files the walk lists there, and its directories", %{store: store} do
+    listed = ObjectStoreX.Stream.list_stream(store) |> Enum.to_list()
+
+    levels = %{
+      nil => ["a", "dirlink", "empty"],
+      "a" => ["a/b"],
+      "a/b" => ["a/b/c"],
+      "dirlink" => ["dirlink/c"],
+      "empty" => ["empty/dir"],
+      "empty/dir" => [],
+      "missing" => [],
+      "z" => [],
+      "fifo" => []
+    }
+
+    for {prefix, dirs} <- levels do
+      opts = if prefix, do: [prefix: prefix], else: []
+      assert {:ok, level} = ObjectStoreX.list_with_delimiter(store, opts)
+      assert level.common_prefixes == dirs, "prefix #{inspect(prefix)}"
+      here = if prefix, do: prefix <> "/", else: ""
+
+      direct =
+        for meta <- listed,
+            String.starts_with?(meta.location, here),
+            not String.contains?(String.replace_prefix(meta.location, here, ""), "/"),
+            do: meta
+
+      # The same Meta as the walk's: size, ETag and time agree with a HEAD.
+      assert Enum.sort(level.objects) == Enum.sort(direct), "prefix #{inspect(prefix)}"
+    end
+
+    assert {:ok, top} = ObjectStoreX.list_with_delimiter(store)
+    assert Enum.sort(Enum.map(top.objects, & &1.location)) == ["link", "z"]
+
+    assert {:ok, after_d} = ObjectStoreX.list_with_delimiter(store, offset: "d")
+    assert after_d.common_prefixes == ["dirlink", "empty"]
+    assert Enum.sort(Enum.map(after_d.objects, & &1.location)) == ["link", "z"]
+  end
+
+  @tag :tmp_dir
   test "a file name that is no valid path ends the listing with an error", %{
     store: store,
     tmp_dir: dir
@@ -83,9 +123,15 @@ defmodule ObjectStoreX.LocalListingTest do
     assert {:error, %Error{reason: :invalid_path}} = ObjectStoreX.list(store)
     error = catch_error(ObjectStoreX.Stream.list_stream(store) |> Enum.to_list())
     assert %Error{reason: :invalid_path} = error
-    # Another directory still lists.
+    # Another directory still lists; one level lists where the name is not.
     assert {:ok, metas} = ObjectStoreX.list(store, prefix: "a/b")
     assert Enum.sort(Enum.map(metas, & &1.location)) == ["a/b/c/three", "a/b/two"]
+
+    assert {:error, %Error{reason: :invalid_path}} =
+             ObjectStoreX.list_with_delimiter(store, prefix: "a")
+
+    assert {:ok, %{common_prefixes: ["a", "dirlink", "empty"]}} =
+             ObjectStoreX.list_with_delimiter(store)
   end
 
   # Random trees (deep and wide, more files than one native batch of 256 and one page) listed
@@ -128,7 +174,41 @@ defmodule ObjectStoreX.LocalListingTest do
     File.mkdir_p!(Path.join(root, "d/e/empty"))
     File.write!(Path.join(root, "d/e/partial#7"), "")
     store = ObjectStoreX.new!(:local, root: root)
-    for _ <- 1..15, failure = sweep_case(store, files), do: failure
+    cases = for _ <- 1..15, failure = sweep_case(store, files), do: failure
+    cases ++ for dir <- dirs, failure = level_case(store, files, dir), do: failure
+  end
+
+  # One level of `dir`: its files, and its directories as common prefixes.
+  defp level_case(store, files, dir) do
+    here = if dir == "", do: "", else: dir <> "/"
+
+    # The empty directory "d/e/empty" is a directory all the same (a stand-in file below it
+    # makes its parents' prefixes); the file being written, "d/e/partial#7", is no object.
+    {objects, prefixes} =
+      for path <- MapSet.put(files, "d/e/empty/-"),
+          String.starts_with?(path, here),
+          reduce: {MapSet.new(), MapSet.new()} do
+        {objects, prefixes} ->
+          case String.split(String.replace_prefix(path, here, ""), "/", parts: 2) do
+            [_name] -> {MapSet.put(objects, path), prefixes}
+            [sub, _] -> {objects, MapSet.put(prefixes, here <> sub)}
+          end
+      end
+
+    opts = if dir == "", do: [], else: [prefix: dir]
+
+    case ObjectStoreX.list_with_delimiter(store, opts) do
+      {:ok, level} ->
+        got_objects = MapSet.new(level.objects, & &1.location)
+
+        if got_objects == objects and level.common_prefixes == Enum.sort(prefixes) and
+             length(level.objects) == MapSet.size(objects),
+           do: nil,
+           else: "level #{inspect(dir)}: #{inspect(level)} differs"
+
+      {:error, error} ->
+        "level #{inspect(dir)}: #{inspect(error)}"
+    end
   end
 
   defp sweep_case(store, files) do

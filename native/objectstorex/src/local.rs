@@ -25,7 +25,7 @@ use object_store::{
 };
 use tokio::runtime::Runtime;
 
-use objectstorex_core::walk::{etag, Walk};
+use objectstorex_core::walk::{etag, level, Walk};
 
 use crate::error::{NifError, Reason};
 
@@ -173,6 +173,14 @@ impl LocalStore {
         })
     }
 
+    /// The directory of the store's location `prefix`.
+    fn dir(&self, prefix: Option<&Path>) -> std::path::PathBuf {
+        match prefix {
+            Some(prefix) => self.root.join(prefix.as_ref()),
+            None => self.root.clone(),
+        }
+    }
+
     /// The objects under `prefix` after `offset`, as `LocalFileSystem` lists them, walked on
     /// the local pool a batch at a time.
     fn walk(
@@ -180,11 +188,7 @@ impl LocalStore {
         prefix: Option<&Path>,
         offset: Option<&Path>,
     ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        let dir = match prefix {
-            Some(prefix) => self.root.join(prefix.as_ref()),
-            None => self.root.clone(),
-        };
-        let walk = Walk::new(dir, prefix, offset.cloned());
+        let walk = Walk::new(self.dir(prefix), prefix, offset.cloned());
         let batches = futures::stream::unfold(Some(walk), |walk| async move {
             let mut walk = walk?;
             let batch = blocking(move || {
@@ -500,8 +504,10 @@ impl ObjectStore for LocalStore {
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        let (inner, prefix) = (self.inner.clone(), prefix.cloned());
-        on_fs(async move { inner.list_with_delimiter(prefix.as_ref()).await }).await
+        let (dir, prefix) = (self.dir(prefix), prefix.cloned());
+        blocking(move || level(&dir, prefix.as_ref()))
+            .await
+            .map_err(|e| generic(Box::new(e)))?
     }
 
     async fn copy_opts(
