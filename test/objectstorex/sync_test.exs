@@ -122,6 +122,30 @@ defmodule ObjectStoreX.SyncTest do
       end
     end
 
+    test "a local tree syncs the same objects by directory as flat, whatever else lies in it",
+         c do
+      root = Path.join(c.dir, "src")
+      local = ObjectStoreX.new!(:local, root: root)
+      tree = tree(60)
+      populate!(local, nil, tree)
+      # No object, either way of listing: a FIFO (which no GET reads), a link to nothing and a
+      # write in progress. A link to a file is one.
+      {_, 0} = System.cmd("mkfifo", [Path.join(root, "dir 1/fifo")])
+      File.ln_s!(Path.join(root, "nowhere"), Path.join(root, "nested/broken"))
+      File.write!(Path.join(root, "nested/a/half#12"), "being written")
+      File.ln_s!(Path.join(root, "top-5"), Path.join(root, "dir 2/link"))
+      expected = [{"dir 2/link", List.keyfind(tree, "top-5", 0) |> elem(1)} | tree]
+      n = length(expected)
+
+      assert {:ok, %Report{listed: ^n, copied: ^n, failed: []}} =
+               Sync.run(local, c.dest, listing: :tree)
+
+      assert_holds!(c.dest, nil, expected)
+
+      assert {:ok, %Report{listed: ^n, copied: 0, skipped: ^n, failed: []}} =
+               Sync.run(local, c.dest, listing: :flat)
+    end
+
     test "a re-sync with changes spread among many unchanged objects copies just those", c do
       # Skipped objects travel 1,000 to a batch, those to copy :batch_size to one: one batch
       # size of each, and an interrupted run's checkpoint, must still add up.
