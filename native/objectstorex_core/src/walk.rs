@@ -140,43 +140,36 @@ impl Walk {
     /// Opens `path` as the next directory down, unless it is gone, not a directory (a prefix
     /// that names a file lists nothing) or one being read already (a loop: an error).
     fn enter(&mut self, path: PathBuf, location: Option<String>) -> object_store::Result<()> {
-        let meta = match fs::metadata(&path) {
-            Ok(meta) if meta.is_dir() => meta,
-            Ok(_) => return Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(walk_error(&path, e)),
+        let Some(id) = dir_id(&path)? else {
+            return Ok(());
         };
-        let id = (meta.dev(), meta.ino());
         if self.open.iter().any(|dir| dir.id == id) {
             let loop_found = std::io::Error::other("File system loop found: a link to an ancestor");
             return Err(walk_error(&path, loop_found));
         }
-        match fs::read_dir(&path) {
-            Ok(entries) => {
-                if self.open.len() >= MAX_OPEN {
-                    let oldest = self.open.len() - MAX_OPEN;
-                    let outer = &mut self.open[oldest].entries;
-                    if let Entries::Open(dir) = outer {
-                        let rest = dir.map(|entry| {
-                            entry.map(|entry| Saved {
-                                path: entry.path(),
-                                name: entry.file_name(),
-                                kind: entry.file_type(),
-                            })
-                        });
-                        *outer = Entries::Read(rest.collect::<Vec<_>>().into_iter());
-                    }
-                }
-                self.open.push(Dir {
-                    entries: Entries::Open(entries),
-                    location,
-                    id,
+        let Some(entries) = read_dir(&path)? else {
+            return Ok(());
+        };
+        if self.open.len() >= MAX_OPEN {
+            let oldest = self.open.len() - MAX_OPEN;
+            let outer = &mut self.open[oldest].entries;
+            if let Entries::Open(dir) = outer {
+                let rest = dir.map(|entry| {
+                    entry.map(|entry| Saved {
+                        path: entry.path(),
+                        name: entry.file_name(),
+                        kind: entry.file_type(),
+                    })
                 });
-                Ok(())
+                *outer = Entries::Read(rest.collect::<Vec<_>>().into_iter());
             }
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(walk_error(&path, e)),
         }
+        self.open.push(Dir {
+            entries: Entries::Open(entries),
+            location,
+            id,
+        });
+        Ok(())
     }
 
     /// The next object, or `None` at the end of the walk.
@@ -216,45 +209,96 @@ impl Walk {
                 (Some(here), Some(offset)) => here > offset,
                 _ => true,
             };
-            let kind = match entry.file_type() {
-                Ok(kind) => kind,
-                Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                Err(e) => return Err(walk_error(&entry.path(), e)),
+            let Some(kind) = Kind::of(&entry)? else {
+                continue;
             };
-            // A link is followed; one to nothing is skipped.
-            let followed = if kind.is_symlink() {
-                let path = entry.path();
-                match fs::metadata(&path) {
-                    Ok(meta) => Some(meta),
-                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                    Err(e) => return Err(walk_error(&path, e)),
-                }
-            } else {
-                None
-            };
-            if followed.as_ref().map_or(kind.is_dir(), Metadata::is_dir) {
+            if kind.dir {
                 self.enter(entry.path(), location.map(|l| l + "/"))?;
                 continue;
             }
-            let is_file = followed.as_ref().map_or(kind.is_file(), Metadata::is_file);
-            if !wanted || !is_file {
+            if !wanted || !kind.file {
                 continue;
             }
             let here = match parsed {
                 Some(here) => here,
                 None => parse(location.as_deref(), || entry.path())?,
             };
-            if is_staging(here.filename().unwrap_or_default()) {
-                continue;
+            if let Some(object) = file_object(&entry, kind.followed, here)? {
+                return Ok(Some(object));
             }
-            let meta = match followed.map_or_else(|| entry.metadata(), Ok) {
-                Ok(meta) => meta,
-                // Removed since its directory was read.
-                Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                Err(e) => return Err(metadata_error(&here, e)),
-            };
-            return Ok(Some(object(here, &meta)));
         }
+    }
+}
+
+/// What an entry is, a link followed.
+struct Kind {
+    /// The metadata of a link's target, looked up to follow it.
+    followed: Option<Metadata>,
+    dir: bool,
+    file: bool,
+}
+
+impl Kind {
+    /// `None` for an entry gone since its directory was read, and a link to nothing.
+    fn of(entry: &Entry) -> object_store::Result<Option<Kind>> {
+        let kind = match entry.file_type() {
+            Ok(kind) => kind,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(walk_error(&entry.path(), e)),
+        };
+        if !kind.is_symlink() {
+            return Ok(Some(Kind {
+                followed: None,
+                dir: kind.is_dir(),
+                file: kind.is_file(),
+            }));
+        }
+        let path = entry.path();
+        match fs::metadata(&path) {
+            Ok(meta) => Ok(Some(Kind {
+                dir: meta.is_dir(),
+                file: meta.is_file(),
+                followed: Some(meta),
+            })),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(walk_error(&path, e)),
+        }
+    }
+}
+
+/// The object of the regular file `entry` at `here`: `None` for a staging name, or a file
+/// removed since its directory was read. `followed`: its metadata if a link led to it.
+fn file_object(
+    entry: &Entry,
+    followed: Option<Metadata>,
+    here: Path,
+) -> object_store::Result<Option<ObjectMeta>> {
+    if is_staging(here.filename().unwrap_or_default()) {
+        return Ok(None);
+    }
+    match followed.map_or_else(|| entry.metadata(), Ok) {
+        Ok(meta) => Ok(Some(object(here, &meta))),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(metadata_error(&here, e)),
+    }
+}
+
+/// The `(device, inode)` of the directory `path`; `None` if it is gone or not a directory.
+fn dir_id(path: &std::path::Path) -> object_store::Result<Option<(u64, u64)>> {
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Ok(Some((meta.dev(), meta.ino()))),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(walk_error(path, e)),
+    }
+}
+
+/// The entries of the directory `path`; `None` if it is gone.
+fn read_dir(path: &std::path::Path) -> object_store::Result<Option<ReadDir>> {
+    match fs::read_dir(path) {
+        Ok(entries) => Ok(Some(entries)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(walk_error(path, e)),
     }
 }
 
@@ -290,40 +334,24 @@ pub fn level(dir: &std::path::Path, prefix: Option<&Path>) -> object_store::Resu
         objects: Vec::new(),
         extensions: Default::default(),
     };
-    let id = match fs::metadata(dir) {
-        Ok(meta) if meta.is_dir() => (meta.dev(), meta.ino()),
-        Ok(_) => return Ok(result),
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(result),
-        Err(e) => return Err(walk_error(dir, e)),
+    let Some(id) = dir_id(dir)? else {
+        return Ok(result);
     };
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(result),
-        Err(e) => return Err(walk_error(dir, e)),
+    let Some(entries) = read_dir(dir)? else {
+        return Ok(result);
     };
     let location = dir_location(prefix);
     let mut prefixes = std::collections::BTreeSet::new();
     for entry in entries {
         let entry = match entry {
-            Ok(entry) => entry,
+            Ok(entry) => Entry::Live(entry),
             Err(e) if e.kind() == ErrorKind::NotFound => continue,
             Err(e) => return Err(walk_error(dir, e)),
         };
-        let kind = match entry.file_type() {
-            Ok(kind) => kind,
-            Err(e) if e.kind() == ErrorKind::NotFound => continue,
-            Err(e) => return Err(walk_error(&entry.path(), e)),
+        let Some(kind) = Kind::of(&entry)? else {
+            continue;
         };
-        let followed = if kind.is_symlink() {
-            match fs::metadata(entry.path()) {
-                Ok(meta) => Some(meta),
-                Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                Err(e) => return Err(walk_error(&entry.path(), e)),
-            }
-        } else {
-            None
-        };
-        if let Some(meta) = followed.as_ref().filter(|m| m.is_dir()) {
+        if let Some(meta) = kind.followed.as_ref().filter(|_| kind.dir) {
             if (meta.dev(), meta.ino()) == id {
                 let loop_found = std::io::Error::other("File system loop found: a link to itself");
                 return Err(walk_error(&entry.path(), loop_found));
@@ -336,20 +364,13 @@ pub fn level(dir: &std::path::Path, prefix: Option<&Path>) -> object_store::Resu
                 .as_deref(),
             || entry.path(),
         )?;
-        if followed.as_ref().map_or(kind.is_dir(), Metadata::is_dir) {
+        if kind.dir {
             prefixes.insert(here);
-            continue;
+        } else if kind.file {
+            result
+                .objects
+                .extend(file_object(&entry, kind.followed, here)?);
         }
-        let is_file = followed.as_ref().map_or(kind.is_file(), Metadata::is_file);
-        if !is_file || is_staging(here.filename().unwrap_or_default()) {
-            continue;
-        }
-        let meta = match followed.map_or_else(|| entry.metadata(), Ok) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == ErrorKind::NotFound => continue,
-            Err(e) => return Err(metadata_error(&here, e)),
-        };
-        result.objects.push(object(here, &meta));
     }
     result.common_prefixes = prefixes.into_iter().collect();
     Ok(result)
@@ -516,12 +537,18 @@ mod tests {
         split(items)
     }
 
-    fn ours(root: &std::path::Path, prefix: Option<&str>, offset: Option<&str>) -> Listing {
+    /// A prefix parsed as the NIF parses it, and its directory under `root`.
+    fn located(root: &std::path::Path, prefix: Option<&str>) -> (PathBuf, Option<Path>) {
         let prefix = prefix.map(|p| Path::parse(p).unwrap());
         let dir = match &prefix {
             Some(p) => root.join(p.as_ref()),
             None => root.to_path_buf(),
         };
+        (dir, prefix)
+    }
+
+    fn ours(root: &std::path::Path, prefix: Option<&str>, offset: Option<&str>) -> Listing {
+        let (dir, prefix) = located(root, prefix);
         split(Walk::new(dir, prefix.as_ref(), offset.map(Path::from)).collect())
     }
 
@@ -594,11 +621,7 @@ mod tests {
     }
 
     fn ours_level(root: &std::path::Path, prefix: Option<&str>) -> Level {
-        let prefix = prefix.map(|p| Path::parse(p).unwrap());
-        let dir = match &prefix {
-            Some(p) => root.join(p.as_ref()),
-            None => root.to_path_buf(),
-        };
+        let (dir, prefix) = located(root, prefix);
         level(&dir, prefix.as_ref())
             .map(|l| (l.common_prefixes, l.objects))
             .map_err(|e| reason_of(&e))
