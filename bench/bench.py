@@ -10,8 +10,9 @@ below). The driver measures each child's peak RSS and CPU time (wait4(2) through
 and quotes the median of N runs per contender with their min-max, N being the rounds that fit
 in the time budget; in each row the contenders take turns, each round starting at a different
 one, with a sync(2) before every run (and, for a local upload, the previous round's file
-removed first) and, before every run that moves a large object, a pause (BENCH_SETTLE) that
-gives every contender the same memory to write into, whatever its start-up time.
+removed first) and, in every run that moves a large object, a pause (BENCH_SETTLE) between the
+sync and the timed part, the same for every contender whatever its start-up time, so that all
+of them write into the same memory.
 
 Settings (environment):
 
@@ -29,12 +30,14 @@ Settings (environment):
                  of the 25 when they start, but the spare minute, at least 2; 0 leaves them
                  out) and runs per point (3): see bench/curves.py
   BENCH_SYNC     0 leaves out the sync benchmark that bench/run.sh runs first (1)
-  BENCH_SETTLE   seconds to wait, after the sync, before each run of a large-object row (3; 0
-                 below BENCH_MIB=256, as in a smoke run):
-                 on a virtual machine that hands freed memory back to its host, pages freed a
-                 moment ago are still backed and fast to fill, pages freed seconds ago are not,
-                 so without the pause a contender that starts in 10 ms would write into faster
-                 memory than one whose VM takes a second to start
+  BENCH_SETTLE   seconds from the sync to the timed part of each run of a large-object row (3;
+                 0 below BENCH_MIB=256, as in a smoke run): the program starts at once and
+                 waits for that moment (BENCH_START_AT) after its preparation; s5cmd and cp,
+                 whole commands that start in milliseconds, are started then. On a virtual
+                 machine that hands freed memory back to its host, pages freed a moment ago
+                 are still backed and fast to fill, pages freed seconds ago less and less so:
+                 a contender that began its timed part later, after a longer start-up, would
+                 write into slower memory
   BENCH_OUT      README to write; default bench/README.md for a full run (BENCH_MIB=1024,
                  BENCH_SCALE=1, every store and tool), bench/results/smoke/README.md otherwise.
                  The plot goes beside it as bench.png, the cost curves as curves-*.png.
@@ -59,6 +62,8 @@ Bench program contract (shared by every contender program):
   Output: `RESULT <units> <micros>` and `CPU <micros>` (user + system time of the whole process,
   every thread, during the timed part, from /proc/self/stat); ObjectStoreX also
   `BASE_RSS <kib>` and `BOUND <bytes>`.
+  BENCH_START_AT (seconds since the epoch, in the environment): the timed part begins no
+  earlier than that; a program that reaches it later prints `LATE <micros>`.
 """
 
 from __future__ import annotations
@@ -94,7 +99,7 @@ RSS_FILE = ROOT / "bench/results/peak-rss"
 UPLOAD_KNOBS = {"memory": (64, 2), "local": (64, 2), "s3": (8, 8)}
 CHUNK_MIB = {"memory": 2, "local": 2, "s3": 2}
 
-# The workloads that move one large object, run after a BENCH_SETTLE pause.
+# The workloads that move one large object, whose timed part begins BENCH_SETTLE after the sync.
 LARGE = ("upload", "upload_fresh", "download", "slow_download")
 
 OSX, RAW, OBSTORE, BOTO3, S5CMD, CP = (
@@ -303,6 +308,12 @@ def why(stderr: str, stdout: str) -> str:
     return line[:300].replace("|", "/")
 
 
+def late_micros(stdout: str) -> int:
+    """How late the program's timed part began after BENCH_START_AT (`LATE micros`), or 0."""
+    late = [line.split() for line in stdout.splitlines() if line.startswith("LATE ")]
+    return int(late[0][1]) if late and len(late[0]) == 2 else 0
+
+
 def parse_result(stdout: str) -> tuple[int, int, int | None, int | None, int | None]:
     result, base, bound, cpu = None, None, None, None
     for line in stdout.splitlines():
@@ -358,16 +369,23 @@ class Tools:
             # with no file instead.
             (Path(store.removeprefix("local:")) / "bench/big.bin").unlink(missing_ok=True)
         os.sync()
-        if workload in LARGE:
-            # The same memory for every contender to write into: see BENCH_SETTLE.
-            time.sleep(self.settings.settle if settle is None else settle)
+        pause = (self.settings.settle if settle is None else settle) if workload in LARGE else 0
         if tool in (S5CMD, CP):
+            # Whole commands, timed from their start, which takes milliseconds.
+            time.sleep(pause)
             return self.measure_cli(tool, workload, store, args)
-        env = {"MIX_ENV": "prod"} if tool == OSX else None
+        env = {"MIX_ENV": "prod"} if tool == OSX else {}
+        if pause:
+            # The same memory for every contender to write into (see BENCH_SETTLE): the program
+            # starts now and begins its timed part at this moment, whatever its start-up takes.
+            env["BENCH_START_AT"] = f"{time.time() + pause:.6f}"
         stdout, wall, maxrss, cpu = run_process(
             self.program(tool, workload, store, args), timeout=self.settings.timeout, env=env
         )
         units, micros, base, bound, timed_cpu = parse_result(stdout)
+        if late := late_micros(stdout):
+            print(f"{tool} {workload} began its timed part {late / 1e6:.2f} s after BENCH_SETTLE's "
+                  "moment: its start-up took longer than the pause", file=sys.stderr, flush=True)
         return Run(units, micros, maxrss, base, bound, wall, timed_cpu, cpu)
 
     def prepare(self, workload: str, store: str, args: list[int]) -> int:
@@ -1199,13 +1217,17 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "round starting at the next one, with a `sync` before every run; a local upload starts "
         "with the previous round's file removed, since replacing a 1 GiB file frees its "
         "blocks inside the timed part, which on a disk mounted with `discard` costs seconds, "
-        f"unevenly. Every run that moves one large object starts {s.settle:g} s after that "
-        "`sync`: a virtual machine that hands freed memory back to its host (free page "
-        "reporting) fills pages freed a moment ago several times faster than pages freed "
-        "seconds ago, so without the pause a program that starts in milliseconds writes into "
-        "faster memory than one whose VM takes a second to start (measured here: the raw "
-        "program's 1 GiB local upload at about 4 GB/s right after the previous file's removal, "
-        "about 1 GB/s three seconds later). Figures are the timed "
+        f"unevenly. Every run that moves one large object begins its timed part {s.settle:g} s "
+        "after that `sync`, whatever its start-up took (the program starts at once and, its "
+        "preparation done, waits for that moment; s5cmd and cp, which start in milliseconds, "
+        "are started then): a virtual machine that hands freed memory back to its host (free "
+        "page reporting) fills pages freed a moment ago several times faster than pages freed "
+        "seconds ago, and the later the slower, so a program whose VM takes half a second to "
+        "start would otherwise write into slower memory than one that starts in milliseconds "
+        "(measured here: the raw program's 1 GiB local upload at about 4 GB/s right after the "
+        "previous file's removal, about 1 GB/s three seconds later; on a freshly booted "
+        "machine, started 2, 3, 3.8 and 5 s after the removal and `sync`, 1,295, 974, 905 and "
+        "694 MB/s, medians of 6 alternating runs). Figures are the timed "
         "part only as the program reports it (no VM or interpreter start-up, no preparation), "
         "except s5cmd and cp, whose figure is their whole command's wall time, start-up "
         "included. Peak RSS is the whole process's `ru_maxrss` from `wait4`, as GNU `time` "

@@ -597,8 +597,8 @@ def report(cs: CurveSet, folder: Path, health: list, s: Settings) -> list[str]:
         "estimate from the points of its curve before it fitted in what was left.",
         "",
     ]
-    settle = (f" Runs of {SETTLE_FROM_MIB} MiB and more start {s.settle:g} s after their "
-              "`sync`, as the rows' do." if s.settle else "")
+    settle = (f" Runs of {SETTLE_FROM_MIB} MiB and more begin their timed part {s.settle:g} s "
+              "after their `sync`, as the rows' do." if s.settle else "")
     about = {
         "size": "One object of each size uploaded by a fresh process, and downloaded (after the "
         "raw program uploaded it, untimed), with the rows' knobs: on local 64 MiB parts, 2 in "

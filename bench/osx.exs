@@ -18,7 +18,8 @@
 # and AWS_SECRET_ACCESS_KEY, default "test"). Prints `BASE_RSS kib`, `BOUND bytes` (the
 # documented memory bound of a streaming job), `CPU micros` (user + system time of the whole VM,
 # every thread, during the timed part) and `RESULT units micros`. With `memory`, reads first
-# write their own data, untimed; elsewhere the driver prepares them.
+# write their own data, untimed; elsewhere the driver prepares them. The timed part begins no
+# earlier than BENCH_START_AT, if set (see bench/bench.py, BENCH_SETTLE).
 Code.require_file("store_spec.exs", __DIR__)
 Code.require_file("proc.exs", __DIR__)
 
@@ -194,9 +195,24 @@ defmodule Bench.OSX do
   defp timed(fun, bound) do
     :erlang.garbage_collect()
     IO.puts("BASE_RSS #{Bench.Proc.rss_kib()}")
+    wait_for_start()
     cpu = Bench.Proc.cpu_micros()
     {micros, units} = :timer.tc(fun)
     {units, micros, bound, Bench.Proc.cpu_micros() - cpu}
+  end
+
+  # The driver's BENCH_START_AT (seconds since the epoch): every contender's timed part starts
+  # at that moment after the driver's sync, whatever its start-up took. `LATE micros` if it
+  # had passed.
+  defp wait_for_start do
+    with at when is_binary(at) <- System.get_env("BENCH_START_AT"),
+         {at, ""} <- Float.parse(at) do
+      wait = round(at * 1_000_000) - System.os_time(:microsecond)
+
+      if wait > 0,
+        do: Process.sleep(div(wait + 999, 1000)),
+        else: IO.puts("LATE #{-wait}")
+    end
   end
 
   # Generated once: producing data is not what is measured.

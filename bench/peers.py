@@ -68,8 +68,23 @@ def cpu_micros() -> int:
     return (int(fields[11]) + int(fields[12])) * 1_000_000 // os.sysconf("SC_CLK_TCK")
 
 
+def wait_for_start() -> None:
+    """Waits for BENCH_START_AT (seconds since the epoch), set by the driver so that every
+    contender's timed part starts at the same moment after its sync, whatever its start-up
+    took; prints `LATE micros` if that moment had passed."""
+    at = os.environ.get("BENCH_START_AT")
+    if not at:
+        return
+    wait = float(at) - time.time()
+    if wait > 0:
+        time.sleep(wait)
+    else:
+        print(f"LATE {int(-wait * 1_000_000)}", flush=True)
+
+
 class Timer:
     def __enter__(self) -> "Timer":
+        wait_for_start()
         self.cpu = cpu_micros()
         self.started = time.perf_counter_ns()
         return self

@@ -13,7 +13,8 @@
 //! STORE is `memory`, `local:DIR` or `s3:ENDPOINT:BUCKET` (credentials from AWS_ACCESS_KEY_ID
 //! and AWS_SECRET_ACCESS_KEY, default "test"). Prints `RESULT units micros`, units being bytes
 //! or operations, after `CPU micros`, the process's user + system time during the timed part.
-//! With `memory`, reads first write their own data, untimed.
+//! With `memory`, reads first write their own data, untimed. The timed part begins no earlier
+//! than `BENCH_START_AT`, if set (see bench/bench.py, BENCH_SETTLE).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -85,11 +86,34 @@ struct Started {
 }
 
 impl Started {
+    /// The timed part starts now, or at `BENCH_START_AT` (seconds since the epoch) if that is
+    /// later: the driver sets it so that every contender's timed part starts at the same moment
+    /// after the driver's `sync`, whatever its start-up took. Prints `LATE micros` if that
+    /// moment had passed.
     fn now() -> Self {
+        wait_for_start();
         Started {
             cpu: cpu_micros(),
             at: Instant::now(),
         }
+    }
+}
+
+fn wait_for_start() {
+    let Some(at) = std::env::var("BENCH_START_AT")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+    else {
+        return;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is past 1970")
+        .as_secs_f64();
+    if at > now {
+        std::thread::sleep(std::time::Duration::from_secs_f64(at - now));
+    } else {
+        println!("LATE {}", ((now - at) * 1e6) as u64);
     }
 }
 
