@@ -360,9 +360,16 @@ class Tools:
         raise ValueError(tool)
 
     def measure(
-        self, tool: str, workload: str, store: str, args: list[int], settle: float | None = None
+        self,
+        tool: str,
+        workload: str,
+        store: str,
+        args: list[int],
+        settle: float | None = None,
+        vm_flags: str | None = None,
     ) -> Run:
-        """One measured run of one contender; settle overrides BENCH_SETTLE."""
+        """One measured run of one contender; settle overrides BENCH_SETTLE, vm_flags are
+        added to ObjectStoreX's ERL_FLAGS."""
         if workload.startswith("upload") and store.startswith("local:"):
             # Replacing the last round's 1 GiB file frees its blocks inside the timed part, and
             # on a disk mounted with `discard` that costs seconds, unevenly: every upload starts
@@ -375,6 +382,8 @@ class Tools:
             time.sleep(pause)
             return self.measure_cli(tool, workload, store, args)
         env = {"MIX_ENV": "prod"} if tool == OSX else {}
+        if tool == OSX and vm_flags:
+            env["ERL_FLAGS"] = (os.environ.get("ERL_FLAGS", "") + " " + vm_flags).strip()
         if pause:
             # The same memory for every contender to write into (see BENCH_SETTLE): the program
             # starts now and begins its timed part at this moment, whatever its start-up takes.
@@ -486,6 +495,7 @@ class Row:
     tools: list[str]
     prepare: tuple[str, list[int]] | None = None
     settle: float | None = None  # seconds before each run of a large object; None: BENCH_SETTLE
+    vm_flags: str | None = None  # ObjectStoreX's emulator flags (ERL_FLAGS), if not the VM's defaults
     runs: dict[str, list[Run]] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
 
@@ -618,6 +628,17 @@ def build_rows(s: Settings, stores: dict[str, str]) -> list[Row]:
                     f"get {count:,} x 1 KiB, a `get/3` each under `Task.async_stream` "
                     f"({conc} in flight)", [OSX], ("put_many", [count, size, conc]))
             )
+            # The same as the 1 KiB rows, the VM's schedulers sleeping at once when out of work:
+            # their spinning is most of what a small request costs the VM beyond raw's.
+            for workload, verb, prepare in [
+                ("put_many", "put", None),
+                ("get_many", "get", ("put_many", [count, size, conc])),
+            ]:
+                rows.append(
+                    Row(kind, workload, [count, size, conc],
+                        f"{verb} {count:,} x 1 KiB ({conc} in flight), busy wait off", [OSX],
+                        prepare, vm_flags=BUSY_WAIT_OFF)
+                )
         else:
             count = s.count(100000)
             rows.append(
@@ -652,7 +673,7 @@ def run_round(row: Row, tools: Tools, s: Settings, spec: str, r: int) -> None:
         if tool in row.failures:
             continue
         try:
-            run = tools.measure(tool, row.workload, spec, row.args, row.settle)
+            run = tools.measure(tool, row.workload, spec, row.args, row.settle, row.vm_flags)
         except Failed as e:
             row.failures[tool] = str(e)
             print(f"[{row.name()}] {tool}: FAILED {e}", flush=True)
@@ -873,6 +894,36 @@ def cell(row: Row, tool: str) -> str:
         return "-"
     low, high = spread
     return f"{fmt(row.median(tool))} ({fmt(low)}–{fmt(high)})"
+
+
+def busy_wait_note(rows: list[Row]) -> str:
+    """What the 1 KiB S3 rows with the VM's schedulers not busy waiting show, beside the
+    rows with the VM's defaults and raw object_store's."""
+    s3 = [r for r in rows if r.store == "s3" and r.args[1:2] == [1024]]
+    parts = []
+    for workload, verb in [("put_many", "PUT"), ("get_many", "GET")]:
+        default = next((r for r in s3 if r.workload == workload and not r.vm_flags), None)
+        off = next((r for r in s3 if r.workload == workload and r.vm_flags), None)
+        if not (default and off and off.cpu_per_op_us(OSX) and default.cpu_per_op_us(OSX)):
+            continue
+        raw_cpu, raw_rate = default.cpu_per_op_us(RAW), default.median(RAW)
+        rate = off.median(OSX)
+        parts.append(
+            f"{fmt(off.cpu_per_op_us(OSX))} µs per {verb} (by default "
+            f"{fmt(default.cpu_per_op_us(OSX))}"
+            + (f", raw object_store {fmt(raw_cpu)}" if raw_cpu else "") + ") at "
+            + f"{fmt(rate)} ops/s"
+            + (f", {times(rate / raw_rate)} raw's" if rate and raw_rate else "")
+        )
+    if not parts:
+        return ""
+    return (
+        "The last two do the 1 KiB rows' work with the VM's schedulers not busy waiting "
+        f"(`ERL_FLAGS=\"{BUSY_WAIT_OFF}\"`): a scheduler out of work spins before it sleeps, "
+        "and with a reply every few hundred microseconds it spins after each, which is most of "
+        "what a small request costs the VM beyond what raw object_store's process spends. "
+        "Client CPU of the timed part, median: " + "; ".join(parts) + "."
+    )
 
 
 def cpu_cell(row: Row, tool: str) -> str:
@@ -1296,10 +1347,10 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "looks each file up by its whole path three times; ObjectStoreX walks it itself "
         "(`objectstorex_core::walk`, the same objects, order and errors), reading each "
         "directory once and looking each file up once, relative to its directory.",
-        "s3": "The two ObjectStoreX-only rows write and read the 1 KiB objects the way a user "
-        "had to before `Stream.put_many/3` and `Stream.get_many/3`: one `put/4` or `get/3` per "
-        "object under `Task.async_stream`, which costs a process, a monitored native task and "
-        "a reply message per object.",
+        "s3": "The first two ObjectStoreX-only rows write and read the 1 KiB objects the way a "
+        "user had to before `Stream.put_many/3` and `Stream.get_many/3`: one `put/4` or "
+        "`get/3` per object under `Task.async_stream`, which costs a process, a monitored "
+        "native task and a reply message per object. " + busy_wait_note(rows),
     }
     for kind in dict.fromkeys(r.store for r in rows):
         store_rows = [r for r in rows if r.store == kind]

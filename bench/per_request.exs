@@ -1,8 +1,11 @@
 # Where the CPU of one small request goes: COUNT puts (or gets) of SIZE bytes, CONCURRENCY in
-# flight under Task.async_stream, with the user + system time of every thread of this VM read
-# from /proc before and after, summed by kind of thread.
+# flight, each a `put/4` (`get/3`) under Task.async_stream, or all through `Stream.put_many/3`
+# (`Stream.get_many/3`), with the user + system time of every thread of this VM read from /proc
+# before and after, summed by kind of thread.
 #
-#   MIX_ENV=prod mix run --no-compile bench/per_request.exs put|get STORE COUNT SIZE CONCURRENCY
+#   MIX_ENV=prod mix run --no-compile bench/per_request.exs OP STORE COUNT SIZE CONCURRENCY
+#
+# OP is put, get, put_many or get_many.
 #
 # STORE as for bench/osx.exs. Prints `PER_REQUEST ops_per_s total_us` and one
 # `THREADS kind user_us system_us` line per kind of thread (the VM's schedulers, its aux
@@ -19,18 +22,36 @@ defmodule Bench.PerRequest do
     body = :binary.copy(<<0>>, size)
     paths = Enum.map(1..count, &"bench/per-request/#{&1}")
     # Gets read what a put wrote; either way the connections are open before timing.
-    if op == "get", do: run(paths, concurrency, &ObjectStoreX.put!(store, &1, body))
+    if op in ["get", "get_many"], do: run(paths, concurrency, &ObjectStoreX.put!(store, &1, body))
     :ok = ObjectStoreX.put(store, "bench/per-request/warm", body)
+    opts = [max_concurrency: concurrency, ordered: false]
 
-    request =
+    work =
       case op do
-        "put" -> &(:ok = ObjectStoreX.put(store, &1, body))
-        "get" -> &({:ok, _, _} = ObjectStoreX.get(store, &1))
+        "put" ->
+          fn -> run(paths, concurrency, &(:ok = ObjectStoreX.put(store, &1, body))) end
+
+        "get" ->
+          fn -> run(paths, concurrency, &({:ok, _, _} = ObjectStoreX.get(store, &1))) end
+
+        "put_many" ->
+          fn ->
+            ObjectStoreX.Stream.put_many(store, Stream.map(paths, &{&1, body}), opts)
+            |> Stream.each(fn {_, {:ok, _}} -> :ok end)
+            |> Stream.run()
+          end
+
+        "get_many" ->
+          fn ->
+            ObjectStoreX.Stream.get_many(store, paths, opts)
+            |> Stream.each(fn {_, {:ok, _, _}} -> :ok end)
+            |> Stream.run()
+          end
       end
 
     before = Bench.Proc.threads()
     started = System.monotonic_time(:microsecond)
-    run(paths, concurrency, request)
+    work.()
     micros = System.monotonic_time(:microsecond) - started
     used = since(Bench.Proc.threads(), before)
 
