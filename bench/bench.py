@@ -628,17 +628,22 @@ def build_rows(s: Settings, stores: dict[str, str]) -> list[Row]:
                     f"get {count:,} x 1 KiB, a `get/3` each under `Task.async_stream` "
                     f"({conc} in flight)", [OSX], ("put_many", [count, size, conc]))
             )
-            # The same as the 1 KiB rows, the VM's schedulers sleeping at once when out of work:
-            # their spinning is most of what a small request costs the VM beyond raw's.
-            for workload, verb, prepare in [
-                ("put_many", "put", None),
-                ("get_many", "get", ("put_many", [count, size, conc])),
+            # The many-object rows again, the VM's schedulers sleeping at once when out of work:
+            # their spinning after each reply is most of what a request costs the VM beyond
+            # raw's.
+            for count, size, conc, what in [
+                (s.count(500), MIB, 16, "1 MiB"),
+                (s.count(5000), 1024, 64, "1 KiB"),
             ]:
-                rows.append(
-                    Row(kind, workload, [count, size, conc],
-                        f"{verb} {count:,} x 1 KiB ({conc} in flight), busy wait off", [OSX],
-                        prepare, vm_flags=BUSY_WAIT_OFF)
-                )
+                for workload, verb, prepare in [
+                    ("put_many", "put", None),
+                    ("get_many", "get", ("put_many", [count, size, conc])),
+                ]:
+                    rows.append(
+                        Row(kind, workload, [count, size, conc],
+                            f"{verb} {count:,} x {what} ({conc} in flight), busy wait off",
+                            [OSX], prepare, vm_flags=BUSY_WAIT_OFF)
+                    )
         else:
             count = s.count(100000)
             rows.append(
@@ -897,20 +902,19 @@ def cell(row: Row, tool: str) -> str:
 
 
 def busy_wait_note(rows: list[Row]) -> str:
-    """What the 1 KiB S3 rows with the VM's schedulers not busy waiting show, beside the
-    rows with the VM's defaults and raw object_store's."""
-    s3 = [r for r in rows if r.store == "s3" and r.args[1:2] == [1024]]
+    """What the S3 many-object rows with the VM's schedulers not busy waiting show, beside
+    the same rows with the VM's defaults and raw object_store's."""
+    s3 = [r for r in rows if r.store == "s3" and r.workload in ("put_many", "get_many")]
     parts = []
-    for workload, verb in [("put_many", "PUT"), ("get_many", "GET")]:
-        default = next((r for r in s3 if r.workload == workload and not r.vm_flags), None)
-        off = next((r for r in s3 if r.workload == workload and r.vm_flags), None)
-        if not (default and off and off.cpu_per_op_us(OSX) and default.cpu_per_op_us(OSX)):
+    for off in (r for r in s3 if r.vm_flags):
+        default = next((r for r in s3 if r.workload == off.workload and r.args == off.args
+                        and not r.vm_flags), None)
+        if not (default and off.cpu_per_op_us(OSX) and default.cpu_per_op_us(OSX)):
             continue
-        raw_cpu, raw_rate = default.cpu_per_op_us(RAW), default.median(RAW)
-        rate = off.median(OSX)
+        raw_cpu, raw_rate, rate = default.cpu_per_op_us(RAW), default.median(RAW), off.median(OSX)
         parts.append(
-            f"{fmt(off.cpu_per_op_us(OSX))} µs per {verb} (by default "
-            f"{fmt(default.cpu_per_op_us(OSX))}"
+            f"{off.label.removesuffix(', busy wait off')}: {fmt(off.cpu_per_op_us(OSX))} µs per "
+            f"object (by default {fmt(default.cpu_per_op_us(OSX))}"
             + (f", raw object_store {fmt(raw_cpu)}" if raw_cpu else "") + ") at "
             + f"{fmt(rate)} ops/s"
             + (f", {times(rate / raw_rate)} raw's" if rate and raw_rate else "")
@@ -918,11 +922,12 @@ def busy_wait_note(rows: list[Row]) -> str:
     if not parts:
         return ""
     return (
-        "The last two do the 1 KiB rows' work with the VM's schedulers not busy waiting "
-        f"(`ERL_FLAGS=\"{BUSY_WAIT_OFF}\"`): a scheduler out of work spins before it sleeps, "
-        "and with a reply every few hundred microseconds it spins after each, which is most of "
-        "what a small request costs the VM beyond what raw object_store's process spends. "
-        "Client CPU of the timed part, median: " + "; ".join(parts) + "."
+        "The rows marked \"busy wait off\" do the many-object rows' work with the VM's "
+        f"schedulers not busy waiting (`ERL_FLAGS=\"{BUSY_WAIT_OFF}\"`): a scheduler out of "
+        "work spins before it sleeps, and with a reply every few hundred microseconds it spins "
+        "after each, which is most of what a request costs the VM beyond what raw "
+        "object_store's process spends. Client CPU of the timed part, median: "
+        + "; ".join(parts) + "."
     )
 
 
@@ -1347,8 +1352,8 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         "looks each file up by its whole path three times; ObjectStoreX walks it itself "
         "(`objectstorex_core::walk`, the same objects, order and errors), reading each "
         "directory once and looking each file up once, relative to its directory.",
-        "s3": "The first two ObjectStoreX-only rows write and read the 1 KiB objects the way a "
-        "user had to before `Stream.put_many/3` and `Stream.get_many/3`: one `put/4` or "
+        "s3": "The rows \"under `Task.async_stream`\" write and read the 1 KiB objects the "
+        "way a user had to before `Stream.put_many/3` and `Stream.get_many/3`: one `put/4` or "
         "`get/3` per object under `Task.async_stream`, which costs a process, a monitored "
         "native task and a reply message per object. " + busy_wait_note(rows),
     }
