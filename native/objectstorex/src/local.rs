@@ -1,8 +1,8 @@
 //! Serves the local stores of `ObjectStoreX.Store`, kept from harming the rest of the VM:
 //!
-//! - Their blocking file I/O runs on a thread pool of its own, so a hung mount or a stalled
-//!   disk can pin only those threads, never the pool that network clients (DNS lookups) and
-//!   the memory store use.
+//! - Their blocking file I/O runs on a thread pool of its own, a thread per core ([`threads`]),
+//!   so a hung mount or a stalled disk can pin only those threads, never the pool that network
+//!   clients (DNS lookups) and the memory store use.
 //! - A path that is not a regular file (a FIFO, a device) is never opened: opening a FIFO
 //!   blocks until a writer comes.
 //! - Every operation has a deadline ([`DEADLINE`]) that frees its caller with `:timeout`; a
@@ -34,12 +34,27 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 
 static FS: OnceLock<Runtime> = OnceLock::new();
 
+/// Threads of the local pool: one per core (at least 2), or `OBJECTSTOREX_LOCAL_THREADS`
+/// (1 to 1024), read once. Reads and writes of cached files are copies that keep a core busy
+/// each: more threads than cores only queue behind one another and behind the VM's schedulers.
+/// With 4 per core, 4 local downloads in one VM on 2 cores had 4-10 long schedules in each of
+/// 4 runs and a `GenServer.call` p99 of 2.6-4.6 ms; with 1 per core none, 0.2 ms, and 14.4-16.0
+/// GB/s instead of 12.7-15.5 (`bench/vm_health.exs local:DIR 4 downloads 1000`). A slow
+/// network mount, where a read waits rather than copies, may want more.
+fn threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::env::var("OBJECTSTOREX_LOCAL_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|n| (1..=1024).contains(n))
+        .unwrap_or(cores.max(2))
+}
+
 fn fs() -> &'static Runtime {
     FS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
-            .max_blocking_threads(4 * cores)
+            .max_blocking_threads(threads())
             .thread_name("objectstorex-fs")
             .on_thread_start(crate::runtime::lower_priority)
             .enable_all()
