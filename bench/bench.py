@@ -308,6 +308,11 @@ def why(stderr: str, stdout: str) -> str:
     return line[:300].replace("|", "/")
 
 
+def erl_flags(extra: str) -> str:
+    """The driver's own ERL_FLAGS, if any, with `extra` added: for a VM run with other flags."""
+    return (os.environ.get("ERL_FLAGS", "") + " " + extra).strip()
+
+
 def late_micros(stdout: str) -> int:
     """How late the program's timed part began after BENCH_START_AT (`LATE micros`), or 0."""
     late = [line.split() for line in stdout.splitlines() if line.startswith("LATE ")]
@@ -383,7 +388,7 @@ class Tools:
             return self.measure_cli(tool, workload, store, args)
         env = {"MIX_ENV": "prod"} if tool == OSX else {}
         if tool == OSX and vm_flags:
-            env["ERL_FLAGS"] = (os.environ.get("ERL_FLAGS", "") + " " + vm_flags).strip()
+            env["ERL_FLAGS"] = erl_flags(vm_flags)
         if pause:
             # The same memory for every contender to write into (see BENCH_SETTLE): the program
             # starts now and begins its timed part at this moment, whatever its start-up takes.
@@ -494,7 +499,7 @@ class Row:
     label: str
     tools: list[str]
     prepare: tuple[str, list[int]] | None = None
-    settle: float | None = None  # seconds before each run of a large object; None: BENCH_SETTLE
+    settle: float | None = None  # seconds from the sync to a large run's timed part; None: BENCH_SETTLE
     vm_flags: str | None = None  # ObjectStoreX's emulator flags (ERL_FLAGS), if not the VM's defaults
     runs: dict[str, list[Run]] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
@@ -847,7 +852,7 @@ def vm_health(tools: Tools, s: Settings, stores: dict[str, str]) -> tuple[list, 
         label = variant_label(kind, nice, busy_wait)
         env = {"MIX_ENV": "prod", "OBJECTSTOREX_IO_NICE": str(nice)}
         if not busy_wait:
-            env["ERL_FLAGS"] = (os.environ.get("ERL_FLAGS", "") + " " + BUSY_WAIT_OFF).strip()
+            env["ERL_FLAGS"] = erl_flags(BUSY_WAIT_OFF)
         try:
             os.sync()
             stdout, _, _, _ = run_process(health_argv(stores[kind]), timeout=s.timeout, env=env)

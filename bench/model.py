@@ -28,7 +28,7 @@ def _find(rows, store: str, workload: str, size: int | None = None, flagged: boo
     for row in rows:
         if row.store == store and row.workload == workload and (
             size is None or row.args[1] == size
-        ) and bool(getattr(row, "vm_flags", None)) == flagged:
+        ) and bool(row.vm_flags) == flagged:
             return row
     return None
 

@@ -43,11 +43,7 @@ static FS: OnceLock<Runtime> = OnceLock::new();
 /// network mount, where a read waits rather than copies, may want more.
 fn threads() -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    std::env::var("OBJECTSTOREX_LOCAL_THREADS")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .filter(|n| (1..=1024).contains(n))
-        .unwrap_or(cores.max(2))
+    crate::runtime::setting("OBJECTSTOREX_LOCAL_THREADS", 1..=1024, cores.max(2))
 }
 
 fn fs() -> &'static Runtime {

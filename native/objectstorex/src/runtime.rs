@@ -83,15 +83,20 @@ const DEFAULT_IO_NICE: i32 = 10;
 
 fn io_nice() -> i32 {
     static NICE: OnceLock<i32> = OnceLock::new();
-    *NICE.get_or_init(|| parse_nice(std::env::var("OBJECTSTOREX_IO_NICE").ok().as_deref()))
+    *NICE.get_or_init(|| setting("OBJECTSTOREX_IO_NICE", 0..=19, DEFAULT_IO_NICE))
 }
 
-/// A value outside 0..=19, or not a number, keeps the default rather than failing the load.
-fn parse_nice(value: Option<&str>) -> i32 {
-    value
+/// A number the environment variable `name` sets, read at load: a value outside `range`, or not
+/// a number, keeps `default` rather than failing the load.
+pub(crate) fn setting<T>(name: &str, range: std::ops::RangeInclusive<T>, default: T) -> T
+where
+    T: std::str::FromStr + PartialOrd,
+{
+    std::env::var(name)
+        .ok()
         .and_then(|v| v.trim().parse().ok())
-        .filter(|n| (0..=19).contains(n))
-        .unwrap_or(DEFAULT_IO_NICE)
+        .filter(|n| range.contains(n))
+        .unwrap_or(default)
 }
 
 /// glibc's mmap threshold as this library sets it at load: large enough for a 1 MiB object's
