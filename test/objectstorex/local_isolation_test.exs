@@ -69,4 +69,32 @@ defmodule ObjectStoreX.LocalIsolationTest do
     assert File.read!(target) == data
     assert {:ok, 1, []} = ObjectStoreX.delete_many(store, ["a/b.bin"])
   end
+
+  # Copies out of the page cache keep a core busy each: threads beyond one per core only wait
+  # behind one another and the VM's schedulers (README, "How it works").
+  @tag :tmp_dir
+  test "many local downloads at once use at most one pool thread per core", %{tmp_dir: dir} do
+    store = ObjectStoreX.new!(:local, root: dir)
+    :ok = ObjectStoreX.put(store, "big.bin", :crypto.strong_rand_bytes(32 * @mib))
+
+    # 16 downloads reading up to 15 chunks ahead each: far more reads at once than cores.
+    1..16
+    |> Task.async_stream(
+      fn _ -> ObjectStoreX.Stream.download(store, "big.bin") |> Stream.run() end,
+      timeout: 60_000
+    )
+    |> Stream.run()
+
+    # The pool's runtime thread plus its blocking threads, which outlive their reads by seconds.
+    pool = Enum.count(File.ls!("/proc/self/task"), &(thread_name(&1) == "objectstorex-fs"))
+    cores = max(2, :erlang.system_info(:logical_processors_available))
+    assert pool in 2..(cores + 1), "#{pool} local pool threads for #{cores} cores"
+  end
+
+  defp thread_name(tid) do
+    case File.read("/proc/self/task/#{tid}/comm") do
+      {:ok, name} -> String.trim_trailing(name)
+      {:error, _gone} -> nil
+    end
+  end
 end
