@@ -921,6 +921,37 @@ defmodule ObjectStoreX.BehaviourSuite do
           assert pulled == Enum.to_list(1..5)
         end
 
+        test "many in flight: every object once, in order or not, and halting leaves no message",
+             %{store: store} do
+          # Enough in flight, finishing close enough together, for results to share messages.
+          entries = Enum.map(1..300, &{"many-f/#{&1}", "#{&1}"})
+          paths = Enum.map(entries, &elem(&1, 0))
+
+          written =
+            ObjectStoreX.Stream.put_many(store, entries, ordered: false, max_concurrency: 64)
+            |> Enum.to_list()
+
+          assert Enum.sort(Enum.map(written, &elem(&1, 0))) == Enum.sort(paths)
+          assert Enum.all?(written, &match?({_, {:ok, %PutResult{}}}, &1))
+
+          in_order = ObjectStoreX.Stream.get_many(store, paths, max_concurrency: 64)
+          assert Enum.map(in_order, fn {path, {:ok, data, _}} -> {path, data} end) == entries
+
+          any_order =
+            ObjectStoreX.Stream.get_many(store, paths, ordered: false, max_concurrency: 64)
+            |> Enum.to_list()
+
+          assert Enum.sort(Enum.map(any_order, fn {path, {:ok, data, _}} -> {path, data} end)) ==
+                   Enum.sort(entries)
+
+          taken =
+            ObjectStoreX.Stream.get_many(store, paths, ordered: false, max_concurrency: 64)
+            |> Enum.take(100)
+
+          assert length(taken) == 100
+          assert drain_mailbox(200) == []
+        end
+
         test "a raise in the consumer leaves no message", %{store: store} do
           for i <- 1..10, do: :ok = ObjectStoreX.put(store, "many-r/#{i}", "x")
 

@@ -25,6 +25,7 @@ use object_store::path::Path;
 use object_store::{GetOptions, GetResultPayload, ObjectMeta, PutOptions, PutPayload};
 use objectstorex_core::gunzip::{Gunzip, GzipError};
 use objectstorex_core::hash::Hasher;
+use objectstorex_core::pace::Pace;
 use objectstorex_core::pool;
 use objectstorex_core::rechunk::Rechunker;
 use rustler::{Atom, Env, LocalPid, Monitor, NifMap, NifResult, Resource, ResourceArc, Term};
@@ -620,6 +621,7 @@ async fn many(
     let mut running = FuturesUnordered::new();
     let mut open = true;
     let mut done = 0u64;
+    let mut pace = Pace::new();
     while open || !running.is_empty() {
         tokio::select! {
             batch = incoming.recv(), if open => match batch {
@@ -630,6 +632,15 @@ async fn many(
             },
             Some(first) = running.next(), if !running.is_empty() => {
                 let mut got = vec![first];
+                if let Some(hold) = pace.hold(running.len()) {
+                    let until = tokio::time::Instant::now() + hold;
+                    while got.len() < MAX_GOT && !running.is_empty() {
+                        tokio::select! {
+                            Some(more) = running.next() => got.push(more),
+                            _ = tokio::time::sleep_until(until) => break,
+                        }
+                    }
+                }
                 while got.len() < MAX_GOT {
                     match running.next().now_or_never() {
                         Some(Some(more)) => got.push(more),
@@ -637,6 +648,7 @@ async fn many(
                     }
                 }
                 done += got.len() as u64;
+                pace.sent(Instant::now(), got.len());
                 p.send((atoms::got(), got));
             }
         }

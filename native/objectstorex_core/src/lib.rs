@@ -7,6 +7,7 @@ pub mod error;
 pub mod fault;
 pub mod gunzip;
 pub mod hash;
+pub mod pace;
 pub mod pool;
 pub mod rechunk;
 pub mod s3_uploads;
