@@ -23,8 +23,7 @@ defmodule ObjectStoreX.Native do
 
   # A setting read at load that was refused leaves the default in place, and says so once.
   defp warn_refused_settings do
-    with {_, why} when is_binary(why) <- native_malloc(), do: :logger.warning(why)
-    :ok
+    Enum.each(native_refused(), &:logger.warning/1)
   end
 
   # Returning :ok keeps this module loaded, so callers get this explanation instead of an
@@ -42,6 +41,7 @@ defmodule ObjectStoreX.Native do
   def task_cancel(_handle), do: not_loaded()
   def native_stats, do: not_loaded()
   def native_malloc, do: not_loaded()
+  def native_refused, do: not_loaded()
   def store_new(_ref, _provider, _config), do: not_loaded()
   def object_put(_ref, _store, _path, _iovec, _opts), do: not_loaded()
   def object_get(_ref, _store, _path, _opts), do: not_loaded()

@@ -4,6 +4,8 @@ defmodule ObjectStoreX.LocalIsolationTest do
   # lookups share, for good. Not async: it means to fill that pool.
   use ExUnit.Case, async: false
 
+  import ObjectStoreX.TestHelpers, only: [run_child_vm: 2]
+
   alias ObjectStoreX.Error
 
   @mib 1_048_576
@@ -89,6 +91,40 @@ defmodule ObjectStoreX.LocalIsolationTest do
     pool = Enum.count(File.ls!("/proc/self/task"), &(thread_name(&1) == "objectstorex-fs"))
     cores = max(2, :erlang.system_info(:logical_processors_available))
     assert pool in 2..(cores + 1), "#{pool} local pool threads for #{cores} cores"
+  end
+
+  # In a child VM, since the pool's size is read once, when the library loads.
+  @tag :tmp_dir
+  test "OBJECTSTOREX_LOCAL_THREADS sets the pool's size; nonsense keeps the default, with a warning",
+       %{tmp_dir: dir} do
+    code = """
+    store = ObjectStoreX.new!(:local, root: #{inspect(dir)})
+    :ok = ObjectStoreX.put(store, "big.bin", :binary.copy(<<1>>, 8 * #{@mib}))
+    1..8
+    |> Task.async_stream(fn _ -> ObjectStoreX.Stream.download(store, "big.bin") |> Stream.run() end)
+    |> Stream.run()
+    pool = for t <- File.ls!("/proc/self/task"),
+               File.read("/proc/self/task/\#{t}/comm") == {:ok, "objectstorex-fs\\n"}, do: t
+    IO.puts("POOL \#{length(pool)}")
+    """
+
+    pool = fn env ->
+      out = run_child_vm(code, [{"OBJECTSTOREX_LOCAL_THREADS", env}])
+      [n] = for "POOL " <> n <- String.split(out, "\n"), do: String.to_integer(n)
+      {n, out}
+    end
+
+    cores = max(2, :erlang.system_info(:logical_processors_available))
+    # Its runtime's thread and one blocking thread; by default one per core.
+    assert {2, out} = pool.("1")
+    refute out =~ "[warning]"
+    assert {default, _} = pool.(nil)
+    assert default in 3..(cores + 1)
+
+    assert {^default, out} = pool.("0")
+
+    assert out =~
+             ~s([warning] OBJECTSTOREX_LOCAL_THREADS must be a whole number from 1 to 1024, got "0": #{cores} is used)
   end
 
   defp thread_name(tid) do

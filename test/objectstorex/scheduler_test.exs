@@ -43,19 +43,30 @@ defmodule ObjectStoreX.SchedulerTest do
 
       out = run_child_vm(code, env)
 
-      for "NICE " <> n <- String.split(out, "\n"), do: String.to_integer(n)
+      {for("NICE " <> n <- String.split(out, "\n"), do: String.to_integer(n)), out}
     end
 
     test "is 10 by default and OBJECTSTOREX_IO_NICE sets it" do
-      default = io_thread_nices([{"OBJECTSTOREX_IO_NICE", nil}])
+      {default, out} = io_thread_nices([{"OBJECTSTOREX_IO_NICE", nil}])
       assert default != [] and Enum.all?(default, &(&1 == 10)), inspect(default)
-      assert [_ | _] = zero = io_thread_nices([{"OBJECTSTOREX_IO_NICE", "0"}])
+      refute out =~ "[warning]"
+      assert {[_ | _] = zero, _} = io_thread_nices([{"OBJECTSTOREX_IO_NICE", "0"}])
       assert Enum.all?(zero, &(&1 == 0)), inspect(zero)
-      assert [_ | _] = five = io_thread_nices([{"OBJECTSTOREX_IO_NICE", "5"}])
+      assert {[_ | _] = five, out} = io_thread_nices([{"OBJECTSTOREX_IO_NICE", " 5 "}])
       assert Enum.all?(five, &(&1 == 5)), inspect(five)
-      # Nonsense keeps the default rather than failing the load.
-      assert [_ | _] = bad = io_thread_nices([{"OBJECTSTOREX_IO_NICE", "fast"}])
-      assert Enum.all?(bad, &(&1 == 10)), inspect(bad)
+      refute out =~ "[warning]"
+    end
+
+    test "a value that is not a niceness keeps the default, with a warning" do
+      for bad <- ["fast", "20", "-1"] do
+        # Nonsense keeps the default rather than failing the load, and says so.
+        assert {[_ | _] = nices, out} = io_thread_nices([{"OBJECTSTOREX_IO_NICE", bad}])
+        assert Enum.all?(nices, &(&1 == 10)), inspect(nices)
+
+        assert out =~
+                 "[warning] OBJECTSTOREX_IO_NICE must be a whole number from 0 to 19, " <>
+                   "got #{inspect(bad)}: 10 is used"
+      end
     end
   end
 

@@ -41,9 +41,12 @@ static FS: OnceLock<Runtime> = OnceLock::new();
 /// 4 runs and a `GenServer.call` p99 of 2.6-4.6 ms; with 1 per core none, 0.2 ms, and 14.4-16.0
 /// GB/s instead of 12.7-15.5 (`bench/vm_health.exs local:DIR 4 downloads 1000`). A slow
 /// network mount, where a read waits rather than copies, may want more.
-fn threads() -> usize {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    crate::runtime::setting("OBJECTSTOREX_LOCAL_THREADS", 1..=1024, cores.max(2))
+pub(crate) fn threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        crate::runtime::setting("OBJECTSTOREX_LOCAL_THREADS", 1..=1024, cores.max(2))
+    })
 }
 
 fn fs() -> &'static Runtime {

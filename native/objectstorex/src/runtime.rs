@@ -48,6 +48,9 @@ pub fn start() -> std::io::Result<()> {
         return Ok(());
     }
     tune_malloc();
+    // Every setting is read now, so that the load reports the ones it refuses.
+    io_nice();
+    crate::local::threads();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -86,17 +89,36 @@ fn io_nice() -> i32 {
     *NICE.get_or_init(|| setting("OBJECTSTOREX_IO_NICE", 0..=19, DEFAULT_IO_NICE))
 }
 
+/// Why settings read at load were refused, one line each, until the load logs them.
+static REFUSED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn refuse(why: String) {
+    REFUSED.lock().unwrap_or_else(|e| e.into_inner()).push(why);
+}
+
 /// A number the environment variable `name` sets, read at load: a value outside `range`, or not
-/// a number, keeps `default` rather than failing the load.
+/// a number, keeps `default` rather than failing the load, and is logged (`native_refused/0`).
+/// An empty value is no value.
 pub(crate) fn setting<T>(name: &str, range: std::ops::RangeInclusive<T>, default: T) -> T
 where
-    T: std::str::FromStr + PartialOrd,
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .filter(|n| range.contains(n))
-        .unwrap_or(default)
+    let value = std::env::var(name).unwrap_or_default();
+    let value = value.trim();
+    if value.is_empty() {
+        return default;
+    }
+    match value.parse() {
+        Ok(n) if range.contains(&n) => n,
+        _ => {
+            refuse(format!(
+                "{name} must be a whole number from {} to {}, got {value:?}: {default} is used",
+                range.start(),
+                range.end()
+            ));
+            default
+        }
+    }
 }
 
 /// glibc's mmap threshold as this library sets it at load: large enough for a 1 MiB object's
@@ -123,6 +145,9 @@ fn tune_malloc() {
     MALLOC.get_or_init(|| {
         let variable = std::env::var("OBJECTSTOREX_MALLOC_MMAP_THRESHOLD").ok();
         let (threshold, refused) = parse_mmap_threshold(variable.as_deref());
+        if let Some(why) = &refused {
+            refuse(why.clone());
+        }
         let applied = threshold.filter(|&t| t > 0 && set_mmap_threshold(t));
         (applied, refused)
     });
@@ -172,6 +197,12 @@ pub fn mapped_from() -> usize {
         .get()
         .and_then(|(applied, _)| *applied)
         .unwrap_or(128 << 10)
+}
+
+/// Why settings read at load were refused, each once: the load logs them.
+#[rustler::nif]
+fn native_refused() -> Vec<String> {
+    std::mem::take(&mut *REFUSED.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// `{threshold | nil, refusal | nil}`: the mmap threshold this library set at load, and why
