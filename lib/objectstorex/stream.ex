@@ -356,8 +356,9 @@ defmodule ObjectStoreX.Stream do
   per object: the requests run natively, side by side, and the results reach the consumer in
   batches, without a process or a reply per object. Use it to read many small objects. When
   more than 32 objects are in flight and they finish less than a millisecond apart, a finished
-  object waits up to 2 ms (never more than a sixteenth of the time an object takes) for others
-  to share its message, which spares the VM a wake-up per object.
+  object waits for others to share its message, which spares the VM a wake-up per object: 2 ms
+  or a sixteenth of the time an object takes, whichever is less, which the native timer's
+  whole milliseconds may lengthen by up to 1 ms.
 
   At most `:max_concurrency` objects are requested or held for the consumer at once, so memory
   is bounded by `:max_concurrency` times the size of the largest object (objects are not

@@ -9,7 +9,8 @@
 
 use std::time::{Duration, Instant};
 
-/// The longest a finished object waits for others to share its message.
+/// The longest a finished object waits for others to share its message (Tokio's timer, which
+/// counts whole milliseconds, may add up to one).
 pub const MAX_HOLD: Duration = Duration::from_millis(2);
 
 /// The pace at which a producer's objects finish, from the messages it has sent.
