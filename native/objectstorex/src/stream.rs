@@ -488,8 +488,8 @@ fn stream_download(
 // Many objects
 
 /// The most results one `{:got, results}` message carries: those that completed while the
-/// previous message was being sent, so that a burst of small objects costs the consumer one
-/// wake-up, not one each.
+/// previous message was being sent, or while the first waited for company (`Pace`), so that
+/// a burst of small objects costs the consumer one wake-up, not one each.
 const MAX_GOT: usize = 64;
 
 /// One object for a `get_many` or `put_many` producer: its index in the consumer's order, its
@@ -622,7 +622,13 @@ async fn many(
     let mut open = true;
     let mut done = 0u64;
     let mut pace = Pace::new();
-    while open || !running.is_empty() {
+    // Results finished and not yet sent, and until when they wait for more (see `Pace`): jobs
+    // the consumer pushes meanwhile start at once.
+    let mut got = Vec::new();
+    let mut until: Option<tokio::time::Instant> = None;
+    while open || !running.is_empty() || !got.is_empty() {
+        // select! builds a disabled branch's future too, so this must not unwrap.
+        let deadline = until.unwrap_or_else(tokio::time::Instant::now);
         tokio::select! {
             batch = incoming.recv(), if open => match batch {
                 Some(batch) => {
@@ -630,30 +636,37 @@ async fn many(
                 }
                 None => open = false,
             },
-            Some(first) = running.next(), if !running.is_empty() => {
-                let mut got = vec![first];
-                if let Some(hold) = pace.hold(running.len()) {
-                    let until = tokio::time::Instant::now() + hold;
-                    while got.len() < MAX_GOT && !running.is_empty() {
-                        tokio::select! {
-                            Some(more) = running.next() => got.push(more),
-                            _ = tokio::time::sleep_until(until) => break,
-                        }
-                    }
-                }
+            Some(result) = running.next(), if !running.is_empty() => {
+                got.push(result);
                 while got.len() < MAX_GOT {
                     match running.next().now_or_never() {
                         Some(Some(more)) => got.push(more),
                         _ => break,
                     }
                 }
-                done += got.len() as u64;
-                pace.sent(Instant::now(), got.len());
-                p.send((atoms::got(), got));
+                if until.is_none() && got.len() < MAX_GOT && !running.is_empty() {
+                    until = pace.hold(running.len()).map(|hold| tokio::time::Instant::now() + hold);
+                }
+                if until.is_none() || got.len() >= MAX_GOT || running.is_empty() {
+                    done += send_got(p, &mut pace, &mut got);
+                    until = None;
+                }
+            }
+            _ = tokio::time::sleep_until(deadline), if until.is_some() => {
+                done += send_got(p, &mut pace, &mut got);
+                until = None;
             }
         }
     }
     Ok(done)
+}
+
+/// Sends `{:got, results}` with the results in hand; returns how many.
+fn send_got(p: &mut Producer, pace: &mut Pace, got: &mut Vec<(u64, Outcome)>) -> u64 {
+    pace.sent(Instant::now(), got.len());
+    let count = got.len() as u64;
+    p.send((atoms::got(), std::mem::take(got)));
+    count
 }
 
 async fn run_job(
