@@ -218,6 +218,11 @@ class Run:
     cpu_micros: int | None = None
     process_cpu_micros: int = 0
 
+    @property
+    def per_micro(self) -> float:
+        """Units (bytes, objects) moved per microsecond of the timed part."""
+        return self.units / max(self.micros, 1)
+
 
 class Failed(Exception):
     pass
@@ -517,7 +522,7 @@ class Row:
         if tool in self.failures or not self.runs.get(tool):
             return []
         scale = 1e6 if self.ops else 1
-        return sorted(r.units / max(r.micros, 1) * scale for r in self.runs[tool])
+        return sorted(r.per_micro * scale for r in self.runs[tool])
 
     def median(self, tool: str) -> float | None:
         """The median run's throughput: what a user sees, not the lucky run."""
@@ -560,8 +565,7 @@ class Row:
         if {OSX, tool} & set(self.failures) or not self.runs.get(OSX) or not self.runs.get(tool):
             return None
         pairs = list(zip(self.runs[OSX], self.runs[tool]))
-        ahead = sum(ours.units / max(ours.micros, 1) >= theirs.units / max(theirs.micros, 1)
-                    for ours, theirs in pairs)
+        ahead = sum(ours.per_micro >= theirs.per_micro for ours, theirs in pairs)
         return ahead, len(pairs)
 
     def peak_mib(self, tool: str) -> float | None:
@@ -700,7 +704,7 @@ def run_round(row: Row, tools: Tools, s: Settings, spec: str, r: int) -> None:
             print(f"[{row.name()}] {tool}: FAILED {e}", flush=True)
             continue
         row.runs.setdefault(tool, []).append(run)
-        per_us = run.units / max(run.micros, 1)
+        per_us = run.per_micro
         figure = f"{per_us * 1e6:,.0f} ops/s" if row.ops else f"{per_us:,.0f} MB/s"
         timed_cpu = "" if run.cpu_micros is None else f"{run.cpu_micros / 1e6:.2f} s timed, "
         print(

@@ -130,8 +130,8 @@ const DEFAULT_MMAP_THRESHOLD: usize = 4 << 20;
 const MAX_MMAP_THRESHOLD: usize = 32 << 20;
 
 /// What became of `OBJECTSTOREX_MALLOC_MMAP_THRESHOLD` at load: the threshold set, or `None`
-/// when malloc was left as the VM set it; and why the variable was refused, if it was.
-static MALLOC: OnceLock<(Option<usize>, Option<String>)> = OnceLock::new();
+/// when malloc was left as the VM set it.
+static MALLOC: OnceLock<Option<usize>> = OnceLock::new();
 
 /// The VM sets glibc's trim threshold and top pad when it starts (`+MYtt`, `+MYtp`), and glibc
 /// then no longer adapts its mmap and trim thresholds as it does in a plain process: every
@@ -144,12 +144,7 @@ static MALLOC: OnceLock<(Option<usize>, Option<String>)> = OnceLock::new();
 fn tune_malloc() {
     MALLOC.get_or_init(|| {
         let variable = std::env::var("OBJECTSTOREX_MALLOC_MMAP_THRESHOLD").ok();
-        let (threshold, refused) = parse_mmap_threshold(variable.as_deref());
-        if let Some(why) = &refused {
-            refuse(why.clone());
-        }
-        let applied = threshold.filter(|&t| t > 0 && set_mmap_threshold(t));
-        (applied, refused)
+        parse_mmap_threshold(variable.as_deref()).filter(|&t| t > 0 && set_mmap_threshold(t))
     });
 }
 
@@ -172,20 +167,20 @@ fn set_mmap_threshold(_bytes: usize) -> bool {
     false
 }
 
-/// The threshold to set (`Some(0)`: none) and, for a value that is not a byte count, why it was
-/// refused; a refused value sets nothing, so that a typo never changes malloc behind the user's back.
-fn parse_mmap_threshold(value: Option<&str>) -> (Option<usize>, Option<String>) {
+/// The threshold to set (`Some(0)`: none). A value that is not a byte count is refused (and
+/// logged) and sets nothing, so that a typo never changes malloc behind the user's back.
+fn parse_mmap_threshold(value: Option<&str>) -> Option<usize> {
     match value.map(str::trim) {
-        None | Some("") => (Some(DEFAULT_MMAP_THRESHOLD), None),
+        None | Some("") => Some(DEFAULT_MMAP_THRESHOLD),
         Some(v) => match v.parse::<usize>() {
-            Ok(n) if n <= MAX_MMAP_THRESHOLD => (Some(n), None),
-            _ => (
-                None,
-                Some(format!(
+            Ok(n) if n <= MAX_MMAP_THRESHOLD => Some(n),
+            _ => {
+                refuse(format!(
                     "OBJECTSTOREX_MALLOC_MMAP_THRESHOLD must be a number of bytes from 0 to \
                      {MAX_MMAP_THRESHOLD}, got {v:?}: malloc is left as the VM set it"
-                )),
-            ),
+                ));
+                None
+            }
         },
     }
 }
@@ -193,10 +188,7 @@ fn parse_mmap_threshold(value: Option<&str>) -> (Option<usize>, Option<String>) 
 /// The size from which glibc maps each block afresh (and unmaps it when freed): the threshold
 /// set at load, or glibc's default, which the VM's settings keep it at.
 pub fn mapped_from() -> usize {
-    MALLOC
-        .get()
-        .and_then(|(applied, _)| *applied)
-        .unwrap_or(128 << 10)
+    MALLOC.get().copied().flatten().unwrap_or(128 << 10)
 }
 
 /// Why settings read at load were refused, each once: the load logs them.
@@ -205,11 +197,10 @@ fn native_refused() -> Vec<String> {
     std::mem::take(&mut *REFUSED.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
-/// `{threshold | nil, refusal | nil}`: the mmap threshold this library set at load, and why
-/// `OBJECTSTOREX_MALLOC_MMAP_THRESHOLD` was refused, if it was.
+/// The mmap threshold this library set at load, or `nil` if it left malloc alone.
 #[rustler::nif]
-fn native_malloc() -> (Option<usize>, Option<String>) {
-    MALLOC.get().cloned().unwrap_or((None, None))
+fn native_malloc() -> Option<usize> {
+    MALLOC.get().copied().flatten()
 }
 
 pub fn runtime() -> &'static Runtime {
