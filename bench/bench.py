@@ -29,6 +29,11 @@ Settings (environment):
   BENCH_CURVE_BUDGET, BENCH_CURVE_ROUNDS   the cost curves' minutes (by default what is left
                  of the 25 when they start, but the spare minute, at least 2; 0 leaves them
                  out) and runs per point (3): see bench/curves.py
+  BENCH_CURVES_ONLY   1 runs the cost curves alone, every point that fits in
+                 BENCH_CURVE_BUDGET (by default CURVES_ONLY_MINUTES, enough for all of them),
+                 without the rows, the VM-health runs or the sync benchmark: `make
+                 bench-curves`, written to bench/curves/README.md (a smoke run's to
+                 bench/results/smoke-curves/)
   BENCH_SYNC     0 leaves out the sync benchmark that bench/run.sh runs first (1)
   BENCH_SETTLE   seconds from the sync to the timed part of each run of a large-object row (3;
                  0 below BENCH_MIB=256, as in a smoke run): the program starts at once and
@@ -129,6 +134,10 @@ def env_int(name: str, default: int) -> int:
 # 2026-12-02 a third round would have ended 0.3 minutes past the budget: medians of two.)
 CURVE_MIN, CURVE_FLOOR, MIN_ROUNDS = 3.0, 2.0, 3
 CURVE_BUDGET = float(os.environ["BENCH_CURVE_BUDGET"]) if "BENCH_CURVE_BUDGET" in os.environ else None
+# `make bench-curves`: the curves alone, with the minutes every point needs (about 22 on 2 cores,
+# from the estimates of the points `make bench` leaves out), and some to spare.
+CURVES_ONLY = os.environ.get("BENCH_CURVES_ONLY") == "1"
+CURVES_ONLY_MINUTES = 40.0
 WHOLE, HEALTH, SPARE = 25.0, 4.0, 1.0
 STARTED = float(os.environ.get("BENCH_STARTED", time.time() - 60))
 SPENT = (time.time() - STARTED) / 60
@@ -140,6 +149,8 @@ def curve_minutes() -> float:
     run but the spare minute, at least CURVE_FLOOR."""
     if CURVE_BUDGET is not None:
         return CURVE_BUDGET
+    if CURVES_ONLY:
+        return CURVES_ONLY_MINUTES
     return round(max(CURVE_FLOOR, WHOLE - (time.time() - STARTED) / 60 - SPARE), 1)
 
 
@@ -198,7 +209,7 @@ class Settings:
         for var in ("BENCH_STORES", "BENCH_ONLY"):
             if os.environ.get(var):
                 parts.append(f"{var}={os.environ[var]}")
-        return " ".join(parts + ["make bench"])
+        return " ".join(parts + ["make bench-curves" if CURVES_ONLY else "make bench"])
 
 
 # --- one measured process --------------------------------------------------------------------
@@ -1516,6 +1527,34 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
     path.write_text("\n".join(lines))
 
 
+def write_curves_readme(path: Path, tools: Tools, s: Settings, wall: float,
+                        curve_lines: list[str]) -> None:
+    """`make bench-curves`: the cost curves alone, every point that fitted in their budget."""
+    m = machine()
+    started = os.environ.get("BENCH_STARTED")
+    total = time.time() - int(started) if started else None
+    readme = os.path.relpath(ROOT / "bench/README.md", path.parent)
+    lines = [
+        "# Cost curves, every point",
+        "",
+        f"Made by `{s.command_line()}` on {m['cpu']}, {m['cores']} cores, {m['ram']} RAM, "
+        f"Linux {m['kernel']}, {m['date']}. The measurements took {wall / 60:.1f} minutes"
+        + (f", the whole command {total / 60:.1f} (installs and builds included)." if total else "."),
+        "",
+        "`make bench` draws these curves in what its 25 minutes leave them and goes without "
+        "their largest points (the 4 GiB objects, the million-object listings, the 64 and 256 "
+        "downloads on S3); `make bench-curves` runs the curves alone, in a budget of their own "
+        f"(BENCH_CURVE_BUDGET, by default {CURVES_ONLY_MINUTES:g} minutes), to measure them "
+        f"all. How each contender is run and the fairness rules: [the benchmarks]({readme}).",
+        "",
+    ]
+    lines += curve_lines
+    lines += ["## Versions", ""]
+    lines += [f"- {name}: {value}" for name, value in versions(tools)]
+    lines.append("")
+    path.write_text("\n".join(lines))
+
+
 def long_at_lines(health: list[Health]) -> list[str]:
     """Where the downloads' long schedules were, by the function each process was scheduled in
     and out at (`long_schedule`'s `in` and `out`)."""
@@ -1537,9 +1576,10 @@ def long_at_lines(health: list[Health]) -> list[str]:
 def main() -> int:
     s = Settings()
     started = time.monotonic()
-    out = Path(os.environ.get("BENCH_OUT") or (
-        ROOT / ("bench/README.md" if s.full else "bench/results/smoke/README.md")
-    )).resolve()
+    default_out = {(False, True): "bench/README.md", (False, False): "bench/results/smoke/README.md",
+                   (True, True): "bench/curves/README.md",
+                   (True, False): "bench/results/smoke-curves/README.md"}[(CURVES_ONLY, s.full)]
+    out = Path(os.environ.get("BENCH_OUT") or ROOT / default_out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     png = out.parent / "bench.png"
 
@@ -1568,21 +1608,27 @@ def main() -> int:
     import curves
 
     tools = Tools(s, scratch, tmpfs)
-    rows = build_rows(s, stores)
+    rows = [] if CURVES_ONLY else build_rows(s, stores)
+    health, health_failures = [], {}
     try:
-        s.done = run_rounds(rows, tools, s, stores)
-        health, health_failures = vm_health(tools, s, stores)
+        if not CURVES_ONLY:
+            s.done = run_rounds(rows, tools, s, stores)
+            health, health_failures = vm_health(tools, s, stores)
         s.curve_budget = curve_minutes()
         curve_set = curves.run(tools, s, stores, scratch)
     finally:
         shutil.rmtree(tmpfs, ignore_errors=True)
 
     wall = time.monotonic() - started
-    plot(rows, png, s)
     curve_lines = curves.report(curve_set, out.parent, health, s)
-    write_readme(out, png, rows, health, health_failures, tools, s, wall, curve_lines)
-    print(f"wrote {os.path.relpath(out, ROOT)}, {os.path.relpath(png, ROOT)} and the curves "
-          f"({wall / 60:.1f} minutes)")
+    if CURVES_ONLY:
+        write_curves_readme(out, tools, s, wall, curve_lines)
+        print(f"wrote {os.path.relpath(out, ROOT)} and its curves ({wall / 60:.1f} minutes)")
+    else:
+        plot(rows, png, s)
+        write_readme(out, png, rows, health, health_failures, tools, s, wall, curve_lines)
+        print(f"wrote {os.path.relpath(out, ROOT)}, {os.path.relpath(png, ROOT)} and the curves "
+              f"({wall / 60:.1f} minutes)")
 
     failed = [(r.name(), t, why) for r in rows for t, why in r.failures.items()]
     failed += [(f"{k} · VM health", OSX, why) for k, why in health_failures.items()]

@@ -17,7 +17,8 @@ turns, the min-max drawn as error bars. A smoke run (BENCH_MIB below 1024) stops
 BENCH_MIB, at 10 x the list row's count and at 16 streams.
 
 BENCH_CURVE_BUDGET minutes (by default what the rows and the VM-health runs left of the 25,
-but a spare minute, at least 2; 0 leaves the curves out): the points go cheapest first, each
+but a spare minute, at least 2; 0 leaves the curves out; with BENCH_CURVES_ONLY=1, `make
+bench-curves`, the curves run alone, by default in 40 minutes, which all points fit): the points go cheapest first, each
 estimated from the points of its curve measured before it (a line through the last two, as
 every cost here grows linearly with the size or the count, or not at all). A point starts only
 if its estimate fits in what is left; the README names those that did not, with the estimate.
@@ -34,10 +35,12 @@ from pathlib import Path
 from bench import (
     BOUND_SLACK,
     CHUNK_MIB,
+    CURVES_ONLY,
     LARGE,
     MIB,
     OSX,
     RAW,
+    ROOT,
     TOOL_COLORS,
     UPLOAD_KNOBS,
     Failed,
@@ -585,18 +588,25 @@ def report(cs: CurveSet, folder: Path, health: list, s: Settings) -> list[str]:
     lines += [
         "How the cost moves with what grows in practice: the size of the object, the number of "
         "objects listed, the number of downloads at once. Every run is a fresh OS process, as "
-        f"in the rows above; each point is the **median of {s.curve_rounds} runs** per tool, "
+        f"in the rows of `make bench`; each point is the **median of {s.curve_rounds} runs** per tool, "
         "the tools taking turns (error bars: the slowest and the fastest run; peak RSS "
         "likewise). A **knee** is a point whose median throughput is more than "
         f"{KNEE_DROP:.0%} below the previous point's, or where ObjectStoreX's process grew "
         "beyond its documented bound (the `BOUND` its program prints, plus "
-        f"{BOUND_SLACK // MIB} MiB, as in the memory table above); the sentences under each "
+        f"{BOUND_SLACK // MIB} MiB, as in the memory table of `make bench`); the sentences under each "
         "figure are computed from its figures. "
         f"The curves took {cs.seconds / 60:.1f} of their {cs.budget:g} minutes "
         "(`BENCH_CURVE_BUDGET`): the points went cheapest first, each started only if the "
         "estimate from the points of its curve before it fitted in what was left.",
         "",
     ]
+    every = ROOT / "bench/curves/README.md"
+    if not CURVES_ONLY and every.exists():
+        lines += [
+            f"Every point, the largest included, measured by `make bench-curves`: "
+            f"[{os.path.relpath(every, folder)}]({os.path.relpath(every, folder)}).",
+            "",
+        ]
     settle = (f" Runs of {SETTLE_FROM_MIB} MiB and more begin their timed part {s.settle:g} s "
               "after their `sync`, as the rows' do." if s.settle else "")
     about = {
@@ -624,7 +634,8 @@ def report(cs: CurveSet, folder: Path, health: list, s: Settings) -> list[str]:
         "Aggregate throughput is what all streams moved while the probes were sampled; the p99 "
         "latency of a small `File.read!` and of a `GenServer.call`, and the long schedules "
         "(a process or port on a scheduler for more than 5 ms), say how the rest of the VM "
-        "fares (dotted: the idle VM's file_read p99 from the VM-health table). The bound grows "
+        "fares" + (" (dotted: the idle VM's file_read p99 from the VM-health table)" if health
+                   else "") + ". The bound grows "
         "with N: `(prefetch + 1) * chunk_size` per stream, 16 x 2 MiB on local plus the 64 MiB "
         "pool of local read buffers, 3 x 2 MiB on S3.",
     }

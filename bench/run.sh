@@ -7,7 +7,8 @@
 # see bench/curves.py) on a full run; see bench/bench.py for the BENCH_* settings (a smoke
 # run: BENCH_MIB=16 BENCH_SCALE=0.01 make bench, written to bench/results/smoke/). The sync
 # benchmark, the rows, the VM-health runs and the curves share 25 minutes on 2 cores (see
-# BENCH_BUDGET in bench/bench.py).
+# BENCH_BUDGET in bench/bench.py). `make bench-curves` (BENCH_CURVES_ONLY=1, BENCH_SYNC=0) runs
+# the cost curves alone, every point, to bench/curves/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
