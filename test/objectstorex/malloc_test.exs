@@ -13,7 +13,7 @@ defmodule ObjectStoreX.MallocTest do
 
   @moduletag :tmp_dir
 
-  defp child(root, env) do
+  defp child(root, env, run \\ &run_child_vm/2) do
     code = """
     {:ok, store} = ObjectStoreX.new(:local, root: #{inspect(root)})
     :ok = ObjectStoreX.put(store, "big", :binary.copy(<<7>>, #{@mib}))
@@ -35,7 +35,7 @@ defmodule ObjectStoreX.MallocTest do
     IO.puts("MALLOC \#{inspect(ObjectStoreX.Native.native_malloc())}")
     """
 
-    out = run_child_vm(code, env)
+    out = run.(code, env)
 
     [faults] = for "FAULTS " <> n <- String.split(out, "\n"), do: String.to_integer(n)
     [malloc] = for "MALLOC " <> t <- String.split(out, "\n"), do: t
@@ -64,5 +64,24 @@ defmodule ObjectStoreX.MallocTest do
       assert out =~ inspect(bad)
       assert faults >= @gets * div(@mib, 4096) / 2
     end
+  end
+
+  test "a value that is not UTF-8 is refused with a warning, not taken for unset",
+       %{tmp_dir: dir} do
+    # A byte count followed by a byte no UTF-8 text holds, which an Elixir env list cannot
+    # carry: bash puts it in the child's environment.
+    run = fn code, _env ->
+      script = ~S|OBJECTSTOREX_MALLOC_MMAP_THRESHOLD="$(printf '4194304\377')" exec elixir "$@"|
+      args = ["-c", script, "bash" | child_vm_paths()] ++ ["-e", code]
+      {out, status} = System.cmd("bash", args, stderr_to_stdout: true)
+      assert status == 0, out
+      out
+    end
+
+    {_faults, malloc, out} = child(dir, [], run)
+    # Unset, the default would be set: "4194304".
+    assert malloc == "nil"
+    assert out =~ "[warning] OBJECTSTOREX_MALLOC_MMAP_THRESHOLD must be a number of bytes"
+    assert out =~ ~s(got "4194304\u{FFFD}")
   end
 end

@@ -44,7 +44,7 @@ static FS: OnceLock<Runtime> = OnceLock::new();
 pub(crate) fn threads() -> usize {
     static THREADS: OnceLock<usize> = OnceLock::new();
     *THREADS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let cores = crate::runtime::cores();
         crate::runtime::setting("OBJECTSTOREX_LOCAL_THREADS", 1..=1024, cores.max(2))
     })
 }

@@ -51,7 +51,7 @@ pub fn start() -> std::io::Result<()> {
     // Every setting is read now, so that the load reports the ones it refuses.
     io_nice();
     crate::local::threads();
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let cores = cores();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // Blocking file reads and writes: a few per core keep a disk busy, while Tokio's default
@@ -63,6 +63,20 @@ pub fn start() -> std::io::Result<()> {
         .build()?;
     let _ = RUNTIME.set(rt);
     Ok(())
+}
+
+/// The cores this process may use (its CPU affinity and cgroup quota), 2 if unknown; read once,
+/// as the standard library reads files of /proc and /sys for it at every call.
+pub(crate) fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
+/// The environment variable `name`, `None` if unset. A value that is not valid UTF-8 comes
+/// back with U+FFFD in place of the invalid bytes: no setting accepts it, so it is refused and
+/// logged, never taken for unset.
+fn variable(name: &str) -> Option<String> {
+    std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
 }
 
 /// Tokio's threads (workers and the blocking pool) run at nice 10, so when the machine is
@@ -103,7 +117,7 @@ pub(crate) fn setting<T>(name: &str, range: std::ops::RangeInclusive<T>, default
 where
     T: std::str::FromStr + PartialOrd + std::fmt::Display,
 {
-    let value = std::env::var(name).unwrap_or_default();
+    let value = variable(name).unwrap_or_default();
     let value = value.trim();
     if value.is_empty() {
         return default;
@@ -143,8 +157,8 @@ static MALLOC: OnceLock<Option<usize>> = OnceLock::new();
 /// leave malloc alone) sets another value, read once.
 fn tune_malloc() {
     MALLOC.get_or_init(|| {
-        let variable = std::env::var("OBJECTSTOREX_MALLOC_MMAP_THRESHOLD").ok();
-        parse_mmap_threshold(variable.as_deref()).filter(|&t| t > 0 && set_mmap_threshold(t))
+        let value = variable("OBJECTSTOREX_MALLOC_MMAP_THRESHOLD");
+        parse_mmap_threshold(value.as_deref()).filter(|&t| t > 0 && set_mmap_threshold(t))
     });
 }
 

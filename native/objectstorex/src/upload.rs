@@ -282,12 +282,10 @@ async fn settle<T>(state: &mut UploadState, result: Result<T, NifError>) -> Resu
 /// Joins the chunks into one buffer on the blocking pool, using the machine's cores.
 async fn assemble(chunks: VecDeque<Bytes>) -> Result<PutPayload, NifError> {
     let chunks = Vec::from(chunks);
-    let joined = tokio::task::spawn_blocking(move || {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        concat(&chunks, cores.min(4))
-    })
-    .await
-    .map_err(|e| NifError::new(Reason::Internal, e.to_string()))?;
+    let joined =
+        tokio::task::spawn_blocking(move || concat(&chunks, crate::runtime::cores().min(4)))
+            .await
+            .map_err(|e| NifError::new(Reason::Internal, e.to_string()))?;
     Ok(joined.into())
 }
 
