@@ -1,7 +1,7 @@
 # `make bench` runs the benchmarks (bench/run.sh), the sync benchmark included, and writes
 # bench/README.md, bench/bench.png and the cost curves bench/curves-*.png;
 # `make bench-smoke` is a quick run of the same, written to bench/results/smoke/.
-# `make bench-curves` runs only the cost curves, every point of them (about 25 minutes), and
+# `make bench-curves` runs only the cost curves, every point of them (about 30 minutes), and
 # writes bench/curves/README.md with its PNGs.
 # `make bench-sync` runs only the sync benchmark, at its full default size (bench/sync.sh),
 # written to bench/results/sync/ (bench/SYNC.md explains the figures and how they scale).

@@ -28,7 +28,7 @@ Settings (environment):
                  third round, which the medians need, one minute more, taken from the curves)
   BENCH_CURVE_BUDGET, BENCH_CURVE_ROUNDS   the cost curves' minutes (by default what is left
                  of the 25 when they start, but the spare minute, at least 2; 0 leaves them
-                 out) and runs per point (3): see bench/curves.py
+                 out) and runs per point (4): see bench/curves.py
   BENCH_CURVES_ONLY   1 runs the cost curves alone, every point that fits in
                  BENCH_CURVE_BUDGET (by default CURVES_ONLY_MINUTES, enough for all of them),
                  without the rows, the VM-health runs or the sync benchmark: `make
@@ -161,7 +161,8 @@ class Settings:
     rounds: int = env_int("BENCH_ROUNDS", 5)
     budget: float = float(os.environ.get("BENCH_BUDGET", BUDGET))
     curve_budget: float = CURVE_MIN if CURVE_BUDGET is None else CURVE_BUDGET  # see curve_minutes
-    curve_rounds: int = env_int("BENCH_CURVE_ROUNDS", 3)
+    # Even, so that with two tools each opens as many rounds of a point as the other.
+    curve_rounds: int = env_int("BENCH_CURVE_ROUNDS", 4)
     settle: float = float(
         os.environ.get("BENCH_SETTLE", "3" if env_int("BENCH_MIB", 1024) >= 256 else "0")
     )
@@ -193,7 +194,7 @@ class Settings:
 
     def command_line(self) -> str:
         defaults = {"mib": 1024, "scale": 1.0, "rounds": 5, "budget": BUDGET, "settle": 3.0,
-                    "curve_budget": None, "curve_rounds": 3}
+                    "curve_budget": None, "curve_rounds": 4}
         parts = []
         for var, attr in [
             ("BENCH_MIB", "mib"),
@@ -699,12 +700,17 @@ def prepare_row(row: Row, tools: Tools, s: Settings, spec: str) -> bool:
         return False
 
 
-def run_round(row: Row, tools: Tools, s: Settings, spec: str, r: int) -> None:
+def run_round(row: Row, tools: Tools, s: Settings, spec: str, r: int, start: int = 0) -> None:
+    """Round `r` of a row: every contender once. `start` (the row's place in its list) says
+    who opens its first round."""
     contenders = [t for t in row.tools if t in s.only]
     if not contenders:
         return
-    # Turns: each round starts at the next contender, so none always runs first.
-    turn = contenders[r % len(contenders):] + contenders[: r % len(contenders)]
+    # Turns: each round starts at the next contender, so none always runs first. The first run
+    # of a row follows other work and is often its slowest (3 curve points of 2026-12-04: the
+    # first run the slowest of 6 each time), so the row's place picks who takes it.
+    k = (r + start) % len(contenders)
+    turn = contenders[k:] + contenders[:k]
     for tool in turn:
         if tool in row.failures:
             continue
@@ -748,14 +754,14 @@ def run_rounds(rows: list[Row], tools: Tools, s: Settings, stores: dict[str, str
     # Rows that read the same keys share one preparation: the writes between them leave
     # objects of the same sizes under the same keys.
     done_preparing: set[tuple[str, str, tuple[int, ...]]] = set()
-    for row in rows:
+    for i, row in enumerate(rows):
         t = time.monotonic()
         if row.prepare:
             key = (stores[row.store], row.prepare[0], tuple(row.prepare[1]))
             if key not in done_preparing and prepare_row(row, tools, s, stores[row.store]):
                 done_preparing.add(key)
         prepared += time.monotonic() - t
-        run_round(row, tools, s, stores[row.store], 0)
+        run_round(row, tools, s, stores[row.store], 0, i)
     one_round = time.monotonic() - started - prepared
     done = 1
     while done < s.rounds:
@@ -769,8 +775,8 @@ def run_rounds(rows: list[Row], tools: Tools, s: Settings, stores: dict[str, str
                 flush=True,
             )
             break
-        for row in rows:
-            run_round(row, tools, s, stores[row.store], done)
+        for i, row in enumerate(rows):
+            run_round(row, tools, s, stores[row.store], done, i)
         done += 1
     return done
 
@@ -1307,7 +1313,9 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         + (f"; the cost curves below then had {s.curve_budget:g} minutes"
            if s.curve_budget > 0 else "")
         + "). In each row the contenders take turns, each "
-        "round starting at the next one, with a `sync` before every run; a local upload starts "
+        "round starting at the next one and the first round at the row's place in the table "
+        "(the first run of a row, after other work, is often its slowest), with a `sync` "
+        "before every run; a local upload starts "
         "with the previous round's file removed, since replacing a 1 GiB file frees its "
         "blocks inside the timed part, which on a disk mounted with `discard` costs seconds, "
         f"unevenly. Every run that moves one large object begins its timed part {s.settle:g} s "
@@ -1549,6 +1557,11 @@ def write_curves_readme(path: Path, tools: Tools, s: Settings, wall: float,
         "",
     ]
     lines += curve_lines
+    # The knees explained, by hand, from a run's figures and the experiments that followed: the
+    # file says which run it explains.
+    knees = path.parent / "KNEES.md"
+    if knees.exists():
+        lines += knees.read_text().rstrip("\n").split("\n") + [""]
     lines += ["## Versions", ""]
     lines += [f"- {name}: {value}" for name, value in versions(tools)]
     lines.append("")

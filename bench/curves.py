@@ -12,7 +12,7 @@ shows.
            throughput, peak RSS, p99 latency of the probes, long schedules; ObjectStoreX only
 
 Every run is a fresh OS process measured by bench.py's machinery (peak RSS from wait4 through
-GNU time); each point is the median of BENCH_CURVE_ROUNDS runs per tool (3), the tools taking
+GNU time); each point is the median of BENCH_CURVE_ROUNDS runs per tool (4), the tools taking
 turns, the min-max drawn as error bars. A smoke run (BENCH_MIB below 1024) stops at 4 x
 BENCH_MIB, at 10 x the list row's count and at 16 streams.
 
@@ -252,7 +252,7 @@ def measure_point(curve: Curve, row: Row, tools: Tools, s: Settings) -> Cost:
     prepare_row(row, tools, s, curve.spec)
     prepared = time.monotonic() - started
     for r in range(s.curve_rounds):
-        run_round(row, tools, s, curve.spec, r)
+        run_round(row, tools, s, curve.spec, r, curve.points.index(row))
     runs = [run for runs in row.runs.values() for run in runs]
     timed = sum(run.micros for run in runs) / 1e6
     settle = (row.settle or 0) * len(runs) if row.workload in LARGE else 0
@@ -589,7 +589,8 @@ def report(cs: CurveSet, folder: Path, health: list, s: Settings) -> list[str]:
         "How the cost moves with what grows in practice: the size of the object, the number of "
         "objects listed, the number of downloads at once. Every run is a fresh OS process, as "
         f"in the rows of `make bench`; each point is the **median of {s.curve_rounds} runs** per tool, "
-        "the tools taking turns (error bars: the slowest and the fastest run; peak RSS "
+        "the tools taking turns, each opening as many rounds, the first at the point's place "
+        "in its curve (error bars: the slowest and the fastest run; peak RSS "
         "likewise). A **knee** is a point whose median throughput is more than "
         f"{KNEE_DROP:.0%} below the previous point's, or where ObjectStoreX's process grew "
         "beyond its documented bound (the `BOUND` its program prints, plus "
