@@ -455,6 +455,8 @@ class Tools:
             root = Path(store.removeprefix("local:"))
             if workload == "upload":
                 src = self.source_file(args[0])
+                # The stores create their folders; cp does not, and may open the row.
+                (root / "bench").mkdir(parents=True, exist_ok=True)
                 argv = ["cp", str(src), str(root / "bench/big.bin")]
             else:
                 argv = ["cp", str(root / "bench/big.bin"), "/dev/null"]
