@@ -8,8 +8,8 @@ Every contender is a program run once per measurement as its own OS process, in 
 root, and prints `RESULT <units> <micros>` for its timed part (see "Bench program contract"
 below). The driver measures each child's peak RSS and CPU time (wait4(2) through GNU time),
 and quotes the median of N runs per contender with their min-max, N being the rounds that fit
-in the time budget; in each row the contenders take turns, each round starting at a different
-one, with a sync(2) before every run (and, for a local upload, the previous round's file
+in the time budget; in each row the contenders take turns (see turn_order: each opens as many
+rounds as any other and follows each other as often), with a sync(2) before every run (and, for a local upload, the previous round's file
 removed first) and, in every run that moves a large object, a pause (BENCH_SETTLE) between the
 sync and the timed part, the same for every contender whatever its start-up time, so that all
 of them write into the same memory.
@@ -134,8 +134,8 @@ def env_int(name: str, default: int) -> int:
 # 2026-12-02 a third round would have ended 0.3 minutes past the budget: medians of two.)
 CURVE_MIN, CURVE_FLOOR, MIN_ROUNDS = 3.0, 2.0, 3
 CURVE_BUDGET = float(os.environ["BENCH_CURVE_BUDGET"]) if "BENCH_CURVE_BUDGET" in os.environ else None
-# `make bench-curves`: the curves alone, with the minutes every point needs (about 22 on 2 cores,
-# from the estimates of the points `make bench` leaves out), and some to spare.
+# `make bench-curves`: the curves alone, with the minutes every point needs (30.3 on 2 cores at 4
+# rounds a point, 2026-12-04), and some to spare.
 CURVES_ONLY = os.environ.get("BENCH_CURVES_ONLY") == "1"
 CURVES_ONLY_MINUTES = 40.0
 WHOLE, HEALTH, SPARE = 25.0, 4.0, 1.0
@@ -702,17 +702,28 @@ def prepare_row(row: Row, tools: Tools, s: Settings, spec: str) -> bool:
         return False
 
 
+def turn_order(n: int, k: int) -> list[int]:
+    """The order of n contenders in round k: a Williams design, in which over n rounds (2n
+    when n is odd) each contender runs first as often as any other and follows each other
+    contender as often. A run inherits the machine its predecessor left (the page cache it
+    filled, the memory it freed), and a plain rotation keeps the same predecessor for each:
+    ObjectStoreX ran right after cp in three of four rounds of the local upload row
+    (2026-12-04). The first run of a row follows other work and is often its slowest (3 curve
+    points of 2026-12-04: the slowest of 6 each time), so the row's place shifts k."""
+    base = [0]
+    for i in range(1, n):
+        base.append((i + 1) // 2 if i % 2 else n - i // 2)
+    order = [(b + k) % n for b in base]
+    return order[::-1] if n % 2 and (k // n) % 2 else order
+
+
 def run_round(row: Row, tools: Tools, s: Settings, spec: str, r: int, start: int = 0) -> None:
     """Round `r` of a row: every contender once. `start` (the row's place in its list) says
     who opens its first round."""
     contenders = [t for t in row.tools if t in s.only]
     if not contenders:
         return
-    # Turns: each round starts at the next contender, so none always runs first. The first run
-    # of a row follows other work and is often its slowest (3 curve points of 2026-12-04: the
-    # first run the slowest of 6 each time), so the row's place picks who takes it.
-    k = (r + start) % len(contenders)
-    turn = contenders[k:] + contenders[:k]
+    turn = [contenders[i] for i in turn_order(len(contenders), r + start)]
     for tool in turn:
         if tool in row.failures:
             continue
@@ -1314,10 +1325,11 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
         + "the whole command is kept under 25 minutes on 2 cores"
         + (f"; the cost curves below then had {s.curve_budget:g} minutes"
            if s.curve_budget > 0 else "")
-        + "). In each row the contenders take turns, each "
-        "round starting at the next one and the first round at the row's place in the table "
-        "(the first run of a row, after other work, is often its slowest), with a `sync` "
-        "before every run; a local upload starts "
+        + "). In each row the contenders take turns in an order that, over the rounds, has "
+        "each open as many rounds as any other and follow each other contender as often (a "
+        "run inherits the page cache and the freed memory its predecessor left), shifted by "
+        "the row's place in the table (the first run of a row, after other work, is often its "
+        "slowest), with a `sync` before every run; a local upload starts "
         "with the previous round's file removed, since replacing a 1 GiB file frees its "
         "blocks inside the timed part, which on a disk mounted with `discard` costs seconds, "
         f"unevenly. Every run that moves one large object begins its timed part {s.settle:g} s "

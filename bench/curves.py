@@ -18,10 +18,11 @@ BENCH_MIB, at 10 x the list row's count and at 16 streams.
 
 BENCH_CURVE_BUDGET minutes (by default what the rows and the VM-health runs left of the 25,
 but a spare minute, at least 2; 0 leaves the curves out; with BENCH_CURVES_ONLY=1, `make
-bench-curves`, the curves run alone, by default in 40 minutes, which all points fit): the points go cheapest first, each
-estimated from the points of its curve measured before it (a line through the last two, as
-every cost here grows linearly with the size or the count, or not at all). A point starts only
-if its estimate fits in what is left; the README names those that did not, with the estimate.
+bench-curves`, the curves run alone, by default in 40 minutes, which all points fit): the
+points go cheapest first, each estimated from the points of its curve measured before it (a
+line through the last two, as every cost here grows linearly with the size or the count, or
+not at all). A point starts only if its estimate fits in what is left; the README names those
+that did not, with the estimate.
 """
 
 from __future__ import annotations

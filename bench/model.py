@@ -72,6 +72,13 @@ def section(rows, tool: str, sync_runs: Path | None = None, sync_objects: int = 
             "it is built from.",
             "",
         ]
+    if 0 in (cpu_up, cpu_down, put_us, get_us):
+        # A smoke run's objects are moved within one 10 ms tick of the CPU clock.
+        return lines + [
+            "Not derived: one of the S3 upload, download, or 1 KiB put/get rows it is built "
+            "from measured no CPU time (the clock counts 10 ms ticks; this run was too small).",
+            "",
+        ]
     lines += [
         "This machine's 2 cores are shared with the S3 server, so its throughput says little "
         "about a real node. What carries over is the client's own CPU cost, which the run "
