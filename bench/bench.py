@@ -1279,11 +1279,20 @@ def busy_wait_lines(health: list) -> list[str]:
     return lines + [""]
 
 
-def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures, tools: Tools,
-                 s: Settings, wall: float, curve_lines: list[str]) -> None:
+def made_by(s: Settings, wall: float) -> str:
+    """The README's first line: the command, the machine, when, and how long it took."""
     m = machine()
     started = os.environ.get("BENCH_STARTED")
     total = time.time() - int(started) if started else None
+    return (
+        f"Made by `{s.command_line()}` on {m['cpu']}, {m['cores']} cores, {m['ram']} RAM, "
+        f"Linux {m['kernel']}, {m['date']}. The measurements took {wall / 60:.1f} minutes"
+        + (f", the whole command {total / 60:.1f} (installs and builds included)." if total else ".")
+    )
+
+
+def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures, tools: Tools,
+                 s: Settings, wall: float, curve_lines: list[str]) -> None:
     rel_png = os.path.relpath(png, path.parent)
     failed = [(r, t) for r in rows for t in r.failures] + list(health_failures)
     lines = [
@@ -1297,9 +1306,7 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
             "",
         ]
     lines += [
-        f"Made by `{s.command_line()}` on {m['cpu']}, {m['cores']} cores, {m['ram']} RAM, "
-        f"Linux {m['kernel']}, {m['date']}. The measurements took {wall / 60:.1f} minutes"
-        + (f", the whole command {total / 60:.1f} (installs and builds included)." if total else "."),
+        made_by(s, wall),
         "",
         "The same work goes through every contender, each a fresh OS process per measurement:",
         "",
@@ -1552,16 +1559,11 @@ def write_readme(path: Path, png: Path, rows: list[Row], health, health_failures
 def write_curves_readme(path: Path, tools: Tools, s: Settings, wall: float,
                         curve_lines: list[str]) -> None:
     """`make bench-curves`: the cost curves alone, every point that fitted in their budget."""
-    m = machine()
-    started = os.environ.get("BENCH_STARTED")
-    total = time.time() - int(started) if started else None
     readme = os.path.relpath(ROOT / "bench/README.md", path.parent)
     lines = [
         "# Cost curves, every point",
         "",
-        f"Made by `{s.command_line()}` on {m['cpu']}, {m['cores']} cores, {m['ram']} RAM, "
-        f"Linux {m['kernel']}, {m['date']}. The measurements took {wall / 60:.1f} minutes"
-        + (f", the whole command {total / 60:.1f} (installs and builds included)." if total else "."),
+        made_by(s, wall),
         "",
         "`make bench` draws these curves in what its 25 minutes leave them and goes without "
         "their largest points (the 4 GiB objects, the million-object listings, the 64 and 256 "
