@@ -8,8 +8,9 @@
 # OP is put, get, put_many or get_many.
 #
 # STORE as for bench/osx.exs. Prints `PER_REQUEST ops_per_s total_us` and one
-# `THREADS kind user_us system_us` line per kind of thread (the VM's schedulers, its aux
-# thread, its dirty schedulers, the library's I/O threads), in CPU microseconds per request.
+# `THREADS kind user_us system_us switches` line per kind of thread (the VM's schedulers, its
+# aux thread, its dirty schedulers, the library's I/O threads): CPU microseconds and context
+# switches (about one per wake-up) per request.
 # Run it under different emulator flags (ELIXIR_ERL_OPTIONS) to see what they change; the
 # figures are not part of `make bench`.
 Code.require_file("store_spec.exs", __DIR__)
@@ -50,9 +51,11 @@ defmodule Bench.PerRequest do
       end
 
     before = Bench.Proc.threads()
+    switched = Bench.Proc.switches()
     started = System.monotonic_time(:microsecond)
     work.()
     micros = System.monotonic_time(:microsecond) - started
+    switches = switches_since(Bench.Proc.switches(), switched)
     used = since(Bench.Proc.threads(), before)
 
     total = used |> Map.values() |> Enum.map(fn {u, s} -> u + s end) |> Enum.sum()
@@ -60,7 +63,11 @@ defmodule Bench.PerRequest do
 
     for {kind, {u, s}} <- Enum.sort_by(used, fn {_, {u, s}} -> -(u + s) end),
         u + s > 0,
-        do: IO.puts("THREADS #{kind} #{per(u, count)} #{per(s, count)}")
+        do:
+          IO.puts(
+            "THREADS #{kind} #{per(u, count)} #{per(s, count)} " <>
+              "#{Float.round(Map.get(switches, kind, 0) / count, 2)}"
+          )
   end
 
   defp run(paths, concurrency, fun) do
@@ -70,6 +77,13 @@ defmodule Bench.PerRequest do
   end
 
   defp per(ticks, count), do: Float.round(ticks * Bench.Proc.tick_us() / count, 1)
+
+  defp switches_since(now, before) do
+    Enum.reduce(now, %{}, fn {tid, {kind, n}}, acc ->
+      {_, n0} = Map.get(before, tid, {kind, 0})
+      Map.update(acc, kind, n - n0, &(&1 + n - n0))
+    end)
+  end
 
   defp since(now, before) do
     Enum.reduce(now, %{}, fn {tid, {kind, u, s}}, acc ->

@@ -30,6 +30,24 @@ defmodule Bench.Proc do
     end
   end
 
+  @doc """
+  `{kind, switches}` by thread id: how often the thread has given up its core, of its own
+  accord (to sleep: each time it is woken again) or not, from the thread's status file.
+  """
+  def switches do
+    for tid <- File.ls!("/proc/self/task"), into: %{} do
+      status = File.read!("/proc/self/task/#{tid}/status")
+      [_, name] = Regex.run(~r/Name:\s+(.*)\n/, status)
+
+      count =
+        Regex.scan(~r/(?:non)?voluntary_ctxt_switches:\s+(\d+)/, status)
+        |> Enum.map(fn [_, n] -> String.to_integer(n) end)
+        |> Enum.sum()
+
+      {tid, {String.replace(name, ~r/^\d+_/, ""), count}}
+    end
+  end
+
   # The name is in brackets and may hold spaces and brackets; the fields after it are
   # space-separated, utime and stime the 12th and 13th of them.
   defp stat(text) do

@@ -41,7 +41,7 @@ fn object_put<'a>(
     opts: PutOpts,
 ) -> ResourceArc<TaskHandle> {
     let prepared = parse_path("path", &path).and_then(|p| {
-        let payload = payload::from_iovec(data)
+        let payload = payload::from_iovec(data, None)
             .map_err(|_| NifError::invalid_argument("data must be a binary or iodata"))?;
         Ok((p, payload, put_options(opts, store.ascii_headers)?))
     });

@@ -94,8 +94,9 @@ impl AsRef<[u8]> for BorrowedSlice {
     }
 }
 
-/// Builds a payload from a list of binaries (what `:erlang.iolist_to_iovec/1` returns).
-pub fn from_iovec(iovec: Term) -> NifResult<PutPayload> {
+/// Builds a payload from a list of binaries (what `:erlang.iolist_to_iovec/1` returns), the
+/// binaries released through `back` if given (see [`Releases`]).
+pub fn from_iovec(iovec: Term, back: Option<&Arc<Releases>>) -> NifResult<PutPayload> {
     // A small payload is copied: cheaper than an environment that keeps its binaries alive.
     let list: Vec<Binary> = iovec.decode()?;
     let total: usize = list.iter().map(|b| b.len()).sum();
@@ -105,12 +106,7 @@ pub fn from_iovec(iovec: Term) -> NifResult<PutPayload> {
             .for_each(|b| copy.extend_from_slice(b.as_slice()));
         return Ok(PutPayload::from(Bytes::from(copy)));
     }
-    kept_payload(iovec, None)
-}
-
-/// As [`from_iovec`], the binaries released through `back` (see [`Releases`]).
-pub fn from_iovec_released(iovec: Term, back: &Arc<Releases>) -> NifResult<PutPayload> {
-    kept_payload(iovec, Some(back.clone()))
+    kept_payload(iovec, back.cloned())
 }
 
 fn kept_payload(iovec: Term, back: Option<Arc<Releases>>) -> NifResult<PutPayload> {

@@ -36,7 +36,7 @@ use crate::args::{get_options, get_range, parse_path, put_options, GetOpts, PutO
 use crate::error::{NifError, Reason};
 use crate::local;
 use crate::meta::Meta;
-use crate::payload::{self, Blob};
+use crate::payload::{self, Blob, Releases};
 use crate::read::{self, changed_or, pinned_range, resumable, Pin};
 use crate::runtime::{runtime, CancelSlot, Emitter, Live, LIVE_STREAMS};
 use crate::store::StoreResource;
@@ -45,12 +45,14 @@ mod atoms {
     rustler::atoms! { ok, error, data, start, done, running, got }
 }
 
-/// A running producer: its credit, the means to stop it, and for `get_many` and `put_many`
-/// where the objects it is to handle go (dropped to say that no more will come).
+/// A running producer: its credit, the means to stop it, for `get_many` and `put_many`
+/// where the objects it is to handle go (dropped to say that no more will come), and for
+/// `put_many` the payloads it has written, freed on the consumer's scheduler (see `Releases`).
 pub struct StreamResource {
     credit: Arc<Semaphore>,
     producer: CancelSlot,
     jobs: Mutex<Option<JobSender>>,
+    releases: Arc<Releases>,
 }
 
 #[rustler::resource_impl]
@@ -60,6 +62,7 @@ impl Resource for StreamResource {
     /// The consumer died: stop the work it asked for.
     fn down<'a>(&'a self, _env: Env<'a>, _pid: LocalPid, _monitor: Monitor) {
         self.producer.cancel();
+        self.releases.close();
     }
 }
 
@@ -68,6 +71,7 @@ impl Resource for StreamResource {
 impl Drop for StreamResource {
     fn drop(&mut self) {
         self.producer.cancel();
+        self.releases.close();
     }
 }
 
@@ -132,6 +136,7 @@ where
         credit,
         producer: CancelSlot::new(Some(join.abort_handle())),
         jobs: Mutex::new(jobs),
+        releases: Arc::default(),
     });
     env.monitor(&resource, &env.pid());
     resource
@@ -147,6 +152,7 @@ fn stream_ack(stream: ResourceArc<StreamResource>, credits: usize) -> Atom {
 /// still to come) and `:done` when it had, or was stopped before.
 #[rustler::nif]
 fn stream_cancel(stream: ResourceArc<StreamResource>) -> Atom {
+    stream.releases.close();
     if stream.producer.cancel() {
         atoms::running()
     } else {
@@ -578,13 +584,18 @@ fn spawn_many(
 }
 
 /// Hands `[{index, path}]` (reads) or `[{index, path, iovec}]` (writes) to a `get_many` or
-/// `put_many` producer; `:done` if it has stopped or was closed.
+/// `put_many` producer; `:done` if it has stopped or was closed. First frees the payloads
+/// written since the previous call, whose results the consumer has taken.
 #[rustler::nif]
 fn stream_many_push<'a>(
     stream: ResourceArc<StreamResource>,
     jobs: Vec<Term<'a>>,
 ) -> NifResult<Atom> {
-    let jobs = jobs.into_iter().map(job).collect::<NifResult<Vec<_>>>()?;
+    stream.releases.release();
+    let jobs = jobs
+        .into_iter()
+        .map(|j| job(j, &stream.releases))
+        .collect::<NifResult<Vec<_>>>()?;
     let sender = stream.jobs.lock().unwrap_or_else(|e| e.into_inner());
     Ok(match sender.as_ref().map(|tx| tx.send(jobs)) {
         Some(Ok(())) => atoms::ok(),
@@ -594,9 +605,9 @@ fn stream_many_push<'a>(
 
 /// A job from `{index, path}` or `{index, path, iovec}`. The consumer validates paths and
 /// data first; a payload refused here still gets its own outcome.
-fn job(term: Term) -> NifResult<Job> {
+fn job(term: Term, releases: &Arc<Releases>) -> NifResult<Job> {
     if let Ok((index, path, iovec)) = term.decode::<(u64, String, Term)>() {
-        let payload = payload::from_iovec(iovec)
+        let payload = payload::from_iovec(iovec, Some(releases))
             .map_err(|_| NifError::invalid_argument("data must be a binary or iodata"));
         return Ok(Job::Put(index, path, payload));
     }
@@ -607,6 +618,7 @@ fn job(term: Term) -> NifResult<Job> {
 /// Tells a `get_many` or `put_many` producer that no more objects will come.
 #[rustler::nif]
 fn stream_many_close(stream: ResourceArc<StreamResource>) -> Atom {
+    stream.releases.release();
     stream.jobs.lock().unwrap_or_else(|e| e.into_inner()).take();
     atoms::ok()
 }

@@ -444,7 +444,7 @@ fn upload_write<'a>(
     iovec: Term<'a>,
 ) -> ResourceArc<TaskHandle> {
     upload.releases.release();
-    let payload = payload::from_iovec_released(iovec, &upload.releases)
+    let payload = payload::from_iovec(iovec, Some(&upload.releases))
         .map_err(|_| NifError::invalid_argument("upload chunks must be binaries or iodata"));
     step(env, reference, &upload, move |state| {
         Box::pin(async move {
