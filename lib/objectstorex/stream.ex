@@ -404,7 +404,9 @@ defmodule ObjectStoreX.Stream do
 
   At most `:max_concurrency` entries are taken from `entries` and not yet answered, so the data
   held is at most `:max_concurrency` objects' (the caller's binaries, not copied unless they
-  are small). Halting early, an exception in the consumer or its exit cancels the writes still
+  are small) and the one `entries` is making. Objects of 1 MiB or more, once answered, are not
+  left for the caller's next garbage collection: the stream collects after every
+  `:max_concurrency` MiB of them. Halting early, an exception in the consumer or its exit cancels the writes still
   running: each of them is then either complete or not written at all, as with `put/4`.
 
   ## Options
@@ -459,7 +461,8 @@ defmodule ObjectStoreX.Stream do
           next: 0,
           max: max,
           ordered: ordered,
-          collect: 0
+          collect: 0,
+          large: %{}
         }
       end,
       &next_many/1,
@@ -470,6 +473,8 @@ defmodule ObjectStoreX.Stream do
   # Takes items from the source until `max` are pending, pushes them in one call, then emits
   # what is ready, or waits for more.
   defp next_many(s) do
+    # Written objects just answered are freed before new ones are taken, not joined by them.
+    s = if s.kind == :put, do: collect_many(s), else: s
     {jobs, s} = take_items(s, [])
     if jobs != [], do: Native.stream_many_push(s.stream, Enum.reverse(jobs))
 
@@ -485,9 +490,13 @@ defmodule ObjectStoreX.Stream do
     end
   end
 
-  # As for downloads: objects of 1 MiB or more that the consumer is done with are freed before
-  # more are awaited.
+  # As for downloads: objects of 1 MiB or more that the consumer is done with are freed, read
+  # ones before more are awaited, written ones (once answered) before more are taken. The
+  # native side lets go of a written object's binaries at the next push. Written ones wait
+  # until `max` MiB of them are answered: a collection costs the VM a wake-up or two, more than
+  # a 1 MiB write costs it, and their binaries are often shared, so that it frees nothing.
   defp collect_many(%{collect: 0} = s), do: s
+  defp collect_many(%{kind: :put, collect: c, max: max} = s) when c < max * @collect_from, do: s
 
   defp collect_many(s) do
     Garbage.collect(s.collect)
@@ -516,7 +525,7 @@ defmodule ObjectStoreX.Stream do
         s = %{s | source: source, started: true, index: index + 1, pending: pending}
 
         case job do
-          {:ok, job} -> take_items(s, [job | jobs])
+          {:ok, job} -> take_items(large_job(s, job), [job | jobs])
           {:error, error} -> take_items(%{s | ready: Map.put(s.ready, index, error)}, jobs)
         end
 
@@ -524,6 +533,17 @@ defmodule ObjectStoreX.Stream do
         {jobs, %{s | source: :done}}
     end
   end
+
+  # Notes the size of a written object of `@collect_from` bytes or more, to be collected once
+  # it is answered.
+  defp large_job(s, {index, _path, iovec}) do
+    case :erlang.iolist_size(iovec) do
+      size when size >= @collect_from -> %{s | large: Map.put(s.large, index, size)}
+      _small -> s
+    end
+  end
+
+  defp large_job(s, _read), do: s
 
   # `{key, {:ok, job} | {:error, error}}`: what the item is known by, and what the producer
   # is handed for it.
@@ -551,7 +571,9 @@ defmodule ObjectStoreX.Stream do
     receive do
       {^ref, {:got, got}} ->
         ready = Enum.reduce(got, s.ready, &ready(s.kind, &1, &2))
-        next_many(%{s | ready: ready})
+        {written, large} = Map.split(s.large, Enum.map(got, &elem(&1, 0)))
+        collect = s.collect + Enum.sum(Map.values(written))
+        next_many(%{s | ready: ready, large: large, collect: collect})
 
       {^ref, {:error, native}} ->
         finished(ref)

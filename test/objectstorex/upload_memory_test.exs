@@ -2,6 +2,9 @@ defmodule ObjectStoreX.UploadMemoryTest do
   # An upload driven from Elixir borrows the caller's binaries without copying them. Once a
   # part is written they are freed on the caller's scheduler, so the binaries alive stay within
   # the upload's bound, `(max_concurrency + 1)` parts plus a chunk, however long parts take.
+  # `Stream.put_many/3` borrows its objects the same way and frees each written one on the
+  # caller's scheduler at its next call, so it holds at most `max_concurrency` objects and the
+  # one its source is making.
   # `:erlang.memory(:binary)` counts every process's binaries, so the upload runs in a VM of
   # its own: in the suite's VM, whatever else is alive moved the count by a few MiB.
   use ExUnit.Case, async: true
@@ -45,5 +48,55 @@ defmodule ObjectStoreX.UploadMemoryTest do
            "binaries peaked #{div(peak, @mib)} MiB above the start"
 
     assert File.stat!(Path.join(dir, "big.bin")).size == 160 * @mib
+  end
+
+  @object 4 * @mib
+
+  @tag :tmp_dir
+  test "fresh binaries written by put_many stay within the bound and are all freed", %{
+    tmp_dir: dir
+  } do
+    code = """
+    store = ObjectStoreX.new!(:local, root: System.fetch_env!("UPLOAD_DIR"))
+    sample = fn sample, base, peak ->
+      receive do
+        {:stop, from} -> send(from, {:peak, peak})
+      after
+        1 -> sample.(sample, base, max(peak, :erlang.memory(:binary) - base))
+      end
+    end
+    :erlang.garbage_collect()
+    base = :erlang.memory(:binary)
+    sampler = spawn_link(fn -> sample.(sample, base, 0) end)
+    entries = Stream.map(1..48, &{"many/\#{&1}", :crypto.strong_rand_bytes(#{@object})})
+    written =
+      ObjectStoreX.Stream.put_many(store, entries, max_concurrency: 2)
+      |> Enum.count(&match?({_, {:ok, _}}, &1))
+    send(sampler, {:stop, self()})
+    receive do
+      {:peak, peak} -> IO.puts("PEAK \#{peak}")
+    after
+      5_000 -> IO.puts("NO PEAK")
+    end
+    :erlang.garbage_collect()
+    IO.puts("WRITTEN \#{written}")
+    IO.puts("LEFT \#{:erlang.memory(:binary) - base}")
+    """
+
+    out = run_child_vm(code, [{"UPLOAD_DIR", dir}])
+
+    figures =
+      for [key, n] <- Regex.scan(~r/^(\w+) (-?\d+)$/m, out, capture: :all_but_first),
+          into: %{},
+          do: {key, String.to_integer(n)}
+
+    assert %{"PEAK" => peak, "WRITTEN" => 48, "LEFT" => left} = figures, out
+
+    # Three objects, with 4 MiB for what the rest of the VM holds meanwhile.
+    assert peak <= 3 * @object + 4 * @mib,
+           "binaries peaked #{div(peak, @mib)} MiB above the start"
+
+    assert left < @mib, "#{div(left, 1024)} KiB of binaries left after the stream ended"
+    assert File.stat!(Path.join([dir, "many", "48"])).size == @object
   end
 end
