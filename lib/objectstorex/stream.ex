@@ -406,8 +406,9 @@ defmodule ObjectStoreX.Stream do
   held is at most `:max_concurrency` objects' (the caller's binaries, not copied unless they
   are small) and the one `entries` is making. Objects of 1 MiB or more, once answered, are not
   left for the caller's next garbage collection: the stream collects after every
-  `:max_concurrency` MiB of them. Halting early, an exception in the consumer or its exit cancels the writes still
-  running: each of them is then either complete or not written at all, as with `put/4`.
+  `:max_concurrency` MiB of them. Halting early, an exception in the consumer or its exit
+  cancels the writes still running: each of them is then either complete or not written at
+  all, as with `put/4`.
 
   ## Options
 

@@ -36,13 +36,15 @@ impl Drop for KeptTerms {
     }
 }
 
-/// Binaries that a streaming upload has finished with, released by its owner on a scheduler
-/// (`upload_release` after each acknowledged write, and every later write, finish or abort)
-/// rather than by the Tokio thread that finished them. A binary freed off the
-/// schedulers goes back to the allocator of the scheduler that made it only after every
-/// scheduler has made progress, which on busy cores comes late: parts of 64 MiB written to a
-/// contended disk then stayed allocated two or three at a time beyond the upload's bound.
-/// Once the upload is finishing, nothing more is held (its caller may make no further call).
+/// Binaries that a streaming upload or a `put_many` has finished with, released by its owner
+/// on a scheduler (`upload_release` after each acknowledged write, and every later write,
+/// finish or abort; `stream_many_push` and the stream's close or cancel) rather than by the
+/// Tokio thread that finished them. A binary freed off the schedulers goes back to the
+/// allocator of the scheduler that made it only after every scheduler has made progress, which
+/// on busy cores comes late: parts of 64 MiB written to a contended disk then stayed allocated
+/// two or three at a time beyond the upload's bound. And the VM wakes that scheduler to take
+/// the block back: a second wake-up per object of a `put_many`. Once the owner is finishing,
+/// nothing more is held (its caller may make no further call).
 #[derive(Default)]
 pub struct Releases {
     held: std::sync::Mutex<Vec<OwnedEnv>>,
