@@ -16,32 +16,13 @@ defmodule ObjectStoreX.UploadMemoryTest do
 
   @tag :tmp_dir
   test "fresh binaries uploaded to a local store stay within the bound", %{tmp_dir: dir} do
-    code = """
-    store = ObjectStoreX.new!(:local, root: System.fetch_env!("UPLOAD_DIR"))
-    sample = fn sample, base, peak ->
-      receive do
-        {:stop, from} -> send(from, {:peak, peak})
-      after
-        1 -> sample.(sample, base, max(peak, :erlang.memory(:binary) - base))
-      end
-    end
-    :erlang.garbage_collect()
-    base = :erlang.memory(:binary)
-    sampler = spawn_link(fn -> sample.(sample, base, 0) end)
-    source = Stream.repeatedly(fn -> :crypto.strong_rand_bytes(#{@mib}) end) |> Stream.take(160)
-    :ok = ObjectStoreX.Stream.upload(source, store, "big.bin", part_size: #{@part}, max_concurrency: 2)
-    send(sampler, {:stop, self()})
-    receive do
-      {:peak, peak} -> IO.puts("PEAK \#{peak}")
-    after
-      5_000 -> IO.puts("NO PEAK")
-    end
-    """
+    figures =
+      measure(dir, """
+      source = Stream.repeatedly(fn -> :crypto.strong_rand_bytes(#{@mib}) end) |> Stream.take(160)
+      :ok = ObjectStoreX.Stream.upload(source, store, "big.bin", part_size: #{@part}, max_concurrency: 2)
+      """)
 
-    out = run_child_vm(code, [{"UPLOAD_DIR", dir}])
-
-    assert [peak] = for("PEAK " <> n <- String.split(out, "\n"), do: String.to_integer(n)),
-           out
+    assert %{"PEAK" => peak} = figures
 
     # Three parts and a chunk, with 4 MiB for what the rest of the VM holds meanwhile.
     assert peak <= 3 * @part + @mib + 4 * @mib,
@@ -56,6 +37,29 @@ defmodule ObjectStoreX.UploadMemoryTest do
   test "fresh binaries written by put_many stay within the bound and are all freed", %{
     tmp_dir: dir
   } do
+    figures =
+      measure(dir, """
+      entries = Stream.map(1..48, &{"many/\#{&1}", :crypto.strong_rand_bytes(#{@object})})
+      written =
+        ObjectStoreX.Stream.put_many(store, entries, max_concurrency: 2)
+        |> Enum.count(&match?({_, {:ok, _}}, &1))
+      IO.puts("WRITTEN \#{written}")
+      """)
+
+    assert %{"PEAK" => peak, "WRITTEN" => 48, "LEFT" => left} = figures
+
+    # Three objects, with 4 MiB for what the rest of the VM holds meanwhile.
+    assert peak <= 3 * @object + 4 * @mib,
+           "binaries peaked #{div(peak, @mib)} MiB above the start"
+
+    assert left < @mib, "#{div(left, 1024)} KiB of binaries left after the stream ended"
+    assert File.stat!(Path.join([dir, "many", "48"])).size == @object
+  end
+
+  # Runs `work` (code given `store`, a local store in `dir`) in a VM of its own while sampling
+  # its binaries every millisecond; answers the `NAME number` lines it printed, with `PEAK`,
+  # the most binaries above the start, and `LEFT`, those still alive after a collection.
+  defp measure(dir, work) do
     code = """
     store = ObjectStoreX.new!(:local, root: System.fetch_env!("UPLOAD_DIR"))
     sample = fn sample, base, peak ->
@@ -68,10 +72,7 @@ defmodule ObjectStoreX.UploadMemoryTest do
     :erlang.garbage_collect()
     base = :erlang.memory(:binary)
     sampler = spawn_link(fn -> sample.(sample, base, 0) end)
-    entries = Stream.map(1..48, &{"many/\#{&1}", :crypto.strong_rand_bytes(#{@object})})
-    written =
-      ObjectStoreX.Stream.put_many(store, entries, max_concurrency: 2)
-      |> Enum.count(&match?({_, {:ok, _}}, &1))
+    #{work}
     send(sampler, {:stop, self()})
     receive do
       {:peak, peak} -> IO.puts("PEAK \#{peak}")
@@ -79,24 +80,13 @@ defmodule ObjectStoreX.UploadMemoryTest do
       5_000 -> IO.puts("NO PEAK")
     end
     :erlang.garbage_collect()
-    IO.puts("WRITTEN \#{written}")
     IO.puts("LEFT \#{:erlang.memory(:binary) - base}")
     """
 
     out = run_child_vm(code, [{"UPLOAD_DIR", dir}])
 
-    figures =
-      for [key, n] <- Regex.scan(~r/^(\w+) (-?\d+)$/m, out, capture: :all_but_first),
-          into: %{},
-          do: {key, String.to_integer(n)}
-
-    assert %{"PEAK" => peak, "WRITTEN" => 48, "LEFT" => left} = figures, out
-
-    # Three objects, with 4 MiB for what the rest of the VM holds meanwhile.
-    assert peak <= 3 * @object + 4 * @mib,
-           "binaries peaked #{div(peak, @mib)} MiB above the start"
-
-    assert left < @mib, "#{div(left, 1024)} KiB of binaries left after the stream ended"
-    assert File.stat!(Path.join([dir, "many", "48"])).size == @object
+    for [key, n] <- Regex.scan(~r/^(\w+) (-?\d+)$/m, out, capture: :all_but_first),
+        into: %{},
+        do: {key, String.to_integer(n)}
   end
 end
