@@ -10,7 +10,8 @@
 # STORE as for bench/osx.exs. Prints `PER_REQUEST ops_per_s total_us` and one
 # `THREADS kind user_us system_us switches` line per kind of thread (the VM's schedulers, its
 # aux thread, its dirty schedulers, the library's I/O threads): CPU microseconds and context
-# switches (about one per wake-up) per request.
+# switches per request (each sleep is one, ended by a wake-up; so is each time the kernel
+# takes the core away, which a spinning scheduler's yields invite).
 # Run it under different emulator flags (ELIXIR_ERL_OPTIONS) to see what they change; the
 # figures are not part of `make bench`.
 Code.require_file("store_spec.exs", __DIR__)
