@@ -84,6 +84,8 @@ step "cargo clippy --release --all-targets -- -D warnings" \
   cargo clippy --release --all-targets -- -D warnings
 step "cargo test --release" cargo test --release
 step "mix format --check-formatted" mix format --check-formatted
+# The bench driver's pure parts (its turn order), so that the bench's fairness is checked too.
+step "python3 -m unittest discover -s bench" python3 -m unittest discover -s bench -p 'test_*.py'
 # --force: warnings are only reported for files being compiled, so an up-to-date build from an
 # earlier run would hide them. Only the Elixir code is recompiled (cargo is a no-op when unchanged).
 step "MIX_ENV=test mix compile --force --warnings-as-errors" mix compile --force --warnings-as-errors
