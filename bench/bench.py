@@ -9,10 +9,10 @@ root, and prints `RESULT <units> <micros>` for its timed part (see "Bench progra
 below). The driver measures each child's peak RSS and CPU time (wait4(2) through GNU time),
 and quotes the median of N runs per contender with their min-max, N being the rounds that fit
 in the time budget; in each row the contenders take turns (see turn_order: each opens as many
-rounds as any other and follows each other as often), with a sync(2) before every run (and, for a local upload, the previous round's file
-removed first) and, in every run that moves a large object, a pause (BENCH_SETTLE) between the
-sync and the timed part, the same for every contender whatever its start-up time, so that all
-of them write into the same memory.
+rounds as any other and follows each other as often), with a sync(2) before every run (and,
+for a local upload, the previous round's file removed first) and, in every run that moves a
+large object, a pause (BENCH_SETTLE) between the sync and the timed part, the same for every
+contender whatever its start-up time, so that all of them write into the same memory.
 
 Settings (environment):
 
@@ -717,7 +717,7 @@ def turn_order(n: int, k: int) -> list[int]:
     return order[::-1] if n % 2 and (k // n) % 2 else order
 
 
-def run_round(row: Row, tools: Tools, s: Settings, spec: str, r: int, start: int = 0) -> None:
+def run_round(row: Row, tools: Tools, s: Settings, spec: str, r: int, start: int) -> None:
     """Round `r` of a row: every contender once. `start` (the row's place in its list) says
     who opens its first round."""
     contenders = [t for t in row.tools if t in s.only]

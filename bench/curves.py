@@ -252,8 +252,9 @@ def measure_point(curve: Curve, row: Row, tools: Tools, s: Settings) -> Cost:
     started = time.monotonic()
     prepare_row(row, tools, s, curve.spec)
     prepared = time.monotonic() - started
+    place = curve.points.index(row)
     for r in range(s.curve_rounds):
-        run_round(row, tools, s, curve.spec, r, curve.points.index(row))
+        run_round(row, tools, s, curve.spec, r, place)
     runs = [run for runs in row.runs.values() for run in runs]
     timed = sum(run.micros for run in runs) / 1e6
     settle = (row.settle or 0) * len(runs) if row.workload in LARGE else 0

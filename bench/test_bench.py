@@ -21,11 +21,8 @@ class TurnOrder(unittest.TestCase):
                 follows = Counter(pair for order in orders for pair in zip(order, order[1:]))
                 pairs = {(a, b) for a in range(n) for b in range(n) if a != b}
                 self.assertEqual(set(follows), pairs, (n, shift))
-                self.assertEqual(
-                    set(follows.values()) if pairs else set(),
-                    {rounds // n} if pairs else set(),
-                    (n, shift, follows),
-                )
+                if pairs:
+                    self.assertEqual(set(follows.values()), {rounds // n}, (n, shift, follows))
 
     def test_four_rounds_of_two_give_each_two_openings(self):
         # The curves' default: 4 rounds, two contenders.

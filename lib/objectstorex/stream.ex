@@ -572,14 +572,20 @@ defmodule ObjectStoreX.Stream do
     receive do
       {^ref, {:got, got}} ->
         ready = Enum.reduce(got, s.ready, &ready(s.kind, &1, &2))
-        {written, large} = Map.split(s.large, Enum.map(got, &elem(&1, 0)))
-        collect = s.collect + Enum.sum(Map.values(written))
-        next_many(%{s | ready: ready, large: large, collect: collect})
+        next_many(answered(%{s | ready: ready}, got))
 
       {^ref, {:error, native}} ->
         finished(ref)
         raise Call.error(native)
     end
+  end
+
+  # Large written objects just answered are counted for collection; reads have none.
+  defp answered(%{large: large} = s, _got) when large == %{}, do: s
+
+  defp answered(s, got) do
+    {written, large} = Map.split(s.large, Enum.map(got, &elem(&1, 0)))
+    %{s | large: large, collect: s.collect + Enum.sum(Map.values(written))}
   end
 
   defp ready(:get, {index, {:ok, {data, meta}}}, ready),
