@@ -28,10 +28,6 @@ defmodule Bench.OSX do
   @big "bench/big.bin"
 
   def main([workload, spec | args]) do
-    # As a release does at boot (embedded mode): otherwise the first call of a module loads
-    # it inside the timed part, about 3 ms for ObjectStoreX.Stream, which the small rows measure.
-    {:ok, modules} = :application.get_key(:objectstorex, :modules)
-    Enum.each(modules, &Code.ensure_loaded!/1)
     store = Bench.StoreSpec.open!(spec)
     args = Enum.map(args, &String.to_integer/1)
     {units, micros, bound, cpu} = run(workload, store, args)
