@@ -23,8 +23,7 @@ defmodule Bench.StoreSpec do
   @doc """
   The store named by `spec`, the library's modules loaded first, as a release loads them at
   boot (embedded mode): `mix run` loads a module at its first call, which would otherwise
-  happen inside the measured part (about 3 ms for `ObjectStoreX.Stream`, or a long schedule
-  of the code loader's process while a VM-health probe samples).
+  happen inside the measured part (about 3 ms for `ObjectStoreX.Stream`).
   """
   def open!(spec) do
     {:ok, modules} = :application.get_key(:objectstorex, :modules)
