@@ -52,22 +52,20 @@ defmodule Bench.PerRequest do
       end
 
     before = Bench.Proc.threads()
-    switched = Bench.Proc.switches()
     started = System.monotonic_time(:microsecond)
     work.()
     micros = System.monotonic_time(:microsecond) - started
-    switches = switches_since(Bench.Proc.switches(), switched)
     used = since(Bench.Proc.threads(), before)
 
-    total = used |> Map.values() |> Enum.map(fn {u, s} -> u + s end) |> Enum.sum()
+    total = used |> Map.values() |> Enum.map(fn {u, s, _} -> u + s end) |> Enum.sum()
     IO.puts("PER_REQUEST #{round(count * 1.0e6 / micros)} #{per(total, count)}")
 
-    for {kind, {u, s}} <- Enum.sort_by(used, fn {_, {u, s}} -> -(u + s) end),
+    for {kind, {u, s, switches}} <- Enum.sort_by(used, fn {_, {u, s, _}} -> -(u + s) end),
         u + s > 0,
         do:
           IO.puts(
             "THREADS #{kind} #{per(u, count)} #{per(s, count)} " <>
-              "#{Float.round(Map.get(switches, kind, 0) / count, 2)}"
+              "#{Float.round(switches / count, 2)}"
           )
   end
 
@@ -79,17 +77,12 @@ defmodule Bench.PerRequest do
 
   defp per(ticks, count), do: Float.round(ticks * Bench.Proc.tick_us() / count, 1)
 
-  defp switches_since(now, before) do
-    Enum.reduce(now, %{}, fn {tid, {kind, n}}, acc ->
-      {_, n0} = Map.get(before, tid, {kind, 0})
-      Map.update(acc, kind, n - n0, &(&1 + n - n0))
-    end)
-  end
-
+  # `{utime, stime, switches}` since `before`, summed by kind of thread.
   defp since(now, before) do
-    Enum.reduce(now, %{}, fn {tid, {kind, u, s}}, acc ->
-      {_, u0, s0} = Map.get(before, tid, {kind, 0, 0})
-      Map.update(acc, kind, {u - u0, s - s0}, fn {au, as} -> {au + u - u0, as + s - s0} end)
+    Enum.reduce(now, %{}, fn {tid, {kind, u, s, n}}, acc ->
+      {_, u0, s0, n0} = Map.get(before, tid, {kind, 0, 0, 0})
+      delta = {u - u0, s - s0, n - n0}
+      Map.update(acc, kind, delta, fn {au, as, an} -> {au + u - u0, as + s - s0, an + n - n0} end)
     end)
   end
 end

@@ -20,31 +20,24 @@ defmodule Bench.Proc do
   end
 
   @doc """
-  `{kind, utime, stime}` (ticks) by thread id, the kind being the thread's name without the
-  number the VM puts in front ("1_scheduler", "3_dirty_io_sche": Linux keeps 15 characters).
+  `{kind, utime, stime, switches}` by thread id: CPU time in ticks, and how often the thread
+  has given up its core, of its own accord (to sleep: each time it is woken again) or not.
+  The kind is the thread's name without the number the VM puts in front ("1_scheduler",
+  "3_dirty_io_sche": Linux keeps 15 characters).
   """
   def threads do
     for tid <- File.ls!("/proc/self/task"), into: %{} do
       {name, utime, stime} = stat(File.read!("/proc/self/task/#{tid}/stat"))
-      {tid, {String.replace(name, ~r/^\d+_/, ""), utime, stime}}
-    end
-  end
 
-  @doc """
-  `{kind, switches}` by thread id: how often the thread has given up its core, of its own
-  accord (to sleep: each time it is woken again) or not, from the thread's status file.
-  """
-  def switches do
-    for tid <- File.ls!("/proc/self/task"), into: %{} do
-      status = File.read!("/proc/self/task/#{tid}/status")
-      [_, name] = Regex.run(~r/Name:\s+(.*)\n/, status)
-
-      count =
-        Regex.scan(~r/(?:non)?voluntary_ctxt_switches:\s+(\d+)/, status)
+      switches =
+        Regex.scan(
+          ~r/(?:non)?voluntary_ctxt_switches:\s+(\d+)/,
+          File.read!("/proc/self/task/#{tid}/status")
+        )
         |> Enum.map(fn [_, n] -> String.to_integer(n) end)
         |> Enum.sum()
 
-      {tid, {String.replace(name, ~r/^\d+_/, ""), count}}
+      {tid, {String.replace(name, ~r/^\d+_/, ""), utime, stime, switches}}
     end
   end
 
