@@ -354,16 +354,22 @@ defmodule ObjectStoreX.Stream do
 
   It does what `Task.async_stream/3` of `ObjectStoreX.get/3` does, at a fraction of the cost
   per object: the requests run natively, side by side, and the results reach the consumer in
-  batches, without a process or a reply per object. Use it to read many small objects. When
-  more than 32 objects are in flight and they finish less than a millisecond apart, a finished
-  object waits for others to share its message, which spares the VM a wake-up per object: 2 ms
-  or a sixteenth of the time an object takes, whichever is less, which the native timer's
-  whole milliseconds may lengthen by up to 1 ms.
+  batches, without a process or a reply per object. Use it to read many small objects.
 
-  At most `:max_concurrency` objects are requested or held for the consumer at once, so memory
-  is bounded by `:max_concurrency` times the size of the largest object (objects are not
-  chunked; stream large ones with `download/3`). Halting early, an exception in the consumer or
-  its exit cancels the requests still running, and removes their messages from the mailbox.
+  At most `:max_concurrency` objects are requested at once. A quarter as many more (rounded
+  up) are taken from `paths` ahead of them and start as soon as others finish, without waiting
+  for the consumer: so a finished object can wait for others to share its message, which
+  spares the VM a wake-up per object, while the queued ones take its place. It waits a quarter
+  of the time an object takes, at most 20 ms, and only while objects are queued; otherwise, when
+  more than 32 objects are in flight and they finish less than a millisecond apart, 2 ms or a
+  sixteenth of the time an object takes, whichever is less. The native timer's whole
+  milliseconds may lengthen either by up to 1 ms.
+
+  At most `:max_concurrency` and a quarter more objects are requested or held for the consumer
+  at once (20 for the default 16), so memory is bounded by that many times the size of the
+  largest object (objects are not chunked; stream large ones with `download/3`). Halting early,
+  an exception in the consumer or its exit cancels the requests still running, and removes
+  their messages from the mailbox.
 
   ## Options
 
@@ -382,7 +388,7 @@ defmodule ObjectStoreX.Stream do
   """
   @spec get_many(ObjectStoreX.Store.t(), Enumerable.t(), keyword()) :: Enumerable.t()
   def get_many(store, paths, opts \\ []),
-    do: many(:get, "paths", paths, Args.get_many(store, opts), &Native.stream_get_many/4)
+    do: many(:get, "paths", paths, Args.get_many(store, opts), &Native.stream_get_many/5)
 
   @doc """
   Writes many objects, `:max_concurrency` at a time, and streams `{path, result}` for each
@@ -402,9 +408,10 @@ defmodule ObjectStoreX.Stream do
   per object, as `get_many/3` does for reads. Each object is written whole, in one request;
   upload large ones with `upload/4`.
 
-  At most `:max_concurrency` entries are taken from `entries` and not yet answered, so the data
-  held is at most `:max_concurrency` objects' (the caller's binaries, not copied unless they
-  are small) and the one `entries` is making. Objects of 1 MiB or more, once answered, are not
+  At most `:max_concurrency` objects are written at once, and, as for reads, a quarter as many
+  more (rounded up) are taken ahead of them to start as soon as others finish; so the data held
+  is at most `:max_concurrency` and a quarter more objects' (the caller's binaries, not copied
+  unless they are small) and the one `entries` is making. Objects of 1 MiB or more, once answered, are not
   left for the caller's next garbage collection: the stream collects after every
   `:max_concurrency` MiB of them. Halting early, an exception in the consumer or its exit
   cancels the writes still running: each of them is then either complete or not written at
@@ -429,7 +436,7 @@ defmodule ObjectStoreX.Stream do
   """
   @spec put_many(ObjectStoreX.Store.t(), Enumerable.t(), keyword()) :: Enumerable.t()
   def put_many(store, entries, opts \\ []),
-    do: many(:put, "entries", entries, Args.put_many(store, opts), &Native.stream_put_many/4)
+    do: many(:put, "entries", entries, Args.put_many(store, opts), &Native.stream_put_many/5)
 
   # ---------------------------------------------------------------------------------------------
   # The consumer side of get_many and put_many. Items are numbered as they are taken from the
@@ -439,7 +446,7 @@ defmodule ObjectStoreX.Stream do
   defp many(kind, name, source, args, nif) do
     with :ok <- enumerable(name, source),
          {:ok, resource, native, timeout, max, ordered} <- args do
-      many_resource(kind, source, &nif.(&1, resource, native, timeout), max, ordered)
+      many_resource(kind, source, &nif.(&1, resource, native, max, timeout), max, ordered)
     else
       {:error, error} -> raise error
     end
@@ -461,6 +468,7 @@ defmodule ObjectStoreX.Stream do
           ready: %{},
           next: 0,
           max: max,
+          held: max + div(max + 3, 4),
           ordered: ordered,
           collect: 0,
           large: %{}
@@ -471,8 +479,11 @@ defmodule ObjectStoreX.Stream do
     )
   end
 
-  # Takes items from the source until `max` are pending, pushes them in one call, then emits
-  # what is ready, or waits for more.
+  # Takes items from the source until `held` are pending, pushes them in one call, then emits
+  # what is ready, or waits for more. The native side runs `max` at a time and queues the
+  # rest, `held` being a quarter more (rounded up): a finished object's place is taken at
+  # once, so the native side can hold results back to send several in one message, which
+  # spares this process and its scheduler a wake-up per object.
   defp next_many(s) do
     # Written objects just answered are freed before new ones are taken, not joined by them.
     s = if s.kind == :put, do: collect_many(s), else: s
@@ -516,7 +527,7 @@ defmodule ObjectStoreX.Stream do
 
   defp take_items(%{source: :done} = s, jobs), do: {jobs, s}
 
-  defp take_items(s, jobs) when map_size(s.pending) >= s.max, do: {jobs, s}
+  defp take_items(s, jobs) when map_size(s.pending) >= s.held, do: {jobs, s}
 
   defp take_items(%{index: index} = s, jobs) do
     case s.source.({:cont, nil}) do

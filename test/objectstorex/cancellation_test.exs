@@ -268,11 +268,12 @@ defmodule ObjectStoreX.CancellationTest do
 
       paths =
         Stream.map(1..10, fn
-          4 -> raise "bad source"
+          5 -> raise "bad source"
           i -> "gs/#{i}"
         end)
 
-      # gs/1 is still being read when the source raises, after gs/2 and gs/3 arrived.
+      # gs/1 is still being read when the source raises, after gs/2 to gs/4 arrived (3 at once,
+      # 1 queued).
       assert_raise RuntimeError, "bad source", fn ->
         OSXStream.get_many(slow, paths, max_concurrency: 3, ordered: false) |> Stream.run()
       end

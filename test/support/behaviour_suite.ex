@@ -903,7 +903,7 @@ defmodule ObjectStoreX.BehaviourSuite do
           end
         end
 
-        test "pulls at most :max_concurrency paths ahead of the consumer, and halting early leaves no message",
+        test "pulls at most :max_concurrency and a quarter more paths ahead of the consumer, and halting early leaves no message",
              %{store: store} do
           for i <- 1..30, do: :ok = ObjectStoreX.put(store, "many-h/#{i}", "x")
           parent = self()
@@ -917,8 +917,32 @@ defmodule ObjectStoreX.BehaviourSuite do
           assert [{"many-h/1", {:ok, "x", _}}] =
                    ObjectStoreX.Stream.get_many(store, paths, max_concurrency: 5) |> Enum.take(1)
 
+          # 5 requested at once, 2 queued to start as soon as others finish.
           pulled = for {:pulled, i} <- drain_mailbox(200), do: i
-          assert pulled == Enum.to_list(1..5)
+          assert pulled == Enum.to_list(1..7)
+        end
+
+        test "requests at most :max_concurrency objects at once, those pulled ahead queued",
+             %{store: store} do
+          for i <- 1..6, do: :ok = ObjectStoreX.put(store, "many-q/#{i}", "x")
+          slow = ObjectStoreX.Fault.wrap!(store, latency: [ms: 60_000, times: :always])
+          paths = Enum.map(1..6, &"many-q/#{&1}")
+
+          reader =
+            Task.async(fn ->
+              ObjectStoreX.Stream.get_many(slow, paths, max_concurrency: 2) |> Enum.to_list()
+            end)
+
+          started = fn -> Enum.map(ObjectStoreX.Fault.calls!(slow), &{&1.path, &1.outcome}) end
+          assert wait_until(fn -> length(started.()) == 2 end)
+          # Had the third path pulled (1 queued) started, it would be seen by now.
+          Process.sleep(200)
+          assert Enum.sort(started.()) == [{"many-q/1", :pending}, {"many-q/2", :pending}]
+
+          assert Task.shutdown(reader, :brutal_kill) == nil
+          cancelled = fn -> Enum.all?(started.(), &(elem(&1, 1) == :cancelled)) end
+          assert wait_until(cancelled), "still running: #{inspect(started.())}"
+          assert length(started.()) == 2
         end
 
         test "many in flight: every object once, in order or not, and halting leaves no message",

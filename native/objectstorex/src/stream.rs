@@ -533,8 +533,8 @@ impl rustler::Encoder for Outcome {
     }
 }
 
-/// Fetches every object whose path the consumer pushes (`stream_many_push/2`), all at once:
-/// the consumer bounds how many it has pushed and not yet taken. Sends
+/// Fetches the objects whose paths the consumer pushes (`stream_many_push/2`), `limit` at a
+/// time, the others queued: the consumer bounds how many it has pushed and not yet taken. Sends
 /// `{:got, [{index, outcome}]}` as objects complete; once the consumer has closed its side
 /// (`stream_many_close/1`) and the last object is sent, replies with the number of objects.
 #[rustler::nif]
@@ -543,28 +543,25 @@ fn stream_get_many(
     reference: Term,
     store: ResourceArc<StoreResource>,
     opts: GetOpts,
+    limit: usize,
     timeout_ms: Option<u64>,
 ) -> ResourceArc<StreamResource> {
-    spawn_many(
-        env,
-        reference,
-        store,
-        get_options(opts).map(Work::Get),
-        timeout_ms,
-    )
+    let work = get_options(opts).map(Work::Get);
+    spawn_many(env, reference, store, work, limit, timeout_ms)
 }
 
-/// As `stream_get_many/5`, writing the payloads pushed with their paths.
+/// As `stream_get_many/6`, writing the payloads pushed with their paths.
 #[rustler::nif]
 fn stream_put_many(
     env: Env,
     reference: Term,
     store: ResourceArc<StoreResource>,
     opts: PutOpts,
+    limit: usize,
     timeout_ms: Option<u64>,
 ) -> ResourceArc<StreamResource> {
     let work = put_options(opts, store.ascii_headers).map(Work::Put);
-    spawn_many(env, reference, store, work, timeout_ms)
+    spawn_many(env, reference, store, work, limit, timeout_ms)
 }
 
 fn spawn_many(
@@ -572,13 +569,14 @@ fn spawn_many(
     reference: Term,
     store: ResourceArc<StoreResource>,
     work: Result<Work, NifError>,
+    limit: usize,
     timeout_ms: Option<u64>,
 ) -> ResourceArc<StreamResource> {
     let (jobs, incoming) = mpsc::unbounded_channel();
     spawn_stream(env, reference, 1, Some(jobs), move |p| {
         Box::pin(async move {
             let timeout = timeout_ms.map(Duration::from_millis);
-            many(p, &store, &work?, timeout, incoming).await
+            many(p, &store, &work?, limit, timeout, incoming).await
         })
     })
 }
@@ -627,10 +625,15 @@ async fn many(
     p: &mut Producer,
     store: &StoreResource,
     work: &Work,
+    limit: usize,
     timeout: Option<Duration>,
     mut incoming: mpsc::UnboundedReceiver<Vec<Job>>,
 ) -> Result<u64, NifError> {
+    let limit = limit.max(1);
     let mut running = FuturesUnordered::new();
+    // Objects pushed beyond `limit`: each starts as soon as one running finishes, without
+    // waiting for the consumer to hear of it.
+    let mut queued = VecDeque::new();
     let mut open = true;
     let mut done = 0u64;
     let mut pace = Pace::new();
@@ -644,7 +647,8 @@ async fn many(
         tokio::select! {
             batch = incoming.recv(), if open => match batch {
                 Some(batch) => {
-                    running.extend(batch.into_iter().map(|j| run_job(store, work, j, timeout)))
+                    queued.extend(batch);
+                    start(&mut running, &mut queued, limit, |j| run_job(store, work, j, timeout));
                 }
                 None => open = false,
             },
@@ -656,12 +660,22 @@ async fn many(
                         _ => break,
                     }
                 }
-                if until.is_none() && got.len() < MAX_GOT && !running.is_empty() {
-                    until = pace.hold(running.len()).map(|hold| tokio::time::Instant::now() + hold);
-                }
-                if until.is_none() || got.len() >= MAX_GOT || running.is_empty() {
-                    done += send_got(p, &mut pace, &mut got);
+                start(&mut running, &mut queued, limit, |j| run_job(store, work, j, timeout));
+                if got.len() >= MAX_GOT || running.is_empty() {
                     until = None;
+                } else if !queued.is_empty() {
+                    // Nothing waits on these results: they wait for company.
+                    if until.is_none() {
+                        until = pace.hold_queued(running.len()).map(|h| tokio::time::Instant::now() + h);
+                    }
+                } else {
+                    // The consumer's next push fills the slots that free up now: it must hear
+                    // soon, unless many small objects finish close together.
+                    let soon = pace.hold(running.len()).map(|h| tokio::time::Instant::now() + h);
+                    until = soon.map(|soon| until.map_or(soon, |u| u.min(soon)));
+                }
+                if until.is_none() {
+                    done += send_got(p, &mut pace, &mut got);
                 }
             }
             _ = tokio::time::sleep_until(deadline), if until.is_some() => {
@@ -671,6 +685,21 @@ async fn many(
         }
     }
     Ok(done)
+}
+
+/// Starts queued objects until `limit` run.
+fn start<F: Future>(
+    running: &mut FuturesUnordered<F>,
+    queued: &mut VecDeque<Job>,
+    limit: usize,
+    run: impl Fn(Job) -> F,
+) {
+    while running.len() < limit {
+        let Some(job) = queued.pop_front() else {
+            break;
+        };
+        running.push(run(job));
+    }
 }
 
 /// Sends `{:got, results}` with the results in hand; returns how many.

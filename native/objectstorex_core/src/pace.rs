@@ -6,12 +6,18 @@
 //! Waiting briefly for the next results sends them together. The wait pays only when results
 //! come faster than one per half of it, and it costs throughput, since a held result starts
 //! nothing in its place: so it never exceeds a sixteenth of the time an object takes.
+//! Objects the consumer pushed ahead of the in-flight limit change that: each finished object
+//! starts a queued one in its place, so holding costs no throughput, only the held results'
+//! latency, and a producer with a queue may wait longer (`hold_queued`).
 
 use std::time::{Duration, Instant};
 
 /// The longest a finished object waits for others to share its message (Tokio's timer, which
 /// counts whole milliseconds, may add up to one).
 pub const MAX_HOLD: Duration = Duration::from_millis(2);
+
+/// The longest a finished object waits while queued objects take its place.
+pub const MAX_QUEUED_HOLD: Duration = Duration::from_millis(20);
 
 /// The pace at which a producer's objects finish, from the messages it has sent.
 #[derive(Debug, Default)]
@@ -30,11 +36,23 @@ impl Pace {
     /// being still in flight; `None` to send at once.
     pub fn hold(&self, running: usize) -> Option<Duration> {
         let gap = self.gap?;
-        // Little's law: `running` in flight, one finishing every `gap`, so each takes about
-        // running x gap.
-        let took = gap.saturating_mul(u32::try_from(running).unwrap_or(u32::MAX));
-        let hold = MAX_HOLD.min(took / 16);
+        let hold = MAX_HOLD.min(self.took(running)? / 16);
         (gap.saturating_mul(2) < hold).then_some(hold)
+    }
+
+    /// As `hold`, while queued objects replace those that finish: a quarter of the time an
+    /// object takes, in which about a quarter of those running finish (as many as a consumer
+    /// pushes ahead), at most `MAX_QUEUED_HOLD`; `None` to send at once.
+    pub fn hold_queued(&self, running: usize) -> Option<Duration> {
+        let hold = MAX_QUEUED_HOLD.min(self.took(running)? / 4);
+        (self.gap? < hold).then_some(hold)
+    }
+
+    /// Little's law: `running` in flight, one finishing every `gap`, so each takes about
+    /// running x gap.
+    fn took(&self, running: usize) -> Option<Duration> {
+        let running = u32::try_from(running).unwrap_or(u32::MAX);
+        Some(self.gap?.saturating_mul(running))
     }
 
     /// Records a message of `results` objects sent at `now`.
@@ -105,6 +123,23 @@ mod tests {
         // One message every 4 ms carrying 8 objects is one object every 0.5 ms.
         assert_eq!(steady(ms(4), 8).hold(64), Some(MAX_HOLD));
         assert_eq!(steady(ms(4), 1).hold(64), None);
+    }
+
+    #[test]
+    fn holds_longer_while_queued_objects_take_the_place_of_finished_ones() {
+        // 330 objects a second, 16 in flight (1 MiB PUTs): ~48 ms each, a quarter of that.
+        assert_eq!(steady(us(3_000), 1).hold_queued(16), Some(ms(12)));
+        // 1,400 a second, 64 in flight (1 KiB PUTs): ~45 ms each, a quarter of that.
+        assert_eq!(steady(us(700), 1).hold_queued(64), Some(us(11_200)));
+        // 500 a second, 64 in flight: ~128 ms each, a quarter capped.
+        assert_eq!(steady(us(2_000), 1).hold_queued(64), Some(MAX_QUEUED_HOLD));
+        // Too few in flight for a second result to come within the wait.
+        assert_eq!(steady(us(3_000), 1).hold_queued(4), None);
+        assert_eq!(
+            Pace::new().hold_queued(16),
+            None,
+            "not before the pace is known"
+        );
     }
 
     #[test]
