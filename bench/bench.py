@@ -974,9 +974,10 @@ def busy_wait_note(rows: list[Row]) -> str:
     return (
         "The rows marked \"busy wait off\" do the many-object rows' work with the VM's "
         f"schedulers not busy waiting (`ERL_FLAGS=\"{BUSY_WAIT_OFF}\"`): a scheduler out of "
-        "work spins before it sleeps, and with a reply every few hundred microseconds it spins "
-        "after each, which is most of what a request costs the VM beyond what raw "
-        "object_store's process spends. Client CPU of the timed part, median: "
+        "work spins before it sleeps, after each message of results it wakes for (the streams "
+        "send several objects' results in one message while objects queued ahead of the "
+        "in-flight limit take the finished ones' places; see `Stream.get_many/3`). Client CPU "
+        "of the timed part, median: "
         + "; ".join(parts) + "."
     )
 
