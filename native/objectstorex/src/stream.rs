@@ -660,8 +660,12 @@ async fn many(
                         _ => break,
                     }
                 }
+                let had_queued = !queued.is_empty();
                 start(&mut running, &mut queued, limit, |j| run_job(store, work, j, timeout));
                 if got.len() >= MAX_GOT || running.is_empty() {
+                    until = None;
+                } else if had_queued && queued.is_empty() {
+                    // The queue ran dry: only the consumer's next push fills the next free slot.
                     until = None;
                 } else if !queued.is_empty() {
                     // Nothing waits on these results: they wait for company.
@@ -669,8 +673,9 @@ async fn many(
                         until = pace.hold_queued(running.len()).map(|h| tokio::time::Instant::now() + h);
                     }
                 } else {
-                    // The consumer's next push fills the slots that free up now: it must hear
-                    // soon, unless many small objects finish close together.
+                    // Nothing queued: the consumer's next push fills the slots that free up
+                    // now, so it must hear soon, unless many small objects finish close
+                    // together.
                     let soon = pace.hold(running.len()).map(|h| tokio::time::Instant::now() + h);
                     until = soon.map(|soon| until.map_or(soon, |u| u.min(soon)));
                 }
