@@ -411,9 +411,9 @@ defmodule ObjectStoreX.Stream do
   At most `:max_concurrency` objects are written at once, and, as for reads, a quarter as many
   more (rounded up) are taken ahead of them to start as soon as others finish; so the data held
   is at most `:max_concurrency` and a quarter more objects' (the caller's binaries, not copied
-  unless they are small) and the one `entries` is making. Objects of 1 MiB or more, once answered, are not
-  left for the caller's next garbage collection: the stream collects after every
-  `:max_concurrency` MiB of them. Halting early, an exception in the consumer or its exit
+  unless they are small) and the one `entries` is making. Objects of 1 MiB or more, once
+  answered, are not left for the caller's next garbage collection: the stream collects after
+  every `:max_concurrency` MiB of them. Halting early, an exception in the consumer or its exit
   cancels the writes still running: each of them is then either complete or not written at
   all, as with `put/4`.
 
