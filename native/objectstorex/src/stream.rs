@@ -670,7 +670,8 @@ async fn many(
                 } else if !queued.is_empty() {
                     // Nothing waits on these results: they wait for company.
                     if until.is_none() {
-                        until = pace.hold_queued(running.len()).map(|h| tokio::time::Instant::now() + h);
+                        let hold = pace.hold_queued(running.len());
+                        until = hold.map(|h| tokio::time::Instant::now() + h);
                     }
                 } else {
                     // Nothing queued: the consumer's next push fills the slots that free up
