@@ -81,8 +81,8 @@ defmodule Bench.PerRequest do
   defp since(now, before) do
     Enum.reduce(now, %{}, fn {tid, {kind, u, s, n}}, acc ->
       {_, u0, s0, n0} = Map.get(before, tid, {kind, 0, 0, 0})
-      delta = {u - u0, s - s0, n - n0}
-      Map.update(acc, kind, delta, fn {au, as, an} -> {au + u - u0, as + s - s0, an + n - n0} end)
+      {du, ds, dn} = delta = {u - u0, s - s0, n - n0}
+      Map.update(acc, kind, delta, fn {au, as, an} -> {au + du, as + ds, an + dn} end)
     end)
   end
 end

@@ -662,10 +662,9 @@ async fn many(
                 }
                 let had_queued = !queued.is_empty();
                 start(&mut running, &mut queued, limit, |j| run_job(store, work, j, timeout));
-                if got.len() >= MAX_GOT || running.is_empty() {
-                    until = None;
-                } else if had_queued && queued.is_empty() {
-                    // The queue ran dry: only the consumer's next push fills the next free slot.
+                // Once the queue has run dry, only the consumer's next push fills a free slot.
+                let dry = had_queued && queued.is_empty();
+                if got.len() >= MAX_GOT || running.is_empty() || dry {
                     until = None;
                 } else if !queued.is_empty() {
                     // Nothing waits on these results: they wait for company.
