@@ -70,13 +70,8 @@ defmodule ObjectStoreX.MallocTest do
        %{tmp_dir: dir} do
     # A byte count followed by a byte no UTF-8 text holds, which an Elixir env list cannot
     # carry: bash puts it in the child's environment.
-    run = fn code, _env ->
-      script = ~S|OBJECTSTOREX_MALLOC_MMAP_THRESHOLD="$(printf '4194304\377')" exec elixir "$@"|
-      args = ["-c", script, "bash" | child_vm_paths()] ++ ["-e", code]
-      {out, status} = System.cmd("bash", args, stderr_to_stdout: true)
-      assert status == 0, out
-      out
-    end
+    script = ~S|OBJECTSTOREX_MALLOC_MMAP_THRESHOLD="$(printf '4194304\377')" exec elixir "$@"|
+    run = &run_child_vm(&1, &2, shell: script)
 
     {_faults, malloc, out} = child(dir, [], run)
     # Unset, the default would be set: "4194304".

@@ -283,10 +283,22 @@ defmodule ObjectStoreX.TestHelpers do
   @doc """
   Runs `code` in a child `elixir` VM with this project's compiled code and `env`, and returns
   what it printed (stderr included); fails the test, with that output, unless it exits 0.
+
+  ## Options
+
+    * `:shell` - a bash script that starts the VM with `exec elixir "$@"`, for an environment
+      that `env` cannot carry (a value that is not UTF-8)
   """
-  def run_child_vm(code, env \\ []) do
-    {out, status} =
-      System.cmd("elixir", child_vm_paths() ++ ["-e", code], env: env, stderr_to_stdout: true)
+  def run_child_vm(code, env \\ [], opts \\ []) do
+    args = child_vm_paths() ++ ["-e", code]
+
+    {command, args} =
+      case Keyword.fetch(opts, :shell) do
+        {:ok, script} -> {"bash", ["-c", script, "bash" | args]}
+        :error -> {"elixir", args}
+      end
+
+    {out, status} = System.cmd(command, args, env: env, stderr_to_stdout: true)
 
     if status != 0,
       do: raise(ExUnit.AssertionError, message: "the child VM exited with #{status}:\n#{out}")
