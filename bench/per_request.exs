@@ -5,7 +5,9 @@
 #
 #   MIX_ENV=prod mix run --no-compile bench/per_request.exs OP STORE COUNT SIZE CONCURRENCY
 #
-# OP is put, get, put_many or get_many.
+# OP is put, get, put_many or get_many; or wake, the yardstick of what the VM pays for each
+# reply: COUNT sleeps of one process, SIZE milliseconds each (`Process.sleep/1`), so COUNT
+# wake-ups of its scheduler and no request (CONCURRENCY unused).
 #
 # STORE as for bench/osx.exs. Prints `PER_REQUEST ops_per_s total_us` and one
 # `THREADS kind user_us system_us switches` line per kind of thread (the VM's schedulers, its
@@ -42,6 +44,9 @@ defmodule Bench.PerRequest do
             |> Stream.each(fn {_, {:ok, _}} -> :ok end)
             |> Stream.run()
           end
+
+        "wake" ->
+          fn -> for _ <- 1..count, do: Process.sleep(size) end
 
         "get_many" ->
           fn ->
